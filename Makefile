@@ -1,0 +1,51 @@
+# pantau: the two commands a newcomer needs.
+#   make demo   set up, then run a complete stack on loopback with simulated sites
+#   make test   set up, then run the whole test suite
+# Set-up is idempotent: apt packages are installed only when missing (and only as root),
+# the virtualenv is rebuilt only when pyproject.toml changes.
+
+VENV        ?= .venv
+PYTHON      ?= python3
+PY          := $(VENV)/bin/python
+APT_PKGS    := mosquitto mosquitto-clients victoria-metrics snmpd snmp prometheus
+NEEDED_BINS := /usr/sbin/mosquitto /usr/bin/victoria-metrics /usr/sbin/snmpd /usr/bin/snmpget /usr/bin/promtool
+
+.PHONY: setup deps venv test lint demo bench clean
+
+setup: deps venv
+
+deps:
+	@missing=""; for b in $(NEEDED_BINS); do [ -x $$b ] || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages (missing:$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS) >/dev/null; \
+	  else \
+	    echo "missing:$$missing -- run: sudo apt-get install $(APT_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check agent collector tests bench
+	$(VENV)/bin/ruff format --check agent collector tests bench
+
+test: setup
+	$(VENV)/bin/ruff check agent collector tests bench
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m tests.support.demo
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .demo
