@@ -1,0 +1,94 @@
+"""`pantau-agent`: run the agent, check a config, or probe devices once from the field."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent import __version__
+from agent.configfile import ConfigError
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+
+
+def _load(path: Path) -> AgentConfig:
+    """Imported late so `--help` stays instant on a small gateway."""
+    from agent.config import load_agent_config
+
+    return load_agent_config(path)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    profiles = sorted({p.name for d in cfg.devices for p in d.profiles})
+    print(f"{cfg.path}: ok: site {cfg.site}, {len(cfg.devices)} device(s), "
+          f"profiles: {', '.join(profiles)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.logs import setup_logging
+    from agent.service import Agent
+
+    cfg = _load(args.config)
+    setup_logging(cfg.log.level, cfg.log.format)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Agent(cfg).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from agent.probe import probe
+
+    cfg = _load(args.config)
+    devices = [d for d in cfg.devices if args.device in (None, d.name)]
+    if not devices:
+        print(f"no device named {args.device!r} in {cfg.path}", file=sys.stderr)
+        return 2
+    results = asyncio.run(probe(cfg, devices))
+    if args.json:
+        print(json.dumps([r.as_json() for r in results], indent=2))
+    else:
+        for r in results:
+            print(r.as_table())
+    return 0 if all(r.sample_set.up for r in results) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pantau-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pantau-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (("run", "poll devices and publish to the broker"),
+                           ("check-config", "validate the config and exit"),
+                           ("probe", "poll once and print what each device answers")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--config", "-c", type=Path, required=True)
+        if name == "probe":
+            p.add_argument("--device", help="only this device")
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    handler = {"run": cmd_run, "check-config": cmd_check_config, "probe": cmd_probe}
+    try:
+        return handler[args.command](args)
+    except ConfigError as exc:
+        print(f"config invalid ({len(exc.errors)} error(s)):", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""The agent's configuration: parsed and validated once at start into immutable typed objects.
+
+Everything the poll loop needs (resolved profiles, merged per-device settings, secrets read
+from their files) is worked out here, so a bad config is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pydantic
+
+from agent.configfile import ConfigError, StrictModel, load_yaml, read_secret, validate
+from agent.profile import Profile, builtin_profiles, load_profile_file
+
+Identifier = Annotated[
+    str, pydantic.StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+]
+"""Site and device names: they become MQTT topic levels and tag values, so no '/', '+', '#'."""
+
+Seconds = Annotated[float, pydantic.Field(gt=0, le=86400)]
+
+
+class TlsConfig(StrictModel):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        for label, path in (("ca_file", self.ca_file), ("cert_file", self.cert_file),
+                            ("key_file", self.key_file)):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{label}: no such file: {path}")
+        return self
+
+
+class BrokerConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = pydantic.Field(1883, ge=1, le=65535)
+    client_id: str | None = None
+    keepalive: int = pydantic.Field(30, ge=5, le=3600)
+    tls: TlsConfig | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    reconnect_min: Seconds = 1.0
+    reconnect_max: Seconds = 60.0
+
+    _password: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
+
+    @pydantic.model_validator(mode="after")
+    def _secrets(self) -> BrokerConfig:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("give password_file or password_env, not both")
+        secret = read_secret(file=self.password_file, env=self.password_env, what="password")
+        if secret is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        self._password = pydantic.SecretStr(secret) if secret is not None else None
+        if self.reconnect_min > self.reconnect_max:
+            raise ValueError("reconnect_min must not exceed reconnect_max")
+        return self
+
+    @property
+    def password(self) -> str | None:
+        return self._password.get_secret_value() if self._password else None
+
+
+class PollSettings(StrictModel):
+    """Settings a device inherits from `defaults` and may override. None = not set here."""
+
+    interval: Seconds | None = None
+    timeout: Annotated[float, pydantic.Field(gt=0, le=60)] | None = None
+    retries: Annotated[int, pydantic.Field(ge=0, le=10)] | None = None
+    max_repetitions: Annotated[int, pydantic.Field(ge=1, le=200)] | None = None
+    max_varbinds: Annotated[int, pydantic.Field(ge=1, le=200)] | None = None
+    bulk: bool | None = None
+    deadline: Seconds | None = None
+
+
+class Defaults(PollSettings):
+    interval: Seconds = 60.0
+    timeout: Annotated[float, pydantic.Field(gt=0, le=60)] = 2.0
+    retries: Annotated[int, pydantic.Field(ge=0, le=10)] = 1
+    max_repetitions: Annotated[int, pydantic.Field(ge=1, le=200)] = 25
+    max_varbinds: Annotated[int, pydantic.Field(ge=1, le=200)] = 40
+    bulk: bool = True
+    concurrency: Annotated[int, pydantic.Field(ge=1, le=1024)] = 32
+    jitter: Annotated[float, pydantic.Field(ge=0, le=1)] = 0.1
+
+
+AuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
+PrivProtocol = Literal["DES", "3DES", "AES", "AES-128", "AES-192", "AES-256"]
+
+
+class SnmpConfig(StrictModel):
+    """Credentials. v1/v2c use a community; v3 a USM user with optional auth and priv keys."""
+
+    version: Literal["1", "2c", "3"] = "2c"
+    community: str | None = None
+    community_file: Path | None = None
+    community_env: str | None = None
+    user: str | None = None
+    auth_protocol: AuthProtocol | None = None
+    auth_key_file: Path | None = None
+    auth_key_env: str | None = None
+    priv_protocol: PrivProtocol | None = None
+    priv_key_file: Path | None = None
+    priv_key_env: str | None = None
+    context: str = ""
+
+    _community: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
+    _auth_key: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
+    _priv_key: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
+
+    @pydantic.field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value  # `version: 3` in YAML is an int
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> SnmpConfig:
+        v3_keys = [k for k in ("user", "auth_protocol", "auth_key_file", "auth_key_env",
+                               "priv_protocol", "priv_key_file", "priv_key_env")
+                   if getattr(self, k) is not None]
+        community_keys = [k for k in ("community", "community_file", "community_env")
+                          if getattr(self, k) is not None]
+        if self.version in ("1", "2c"):
+            if v3_keys:
+                raise ValueError(f"{', '.join(v3_keys)}: only for version 3")
+            if len(community_keys) > 1:
+                raise ValueError("give one of community, community_file, community_env")
+            secret = read_secret(file=self.community_file, env=self.community_env,
+                                 what="community")
+            self._community = pydantic.SecretStr(secret if secret is not None
+                                                 else self.community or "public")
+            return self
+        if community_keys:
+            raise ValueError(f"{', '.join(community_keys)}: not used by version 3")
+        if not self.user:
+            raise ValueError("version 3 needs user")
+        auth = read_secret(file=self.auth_key_file, env=self.auth_key_env, what="auth key")
+        priv = read_secret(file=self.priv_key_file, env=self.priv_key_env, what="priv key")
+        if (auth is None) != (self.auth_protocol is None):
+            raise ValueError("auth_protocol and an auth key (auth_key_file/auth_key_env) go "
+                             "together")
+        if (priv is None) != (self.priv_protocol is None):
+            raise ValueError("priv_protocol and a priv key (priv_key_file/priv_key_env) go "
+                             "together")
+        if priv is not None and auth is None:
+            raise ValueError("privacy needs authentication (authPriv)")
+        for label, key in (("auth key", auth), ("priv key", priv)):
+            if key is not None and len(key) < 8:
+                raise ValueError(f"{label} must be at least 8 characters (RFC 3414)")
+        self._auth_key = pydantic.SecretStr(auth) if auth else None
+        self._priv_key = pydantic.SecretStr(priv) if priv else None
+        return self
+
+    @property
+    def community_value(self) -> str:
+        return self._community.get_secret_value() if self._community else "public"
+
+    @property
+    def auth_key(self) -> str | None:
+        return self._auth_key.get_secret_value() if self._auth_key else None
+
+    @property
+    def priv_key(self) -> str | None:
+        return self._priv_key.get_secret_value() if self._priv_key else None
+
+
+class DeviceConfig(PollSettings):
+    name: Identifier
+    host: str
+    port: int = pydantic.Field(161, ge=1, le=65535)
+    snmp: SnmpConfig = SnmpConfig()
+    profiles: list[str] = ["system", "if-mib"]
+    enabled: bool = True
+
+
+class LogConfig(StrictModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class AgentFile(StrictModel):
+    """The YAML document, as written by the operator."""
+
+    site: Identifier
+    broker: BrokerConfig = BrokerConfig()
+    defaults: Defaults = Defaults()
+    devices: list[DeviceConfig] = pydantic.Field(min_length=1)
+    profile_files: list[Path] = []
+    profiles: list[Profile] = []
+    log: LogConfig = LogConfig()
+
+    @pydantic.model_validator(mode="after")
+    def _unique(self) -> AgentFile:
+        names = [d.name for d in self.devices]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate device names: {', '.join(dupes)}")
+        return self
+
+
+class Device(StrictModel):
+    """A device ready to poll: settings merged with defaults, profiles resolved."""
+
+    name: str
+    host: str
+    port: int
+    snmp: SnmpConfig
+    profiles: tuple[Profile, ...]
+    interval: float
+    timeout: float
+    retries: int
+    max_repetitions: int
+    max_varbinds: int
+    bulk: bool
+    deadline: float
+
+
+class AgentConfig(StrictModel):
+    path: Path
+    site: str
+    broker: BrokerConfig
+    concurrency: int
+    jitter: float
+    devices: tuple[Device, ...]
+    log: LogConfig
+
+    @property
+    def client_id(self) -> str:
+        return self.broker.client_id or f"pantau-agent-{self.site}"
+
+
+def _merge(device: DeviceConfig, defaults: Defaults, profiles: tuple[Profile, ...]) -> Device:
+    def pick(key: str) -> object:
+        value = getattr(device, key)
+        return getattr(defaults, key) if value is None else value
+
+    interval = float(pick("interval"))  # type: ignore[arg-type]
+    timeout = float(pick("timeout"))  # type: ignore[arg-type]
+    retries = int(pick("retries"))  # type: ignore[call-overload]
+    # A poll must end before the next one is due; by default it may use 90 % of the interval.
+    deadline = device.deadline or defaults.deadline or max(interval * 0.9, timeout)
+    version = device.snmp.version
+    return Device(
+        name=device.name,
+        host=device.host,
+        port=device.port,
+        snmp=device.snmp,
+        profiles=profiles,
+        interval=interval,
+        timeout=timeout,
+        retries=retries,
+        max_repetitions=int(pick("max_repetitions")),  # type: ignore[call-overload]
+        max_varbinds=int(pick("max_varbinds")),  # type: ignore[call-overload]
+        bulk=bool(pick("bulk")) and version != "1",  # SNMPv1 has no GETBULK
+        deadline=min(deadline, interval),
+    )
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    """Load and check an agent config; raise ConfigError listing every problem."""
+    data, lines = load_yaml(path)
+    doc = validate(AgentFile, data, lines, path)
+    errors: list[str] = []
+    known: dict[str, Profile] = dict(builtin_profiles())
+    for i, extra in enumerate(doc.profile_files):
+        file = extra if extra.is_absolute() else path.parent / extra
+        try:
+            for profile in load_profile_file(file):
+                known[profile.name] = profile
+        except ConfigError as exc:
+            errors.append(f"{path}:{lines.line(('profile_files', i))}: profile_files[{i}]: "
+                          f"{file} is invalid:")
+            errors.extend("  " + e for e in exc.errors)
+    for profile in doc.profiles:
+        known[profile.name] = profile
+    devices = []
+    for i, dev in enumerate(doc.devices):
+        resolved = []
+        for j, name in enumerate(dev.profiles):
+            if name not in known:
+                hint = ", ".join(sorted(known))
+                errors.append(f"{path}:{lines.line(('devices', i, 'profiles', j))}: "
+                              f"devices[{i}].profiles[{j}]: unknown profile {name!r} "
+                              f"(known: {hint})")
+            else:
+                resolved.append(known[name])
+        if dev.enabled:
+            devices.append(_merge(dev, doc.defaults, tuple(resolved)))
+    if errors:
+        raise ConfigError(errors)
+    if not devices:
+        raise ConfigError([f"{path}: every device is disabled; nothing to poll"])
+    return AgentConfig(path=path, site=doc.site, broker=doc.broker,
+                       concurrency=doc.defaults.concurrency, jitter=doc.defaults.jitter,
+                       devices=tuple(devices), log=doc.log)
+
+

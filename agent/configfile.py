@@ -1,0 +1,175 @@
+"""Strict YAML config loading shared by agent and collector: every error names file, line and key.
+
+A technician editing a config on a site gateway over a slow link needs the whole list of mistakes
+at once, each pointing at the line to fix. PyYAML's node tree gives the lines; pydantic gives every
+validation error with its key path; this module joins the two. Secrets are read here from files or
+environment variables and are never echoed back in an error.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; `errors` holds one readable line per problem."""
+
+    def __init__(self, errors: Iterable[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+class StrictModel(pydantic.BaseModel):
+    """Base for config objects: unknown keys are errors, objects are immutable once loaded."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+def format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+class LineMap:
+    """Maps key paths of a YAML document to 1-based line numbers."""
+
+    def __init__(self) -> None:
+        self._lines: dict[Loc, int] = {}
+
+    def add(self, loc: Loc, line: int) -> None:
+        self._lines.setdefault(loc, line)
+
+    def line(self, loc: Loc) -> int:
+        """The line of `loc`, or of its closest ancestor that has one (e.g. for a missing key)."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self._lines:
+                return self._lines[loc]
+            loc = loc[:-1]
+        return self._lines.get((), 1)
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: LineMap, path: str, errors: list[str]) -> None:
+    lines.add(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                errors.append(
+                    f"{path}:{key_node.start_mark.line + 1}: {format_loc((*loc, key))}: "
+                    "duplicate key"
+                )
+            seen.add(key)
+            lines.add((*loc, key), key_node.start_mark.line + 1)
+            _walk(value_node, (*loc, key), lines, path, errors)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*loc, i), lines, path, errors)
+
+
+def load_yaml(path: Path) -> tuple[Any, LineMap]:
+    """Parse a YAML file into plain data plus a line map; ConfigError on syntax errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text: {exc.reason}"]) from None
+    lines = LineMap()
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: YAML syntax error: {exc.problem}"]) from None
+    if node is None:
+        return {}, lines
+    errors: list[str] = []
+    _walk(node, (), lines, str(path), errors)
+    if errors:
+        raise ConfigError(errors)
+    loader = yaml.SafeLoader("")
+    try:
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: {exc.problem}"]) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _describe(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    # pydantic echoes the offending input in some messages; inputs may be secrets, so never
+    # append it. Messages themselves do not contain the input.
+    return msg
+
+
+def validate(model: type[M], data: Any, lines: LineMap, path: Path, context: Any = None) -> M:
+    """Validate plain data into `model`; ConfigError listing every problem with file:line."""
+    try:
+        return model.model_validate(data, context=context)
+    except pydantic.ValidationError as exc:
+        messages = []
+        for err in exc.errors(include_url=False, include_input=False):
+            loc: Loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+            messages.append(f"{path}:{lines.line(loc)}: {format_loc(loc)}: {_describe(err)}")
+        raise ConfigError(messages) from None
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # pydantic inserts validator names such as "function-after[...]" into loc; not a key.
+    return isinstance(part, str) and part.startswith("function-")
+
+
+def read_secret(*, file: Path | None, env: str | None, what: str) -> str | None:
+    """Read a secret from a file (which must not be readable by others) or an env variable.
+
+    Errors name the file or variable, never the secret.
+    """
+    if file is not None:
+        try:
+            st = file.stat()
+        except OSError as exc:
+            raise ValueError(f"{what}: cannot read secret file {file}: {exc.strerror}") from None
+        if st.st_mode & (stat.S_IROTH | stat.S_IWOTH):
+            raise ValueError(
+                f"{what}: secret file {file} is readable by others "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {file}"
+            )
+        try:
+            value = file.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"{what}: cannot read secret file {file}: {exc.strerror}") from None
+        if not value:
+            raise ValueError(f"{what}: secret file {file} is empty")
+        return value
+    if env is not None:
+        value = os.environ.get(env)
+        if not value:
+            raise ValueError(f"{what}: environment variable {env} is not set or empty")
+        return value
+    return None

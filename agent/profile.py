@@ -1,0 +1,122 @@
+"""Device profiles: what a kind of device exposes, as data validated once into typed objects.
+
+A profile names SNMP objects, says what kind of value each is and how to scale it. Built-in
+profiles live as YAML files in agent/profiles/; config files may add more. The poll loop only
+ever sees the compiled, numeric form (`Profile`), never YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pydantic
+
+from agent.configfile import ConfigError, StrictModel, load_yaml, validate
+
+OID_RE = re.compile(r"^\.?[0-2](\.[0-9]+)+$")
+NAME_RE = r"^[a-z][a-z0-9_]*$"
+
+
+def _normalise_oid(value: str) -> str:
+    value = str(value).strip()
+    if not OID_RE.match(value):
+        raise ValueError(f"not a numeric OID: {value!r}")
+    return value.lstrip(".")
+
+
+Oid = Annotated[str, pydantic.BeforeValidator(_normalise_oid)]
+Name = Annotated[str, pydantic.StringConstraints(pattern=NAME_RE, max_length=64)]
+TagName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+KindName = Literal["gauge", "counter", "state", "info"]
+
+
+class ValueSpec(StrictModel):
+    """One value: where to read it and how to turn the raw SNMP value into a number or text."""
+
+    name: Name
+    oid: Oid
+    kind: KindName = "gauge"
+    unit: str = ""
+    help: str = ""
+    scale: float | None = None
+    offset: float | None = None
+    states: dict[int, str] | None = None
+    invalid: list[int | float | str] = []
+    fallback_oid: Oid | None = None
+    fallback_scale: float | None = None  # scale for fallback_oid, which often has other units
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> ValueSpec:
+        if self.kind in ("counter", "info") and (self.scale is not None or self.offset is not None):
+            raise ValueError(f"{self.kind} values are sent raw: scale/offset are not allowed")
+        if self.fallback_scale is not None and self.fallback_oid is None:
+            raise ValueError("fallback_scale needs fallback_oid")
+        if self.states is not None and self.kind != "state":
+            raise ValueError("states are only allowed on kind: state")
+        return self
+
+
+class TableSpec(StrictModel):
+    """A conceptual table walked with GETBULK: the row index and tag columns identify a row."""
+
+    measurement: Name
+    index_tag: TagName = "index"
+    tags: dict[TagName, Oid] = {}
+    columns: list[ValueSpec] = pydantic.Field(min_length=1)
+
+    @pydantic.model_validator(mode="after")
+    def _unique(self) -> TableSpec:
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate column names: {', '.join(dupes)}")
+        return self
+
+
+class Profile(StrictModel):
+    name: Annotated[str, pydantic.StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    description: str = ""
+    measurement: Name | None = None
+    scalars: list[ValueSpec] = []
+    tables: list[TableSpec] = []
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> Profile:
+        if not self.scalars and not self.tables:
+            raise ValueError("a profile needs scalars or tables")
+        if self.scalars and self.measurement is None:
+            raise ValueError("measurement is required when the profile has scalars")
+        names = [s.name for s in self.scalars]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate scalar names: {', '.join(dupes)}")
+        return self
+
+
+class ProfileFile(StrictModel):
+    profiles: list[Profile] = pydantic.Field(min_length=1)
+
+
+def load_profile_file(path: Path) -> list[Profile]:
+    data, lines = load_yaml(path)
+    return list(validate(ProfileFile, data, lines, path).profiles)
+
+
+@cache
+def builtin_profiles() -> dict[str, Profile]:
+    """The profiles shipped in agent/profiles/*.yaml, by name."""
+    out: dict[str, Profile] = {}
+    folder = resources.files("agent.profiles")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        with resources.as_file(entry) as path:
+            for profile in load_profile_file(Path(path)):
+                if profile.name in out:
+                    raise ConfigError([f"{path}: profile {profile.name!r} defined twice"])
+                out[profile.name] = profile
+    return out

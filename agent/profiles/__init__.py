@@ -1,0 +1,1 @@
+"""Built-in device profiles, shipped as YAML data (see docs/profiles.md)."""
