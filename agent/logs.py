@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,3 +28,28 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     for noisy in ("pysnmp", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class RateLimitedLog:
+    """Logs at most one line per key every `period` seconds, then says how many it held back.
+
+    A site that floods bad messages must not flood the journal too.
+    """
+
+    def __init__(self, logger: logging.Logger, period: float = 10.0) -> None:
+        self.logger = logger
+        self.period = period
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, key: str, msg: str, *args: object, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        last = self._last.get(key)
+        if last is not None and now - last < self.period:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        held = self._held.pop(key, 0)
+        self._last[key] = now
+        suffix = f" (and {held} more like it since the last report)" if held else ""
+        self.logger.warning(msg + suffix, *args)
+        return True

@@ -1,0 +1,54 @@
+"""`pantau-collector`: run the collector or check its config."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from agent.configfile import ConfigError
+from collector import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pantau-collector", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pantau-collector {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (("run", "subscribe, write InfluxDB, serve /metrics"),
+                           ("check-config", "validate the config and exit")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--config", "-c", type=Path, required=True)
+    args = parser.parse_args(argv)
+    from collector.config import load_collector_config
+
+    try:
+        cfg = load_collector_config(args.config)
+    except ConfigError as exc:
+        print(f"config invalid ({len(exc.errors)} error(s)):", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(f"{args.config}: ok: broker {cfg.mqtt.host}:{cfg.mqtt.port}, "
+              f"influx {cfg.influx.url}, http {cfg.http.listen}")
+        return 0
+    from agent.logs import setup_logging
+    from collector.service import Collector
+
+    setup_logging(cfg.log.level, cfg.log.format)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        collector = Collector(cfg)
+    except OSError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    collector.run(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

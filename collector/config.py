@@ -1,0 +1,96 @@
+"""The collector's configuration, validated once at start (same rules and errors as the agent's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pydantic
+
+from agent.config import LogConfig, TlsConfig
+from agent.configfile import StrictModel, load_yaml, read_secret, validate
+
+Seconds = Annotated[float, pydantic.Field(gt=0, le=86400 * 365)]
+
+
+class MqttConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = pydantic.Field(1883, ge=1, le=65535)
+    client_id: str = pydantic.Field("pantau-collector", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    keepalive: int = pydantic.Field(30, ge=5, le=3600)
+    tls: TlsConfig | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    shared_group: str | None = pydantic.Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    receive_maximum: int = pydantic.Field(1000, ge=1, le=65535)
+    session_expiry: Seconds = 7 * 86400.0
+
+    _password: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
+
+    @pydantic.model_validator(mode="after")
+    def _secrets(self) -> MqttConfig:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("give password_file or password_env, not both")
+        secret = read_secret(file=self.password_file, env=self.password_env, what="password")
+        if secret is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        self._password = pydantic.SecretStr(secret) if secret is not None else None
+        return self
+
+    @property
+    def password(self) -> str | None:
+        return self._password.get_secret_value() if self._password else None
+
+
+class InfluxConfig(StrictModel):
+    url: pydantic.AnyHttpUrl = pydantic.AnyHttpUrl("http://127.0.0.1:8086")
+    org: str = "pantau"
+    bucket: str = "pantau"
+    token_file: Path | None = None
+    token_env: str | None = None
+    batch_size: int = pydantic.Field(5000, ge=1, le=1_000_000)
+    flush_interval: Seconds = 1.0
+    timeout: Seconds = 10.0
+    retry_min: Seconds = 0.5
+    retry_max: Seconds = 30.0
+    gzip: bool = False
+
+    _token: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
+
+    @pydantic.model_validator(mode="after")
+    def _secrets(self) -> InfluxConfig:
+        if self.token_file is not None and self.token_env is not None:
+            raise ValueError("give token_file or token_env, not both")
+        secret = read_secret(file=self.token_file, env=self.token_env, what="token")
+        self._token = pydantic.SecretStr(secret) if secret is not None else None
+        return self
+
+    @property
+    def token(self) -> str:
+        return self._token.get_secret_value() if self._token else ""
+
+
+class HttpConfig(StrictModel):
+    listen: str = pydantic.Field("127.0.0.1:9877", pattern=r"^[^\s:]*:\d{1,5}$")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host or "0.0.0.0", int(port)
+
+
+class CollectorFile(StrictModel):
+    mqtt: MqttConfig = MqttConfig()
+    influx: InfluxConfig = InfluxConfig()
+    http: HttpConfig = HttpConfig()
+    max_message_bytes: int = pydantic.Field(256 * 1024, ge=1024, le=64 << 20)
+    stale_after: Seconds = 900.0
+    rejected_file: Path | None = None
+    rejected_max_bytes: int = pydantic.Field(64 << 20, ge=0)
+    log: LogConfig = LogConfig()
+
+
+def load_collector_config(path: Path) -> CollectorFile:
+    data, lines = load_yaml(path)
+    return validate(CollectorFile, data, lines, path)

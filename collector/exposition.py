@@ -1,0 +1,139 @@
+"""Prometheus exposition: a custom collector that builds metric families from current state.
+
+Per-device series come and go with the devices, so they are built on every scrape from `State`
+rather than kept in global metric objects that never forget. Fixed self-metrics live in
+`SelfMetrics`, on the same registry that is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+from agent.wire import Field, Kind
+from collector.state import State
+
+PREFIX = "pantau"
+
+# `_created` series double every self-metric and no alert or panel here uses them.
+disable_created_metrics()
+
+
+class SelfMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.received = Counter("pantau_collector_messages_received", "MQTT messages received",
+                                ["type"], registry=registry)
+        self.rejected = Counter("pantau_collector_messages_rejected",
+                                "Messages rejected and set aside, by reason", ["reason"],
+                                registry=registry)
+        self.points = Counter("pantau_collector_points_written",
+                              "Points accepted by the InfluxDB write API", registry=registry)
+        self.write_errors = Counter("pantau_collector_write_errors",
+                                    "Failed InfluxDB write attempts, by reason", ["reason"],
+                                    registry=registry)
+        self.write_latency = Histogram("pantau_collector_write_duration_seconds",
+                                       "Duration of successful InfluxDB writes",
+                                       buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10),
+                                       registry=registry)
+        self.pending = Gauge("pantau_collector_pending_points",
+                             "Points waiting to be written (not yet acknowledged to the broker)",
+                             registry=registry)
+        self.connected = Gauge("pantau_collector_broker_connected",
+                               "1 while connected and subscribed to the broker",
+                               registry=registry)
+
+
+class StateCollector(Collector):
+    """Yields site, device and polled-value families from `State` on every scrape."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        sites = self.state.snapshot()
+        online = GaugeMetricFamily(f"{PREFIX}_site_online",
+                                   "1 if the site's agent is connected (birth), 0 after its will",
+                                   labels=["site"])
+        heard = GaugeMetricFamily(f"{PREFIX}_site_last_heard_timestamp_seconds",
+                                  "When anything was last received from the site",
+                                  labels=["site"])
+        up = GaugeMetricFamily(f"{PREFIX}_device_up", "1 if the device's last poll succeeded",
+                               labels=["site", "device"])
+        last = GaugeMetricFamily(f"{PREFIX}_device_last_poll_timestamp_seconds",
+                                 "Start of the device's newest poll", labels=["site", "device"])
+        duration = GaugeMetricFamily(f"{PREFIX}_device_poll_duration_seconds",
+                                     "How long the device's newest poll took",
+                                     labels=["site", "device"])
+        anomalies = CounterMetricFamily(f"{PREFIX}_device_snmp_errors",
+                                        "SNMP anomalies and failures seen by the agent, by kind",
+                                        labels=["site", "device", "kind"])
+        down_reason = InfoMetricFamily(f"{PREFIX}_device_down_reason",
+                                       "Why the device's newest poll failed",
+                                       labels=["site", "device"])
+        values: dict[tuple[str, Kind], Metric] = {}
+        for site_name, site in sorted(sites.items()):
+            online.add_metric([site_name], 1.0 if site.online else 0.0)
+            heard.add_metric([site_name], site.heard)
+            for dev_name, dev in sorted(site.devices.items()):
+                ss = dev.last
+                key = [site_name, dev_name]
+                up.add_metric(key, 1.0 if ss.up else 0.0)
+                last.add_metric(key, ss.ts_ms / 1000)
+                duration.add_metric(key, ss.duration_ms / 1000)
+                for kind, count in sorted(ss.errors.items()):
+                    anomalies.add_metric([*key, kind], count)
+                if not ss.up:
+                    down_reason.add_metric(key, {"reason": ss.reason})
+                for group in ss.groups:
+                    self._add_group(values, site_name, dev_name, group.measurement,
+                                    group.tags, group.fields)
+        yield from (online, heard, up, last, duration, anomalies, down_reason)
+        yield from values.values()
+
+    @staticmethod
+    def _add_group(values: dict[tuple[str, Kind], Metric], site: str, device: str,
+                   measurement: str, tags: dict[str, str], fields: list[Field]) -> None:
+        names = ["site", "device", *tags]
+        labels = [site, device, *tags.values()]
+        info: dict[str, str] = {}
+        for f in fields:
+            if f.kind is Kind.INFO:
+                info[f.name] = str(f.value)
+                continue
+            name = f"{PREFIX}_{measurement}_{f.name}"
+            family = values.get((name, f.kind))
+            if family is None:
+                if f.kind is Kind.COUNTER:
+                    family = CounterMetricFamily(name, f"{measurement} {f.name} (counter)",
+                                                 labels=None)
+                else:
+                    family = GaugeMetricFamily(name, f"{measurement} {f.name}", labels=None)
+                values[(name, f.kind)] = family
+            family.samples.append(_sample(family, names, labels, float(f.value)))
+        if info:
+            name = f"{PREFIX}_{measurement}"
+            family = values.get((name, Kind.INFO))
+            if family is None:
+                family = InfoMetricFamily(name, f"{measurement} text values", labels=None)
+                values[(name, Kind.INFO)] = family
+            merged = dict(zip(names, labels, strict=True))
+            for k, v in info.items():
+                merged.setdefault(k, v)
+            family.samples.append(_sample(family, list(merged), list(merged.values()), 1.0,
+                                          suffix="_info"))
+
+
+def _sample(family: Metric, names: list[str], labels: list[str], value: float,
+            suffix: str | None = None) -> Sample:
+    if suffix is None:
+        suffix = "_total" if family.type == "counter" else ""
+    return Sample(family.name + suffix, dict(zip(names, labels, strict=True)), value)

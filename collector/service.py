@@ -1,0 +1,79 @@
+"""Wires the collector together: intake → pipeline → InfluxDB, with state served over HTTP.
+
+Sinks start before sources: HTTP and InfluxDB first, the MQTT subscription last; on shutdown the
+subscription stops first and the pipeline flushes what it holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from prometheus_client import CollectorRegistry
+
+from collector.config import CollectorFile
+from collector.exposition import SelfMetrics, StateCollector
+from collector.http import HttpServer, make_app
+from collector.intake import Inbound, Intake
+from collector.pipeline import Pipeline, RejectedStore
+from collector.sink import InfluxSink
+from collector.state import State
+
+log = logging.getLogger("pantau.collector")
+
+
+class Collector:
+    def __init__(self, cfg: CollectorFile) -> None:
+        self.cfg = cfg
+        self.registry = CollectorRegistry()
+        self.metrics = SelfMetrics(self.registry)
+        self.state = State(cfg.stale_after)
+        self.registry.register(StateCollector(self.state))
+        self.inbox: queue.Queue[Inbound] = queue.Queue()
+        self.intake = Intake(cfg.mqtt, self.inbox)
+        self.sink = InfluxSink(cfg.influx)
+        self.pipeline = Pipeline(
+            sink=self.sink, state=self.state, metrics=self.metrics, ack=self.intake.ack,
+            rejected=RejectedStore(cfg.rejected_file, cfg.rejected_max_bytes),
+            max_message_bytes=cfg.max_message_bytes, batch_size=cfg.influx.batch_size,
+            flush_interval=cfg.influx.flush_interval, retry_min=cfg.influx.retry_min,
+            retry_max=cfg.influx.retry_max,
+        )
+        self.http = HttpServer(cfg.http.address, make_app(self.registry, self.ready))
+        self._ping_cache = (0.0, False)
+
+    def ready(self) -> tuple[bool, str]:
+        subscribed = self.intake.subscribed.is_set()
+        self.metrics.connected.set(1 if subscribed else 0)
+        influx = self.pipeline.influx_ok.is_set() or self._influx_reachable()
+        if subscribed and influx:
+            return True, "ready"
+        why = [w for w, bad in (("not subscribed to the broker", not subscribed),
+                                ("InfluxDB API unreachable", not influx)) if bad]
+        return False, "; ".join(why)
+
+    def _influx_reachable(self) -> bool:
+        at, ok = self._ping_cache
+        if time.monotonic() - at > 5:
+            ok = self.sink.ping()
+            self._ping_cache = (time.monotonic(), ok)
+        return ok
+
+    def run(self, stop: threading.Event) -> None:
+        self.http.start()
+        log.info("collector listening http=%s:%d", self.cfg.http.address[0], self.http.port)
+        worker = threading.Thread(target=self.pipeline.run, args=(self.inbox, stop),
+                                  name="pipeline")
+        worker.start()
+        self.intake.start()
+        try:
+            while not stop.wait(1.0):
+                self.metrics.connected.set(1 if self.intake.subscribed.is_set() else 0)
+        finally:
+            self.intake.stop()
+            worker.join()
+            self.http.stop()
+            self.sink.close()
+            log.info("collector stopped")

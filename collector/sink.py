@@ -1,0 +1,71 @@
+"""The InfluxDB v2 write API: the only module that imports influxdb-client.
+
+A write either succeeds or raises WriteFailed telling whether to retry (429, 5xx, connection
+errors: InfluxDB is down or busy) or not (other 4xx: the data itself is refused). The caller
+owns the retry loop, because it also decides when to acknowledge messages to the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import urllib3
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+
+from collector.config import InfluxConfig
+
+log = logging.getLogger("pantau.collector.sink")
+
+
+class WriteFailed(Exception):
+    def __init__(self, reason: str, detail: str, *, retry: bool) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.retry = retry
+
+
+class InfluxSink:
+    def __init__(self, cfg: InfluxConfig) -> None:
+        self.cfg = cfg
+        self._client = InfluxDBClient(
+            url=str(cfg.url).rstrip("/"),
+            token=cfg.token,
+            org=cfg.org,
+            timeout=int(cfg.timeout * 1000),
+            enable_gzip=cfg.gzip,
+            retries=urllib3.Retry(total=0, raise_on_status=False),
+        )
+        self._write = self._client.write_api(write_options=SYNCHRONOUS)
+        self.last_ok = 0.0
+
+    def write(self, lines: list[str]) -> None:
+        try:
+            self._write.write(bucket=self.cfg.bucket, org=self.cfg.org, record=lines,
+                              write_precision=WritePrecision.MS)
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            retry = status == 429 or status >= 500 or status == 0
+            reason = f"http_{status}" if status else "connection"
+            raise WriteFailed(reason, _short(exc.body or exc.reason), retry=retry) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise WriteFailed("connection", type(exc).__name__, retry=True) from None
+        self.last_ok = time.time()
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except Exception:  # readiness answers yes or no; the debug log says why
+            log.debug("influx ping failed", exc_info=True)
+            return False
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _short(text: object) -> str:
+    out = str(text or "").replace("\n", " ")
+    return out[:300]

@@ -1,0 +1,109 @@
+"""Checks every incoming message before anything is written: a bad one is rejected with a reason.
+
+Decoding alone proves the payload has the right shape; these checks add what a type system cannot:
+the topic and the payload agree on site and device, names are safe to become InfluxDB keys and
+Prometheus labels, values match their kind, and the timestamp is plausible.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+
+from agent.wire import TOPIC_PREFIX, Kind, SampleSet, Status, WireError, decode_sample_set
+from agent.wire import decode_status as _decode_status
+
+_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_TAG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_RESERVED_TAGS = {"site", "device", "__name__"}
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
+MIN_TS_MS = 946684800000  # 2000-01-01: older means a device or agent clock is broken
+FUTURE_SLACK_MS = 86400 * 1000
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_topic(topic: str) -> tuple[str, str, str | None]:
+    """('metrics', site, device) or ('status', site, None); Rejected('bad_topic') otherwise."""
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == TOPIC_PREFIX and parts[3] == "metrics":
+        if _IDENT.match(parts[1]) and _IDENT.match(parts[2]):
+            return "metrics", parts[1], parts[2]
+    if len(parts) == 3 and parts[0] == TOPIC_PREFIX and parts[2] == "status":
+        if _IDENT.match(parts[1]):
+            return "status", parts[1], None
+    raise Rejected("bad_topic", f"unexpected topic {topic[:200]!r}")
+
+
+def check_sample_set(topic_site: str, topic_device: str, payload: bytes,
+                     max_bytes: int, now_ms: int | None = None) -> SampleSet:
+    if len(payload) > max_bytes:
+        raise Rejected("oversize", f"{len(payload)} bytes > {max_bytes}")
+    try:
+        ss = decode_sample_set(payload, max_inflated=max_bytes * 16)
+    except WireError as exc:
+        raise Rejected(exc.reason, exc.detail) from None
+    if ss.site != topic_site:
+        raise Rejected("site_mismatch", f"payload site {ss.site[:64]!r} on topic of site "
+                                        f"{topic_site!r}")
+    if ss.device != topic_device:
+        raise Rejected("device_mismatch", f"payload device {ss.device[:64]!r} on topic of "
+                                          f"device {topic_device!r}")
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if not MIN_TS_MS <= ss.ts_ms <= now_ms + FUTURE_SLACK_MS:
+        raise Rejected("bad_timestamp", f"ts_ms {ss.ts_ms} is implausible")
+    if not 0 <= ss.seq <= INT64_MAX or not 0 <= ss.duration_ms <= INT64_MAX:
+        raise Rejected("bad_value", "seq or duration_ms out of range")
+    for group in ss.groups:
+        if not _NAME.match(group.measurement):
+            raise Rejected("bad_name", f"measurement {group.measurement[:64]!r}")
+        for key, value in group.tags.items():
+            if not _TAG.match(key) or key in _RESERVED_TAGS:
+                raise Rejected("bad_name", f"tag key {key[:64]!r}")
+            if len(value) > 256:
+                raise Rejected("bad_value", f"tag {key} value longer than 256")
+        for f in group.fields:
+            if not _NAME.match(f.name):
+                raise Rejected("bad_name", f"field {f.name[:64]!r}")
+            _check_value(f.kind, f.value, f.name)
+    for key, count in ss.errors.items():
+        if not _NAME.match(key) or not 0 <= count <= INT64_MAX:
+            raise Rejected("bad_value", f"errors[{key[:64]!r}]")
+    return ss
+
+
+def _check_value(kind: Kind, value: object, name: str) -> None:
+    if kind is Kind.INFO:
+        if not isinstance(value, str) or len(value) > 4096:
+            raise Rejected("bad_value", f"{name}: info must be a string of at most 4096")
+    elif kind is Kind.COUNTER:
+        if not isinstance(value, int) or not 0 <= value <= UINT64_MAX:
+            raise Rejected("bad_value", f"{name}: counter must be an unsigned 64-bit integer")
+    elif kind is Kind.STATE:
+        if not isinstance(value, int) or not -INT64_MAX <= value <= INT64_MAX:
+            raise Rejected("bad_value", f"{name}: state must be an integer")
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        raise Rejected("bad_value", f"{name}: gauge must be a finite number")
+
+
+def check_status(topic_site: str, payload: bytes, max_bytes: int) -> Status:
+    if len(payload) > max_bytes:
+        raise Rejected("oversize", f"{len(payload)} bytes > {max_bytes}")
+    try:
+        status = _decode_status(payload)
+    except WireError as exc:
+        raise Rejected(exc.reason, exc.detail) from None
+    if status.site != topic_site:
+        raise Rejected("site_mismatch", f"status for {status.site[:64]!r} on topic of "
+                                        f"{topic_site!r}")
+    return status
