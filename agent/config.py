@@ -197,14 +197,6 @@ class AgentFile(StrictModel):
     profiles: list[Profile] = []
     log: LogConfig = LogConfig()
 
-    @pydantic.model_validator(mode="after")
-    def _unique(self) -> AgentFile:
-        names = [d.name for d in self.devices]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate device names: {', '.join(dupes)}")
-        return self
-
 
 class Device(StrictModel):
     """A device ready to poll: settings merged with defaults, profiles resolved."""
@@ -282,7 +274,12 @@ def load_agent_config(path: Path) -> AgentConfig:
     for profile in doc.profiles:
         known[profile.name] = profile
     devices = []
+    seen: set[str] = set()
     for i, dev in enumerate(doc.devices):
+        if dev.name in seen:
+            errors.append(f"{path}:{lines.line(('devices', i, 'name'))}: devices[{i}].name: "
+                          f"duplicate device names: {dev.name}")
+        seen.add(dev.name)
         resolved = []
         for j, name in enumerate(dev.profiles):
             if name not in known:
