@@ -1,0 +1,160 @@
+"""Poll logic in front of a small fake SNMP session: value conversion, walks that misbehave,
+per-row fallback. The real-agent paths are covered by test_end_to_end.py against snmpsim."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_agent_config
+from agent.poller import CompiledValue, Converter, DevicePoller, decode_text
+from agent.profile import ValueSpec
+from agent.snmp import END_OF_MIB, NO_SUCH_OBJECT, OidValue, SnmpTimeout, oid_tuple
+
+
+def spec(**kw) -> CompiledValue:
+    return CompiledValue.of(ValueSpec(name="v", oid="1.3.6.1.4.1.1.0", **kw))
+
+
+@pytest.mark.parametrize(("kw", "raw", "expected"), [
+    ({"scale": 0.1}, 123, 12.3),
+    ({"scale": 1e6}, 1000, 1_000_000_000),
+    ({"scale": 0.1, "offset": -40}, 500, 10.0),
+    ({}, b"-40", -40),
+    ({}, b"10.5 dB", 10.5),
+    ({"invalid": [65535]}, 65535, None),
+    ({"kind": "counter"}, 2**64 - 1, 2**64 - 1),
+    ({"kind": "state"}, 2, 2),
+    ({"kind": "info"}, b"ALFOplus2\x00\x00", "ALFOplus2"),
+    ({"kind": "info"}, OidValue("1.3.6.1.4.1.2281"), "1.3.6.1.4.1.2281"),
+    ({}, NO_SUCH_OBJECT, None),
+    ({}, b"no signal", None),
+])
+def test_conversion(kw, raw, expected):
+    conv = Converter()
+    got = conv.value(spec(**kw), raw)
+    assert got == (pytest.approx(expected) if isinstance(expected, float) else expected)
+    assert type(got) is type(expected) or isinstance(expected, float)
+
+
+def test_conversion_counts_what_it_cannot_use():
+    conv = Converter()
+    conv.value(spec(), NO_SUCH_OBJECT)
+    conv.value(spec(), b"garbage")
+    conv.value(spec(kind="counter"), -5)
+    assert conv.errors == {"no_such_object": 1, "wrong_type": 2}
+
+
+def test_decode_text_never_produces_unprintable_strings():
+    assert decode_text("Démodulateur".encode()) == "Démodulateur"
+    assert decode_text(b"\x00\x1b\x21\xff\x10") == "0x001b21ff10"
+
+
+class FakeSession:
+    """Serves a dict of OID → value in a given order (like snmpsim, file order)."""
+
+    version = "2c"
+
+    def __init__(self, records: list[tuple[str, object]]) -> None:
+        self.records = [(oid_tuple(o), v) for o, v in records]
+        self.requests = 0
+
+    async def get(self, oids):
+        self.requests += 1
+        table = dict(self.records)
+        return {o: table.get(o, NO_SUCH_OBJECT) for o in oids}
+
+    def _next(self, oid):
+        for i, (o, _) in enumerate(self.records):
+            if o == oid and i + 1 < len(self.records):
+                return self.records[i + 1]
+        for o, v in self.records:  # not in the file: first greater, assuming sorted
+            if o > oid:
+                return o, v
+        return oid, END_OF_MIB
+
+    async def next_rows(self, oids, max_repetitions, bulk):
+        self.requests += 1
+        rows, cur = [], list(oids)
+        for _ in range(max_repetitions):
+            row = [self._next(o) for o in cur]
+            rows.append(row)
+            cur = [o for o, _ in row]
+        return rows
+
+
+class FakeClient:
+    def __init__(self, session) -> None:
+        self._session = session
+
+    async def session(self, *a, **kw):
+        if isinstance(self._session, Exception):
+            raise self._session
+        return self._session
+
+
+def device(tmp_path: Path, **extra):
+    text = ("site: s\ndevices:\n  - name: d\n    host: 127.0.0.1\n    profiles: [if-mib]\n"
+            + "".join(f"    {k}: {v}\n" for k, v in extra.items()))
+    (tmp_path / "a.yaml").write_text(text)
+    return load_agent_config(tmp_path / "a.yaml").devices[0]
+
+
+IF = "1.3.6.1.2.1.2.2.1"
+IFX = "1.3.6.1.2.1.31.1.1.1"
+
+
+def test_fallback_to_32_bit_counters_per_row(tmp_path):
+    # Row 1 has ifHCInOctets, row 2 only ifInOctets (as on many VSAT modems).
+    records = [(f"{IF}.8.1", 1), (f"{IF}.8.2", 2), (f"{IF}.10.1", 111), (f"{IF}.10.2", 222),
+               (f"{IFX}.1.1", b"eth0"), (f"{IFX}.1.2", b"sat0"), (f"{IFX}.6.1", 2**40)]
+    poller = DevicePoller("s", device(tmp_path), FakeClient(FakeSession(records)), lambda _: 1)
+    result = asyncio.run(poller.poll())
+    rows = {g.tags["ifName"]: {f.name: f.value for f in g.fields} for g in result.groups}
+    assert rows["eth0"]["in_octets"] == 2**40
+    assert rows["sat0"]["in_octets"] == 222
+    assert rows["sat0"]["oper_status"] == 2
+
+
+def test_non_increasing_oids_are_kept_and_counted(tmp_path):
+    # Like aviat-wtm: .60 is served before .59.
+    col = f"{IF}.8"
+    records = [(f"{col}.58", 1), (f"{col}.60", 1), (f"{col}.59", 2), (f"{col}.61", 1)]
+    poller = DevicePoller("s", device(tmp_path), FakeClient(FakeSession(records)), lambda _: 1)
+    result = asyncio.run(poller.poll())
+    indexes = sorted(int(g.tags["ifIndex"]) for g in result.groups)
+    assert indexes == [58, 59, 60, 61]
+    assert result.errors["oid_not_increasing"] == 1
+
+
+def test_agent_that_loops_is_stopped(tmp_path):
+    class Looping(FakeSession):
+        def _next(self, oid):
+            a, b = oid_tuple(f"{IF}.8.1"), oid_tuple(f"{IF}.8.2")
+            return (b, 1) if oid != b else (a, 1)
+
+    poller = DevicePoller("s", device(tmp_path), FakeClient(Looping([])), lambda _: 1)
+    result = asyncio.run(poller.poll())
+    assert result.up and len(result.groups) == 2
+    assert result.errors["oid_not_increasing"] >= 1
+
+
+def test_failed_poll_is_data(tmp_path):
+    poller = DevicePoller("s", device(tmp_path), FakeClient(SnmpTimeout()), lambda _: 9)
+    result = asyncio.run(poller.poll())
+    assert (result.up, result.reason, result.seq, result.groups) == (False, "timeout", 9, [])
+    assert result.errors == {"timeout": 1}
+
+
+def test_deadline_bounds_a_slow_device(tmp_path):
+    class Slow(FakeSession):
+        async def next_rows(self, oids, max_repetitions, bulk):
+            await asyncio.sleep(30)
+
+    dev = device(tmp_path, interval=1, deadline=0.2)
+    poller = DevicePoller("s", dev, FakeClient(Slow([])), lambda _: 1)
+    result = asyncio.run(asyncio.wait_for(poller.poll(), 5))
+    assert (result.up, result.reason) == (False, "deadline")
+    assert result.duration_ms < 1000
