@@ -19,9 +19,17 @@ POLL_MEASUREMENT = "pantau_poll"
 SITE_MEASUREMENT = "pantau_site"
 
 
+def _tag_value(value: str) -> str:
+    # Line protocol has no escape for a trailing backslash: it would escape the separator
+    # after it and swallow the next tag. Trailing backslashes carry no meaning in device
+    # names or aliases, so they are dropped.
+    return value.rstrip("\\").translate(_KEY)
+
+
 def _tagset(tags: dict[str, str]) -> str:
     return "".join(
-        f",{k.translate(_KEY)}={v.translate(_KEY)}" for k, v in sorted(tags.items()) if v
+        f",{k.translate(_KEY)}={_tag_value(v)}" for k, v in sorted(tags.items())
+        if v.rstrip("\\")
     )
 
 

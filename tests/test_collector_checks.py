@@ -76,3 +76,10 @@ def test_redelivered_sample_set_gives_identical_lines():
 def test_status_line_uses_receive_time_for_a_will():
     will = Status(v=1, site="s1", online=False, ts_ms=0, reason="connection lost")
     assert status_line(will, 99) == 'pantau_site,site=s1 online=0i,reason="connection lost" 99'
+
+
+def test_trailing_backslash_in_tag_cannot_swallow_the_next_tag():
+    sample = ss(groups=[Group("interface", {"ifAlias": "uplink\\", "ifIndex": "3"},
+                              [Field("oper_status", Kind.STATE, 1)])])
+    (_, line) = sample_set_lines(sample)
+    assert line.startswith("interface,device=radio,ifAlias=uplink,ifIndex=3,site=s1 ")
