@@ -93,7 +93,8 @@ class Defaults(PollSettings):
 
 
 AuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
-PrivProtocol = Literal["DES", "3DES", "AES", "AES-128", "AES-192", "AES-256"]
+PrivProtocol = Literal["DES", "3DES", "AES", "AES-128", "AES-192", "AES-256", "AES-192-C",
+                       "AES-256-C"]
 
 
 class SnmpConfig(StrictModel):

@@ -84,8 +84,12 @@ _PRIV = {
     "3DES": _auth.USM_PRIV_CBC168_3DES,
     "AES": _auth.USM_PRIV_CFB128_AES,
     "AES-128": _auth.USM_PRIV_CFB128_AES,
-    "AES-192": _auth.USM_PRIV_CFB192_AES,
-    "AES-256": _auth.USM_PRIV_CFB256_AES,
+    # net-snmp and most devices localise AES-192/256 keys the Blumenthal way; Cisco uses
+    # Reeder's ("-C", as Telegraf names them).
+    "AES-192": _auth.USM_PRIV_CFB192_AES_BLUMENTHAL,
+    "AES-256": _auth.USM_PRIV_CFB256_AES_BLUMENTHAL,
+    "AES-192-C": _auth.USM_PRIV_CFB192_AES,
+    "AES-256-C": _auth.USM_PRIV_CFB256_AES,
 }
 
 # Error indications that mean the credentials or security parameters are wrong.

@@ -1,0 +1,51 @@
+"""Shared pytest fixtures: real servers on loopback (see tests/support/servers.py)."""
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# `--import-mode=importlib` leaves sys.path alone; make `tests.support` importable under any runner
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.servers import Mosquitto, SnmpSim, VictoriaMetrics  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository checkout (the directory holding pyproject.toml)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def devices_dir(repo_root: Path) -> Path:
+    """tests/data/devices: the snmpsim recordings (community = file name without .snmprec)."""
+    return repo_root / "tests" / "data" / "devices"
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A fresh mosquitto broker with persistence, stopped (SIGTERM) after the test."""
+    with Mosquitto(tmp_path / "mosquitto") as broker:
+        yield broker
+
+
+@pytest.fixture
+def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    """A fresh, empty VictoriaMetrics, stopped after the test."""
+    with VictoriaMetrics(tmp_path / "victoria") as vm:
+        yield vm
+
+
+@pytest.fixture(scope="session")
+def snmpsim(tmp_path_factory: pytest.TempPathFactory, devices_dir: Path) -> Iterator[SnmpSim]:
+    """One snmpsim for the session serving every tests/data/devices/*.snmprec under its stem.
+
+    Shared: do not stop or restart it in a test; start your own SnmpSim for that.
+    """
+    recordings = sorted(devices_dir.glob("*.snmprec"))
+    with SnmpSim(tmp_path_factory.mktemp("snmpsim"), recordings) as sim:
+        yield sim
