@@ -122,7 +122,7 @@ def _describe(err: Any) -> str:
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
-    msg = str(err["msg"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
     # pydantic echoes the offending input in some messages; inputs may be secrets, so never
     # append it. Messages themselves do not contain the input.
     return msg
