@@ -34,19 +34,31 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.logs import setup_logging
-    from agent.service import Agent
+    from agent.outbox import OutboxError
+    from agent.service import Agent, open_outbox
 
     cfg = _load(args.config)
     setup_logging(cfg.log.level, cfg.log.format)
+    try:
+        outbox = open_outbox(cfg)
+    except OutboxError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Agent(cfg).run(stop)
+        await Agent(cfg, outbox).run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OutboxError as exc:  # e.g. the disk filled up while running
+        print(f"stopping: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        outbox.close()
     return 0
 
 

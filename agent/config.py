@@ -6,6 +6,7 @@ from their files) is worked out here, so a bad config is refused before anything
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -182,6 +183,23 @@ class DeviceConfig(PollSettings):
     enabled: bool = True
 
 
+def _default_outbox_path() -> Path:
+    # systemd's StateDirectory= sets STATE_DIRECTORY; elsewhere the conventional place.
+    base = os.environ.get("STATE_DIRECTORY", "/var/lib/pantau-agent").split(":")[0]
+    return Path(base) / "outbox.sqlite"
+
+
+class OutboxConfig(StrictModel):
+    """The durable outbox: how much to keep while the uplink is down (see docs/delivery.md)."""
+
+    path: Path = pydantic.Field(default_factory=_default_outbox_path)
+    max_bytes: int = pydantic.Field(256 << 20, ge=64 << 10)
+    max_age: Seconds = 7 * 86400.0
+    backfill_rate: int = pydantic.Field(0, ge=0)  # bytes/s for the backlog; 0 = unlimited
+    heartbeat: Seconds = 60.0
+    shutdown_timeout: Seconds = 5.0
+
+
 class LogConfig(StrictModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -196,6 +214,7 @@ class AgentFile(StrictModel):
     devices: list[DeviceConfig] = pydantic.Field(min_length=1)
     profile_files: list[Path] = []
     profiles: list[Profile] = []
+    outbox: OutboxConfig = pydantic.Field(default_factory=OutboxConfig)
     log: LogConfig = LogConfig()
 
 
@@ -223,6 +242,7 @@ class AgentConfig(StrictModel):
     concurrency: int
     jitter: float
     devices: tuple[Device, ...]
+    outbox: OutboxConfig
     log: LogConfig
 
     @property
@@ -296,8 +316,11 @@ def load_agent_config(path: Path) -> AgentConfig:
         raise ConfigError(errors)
     if not devices:
         raise ConfigError([f"{path}: every device is disabled; nothing to poll"])
+    outbox = doc.outbox
+    if not outbox.path.is_absolute():
+        outbox = outbox.model_copy(update={"path": path.parent / outbox.path})
     return AgentConfig(path=path, site=doc.site, broker=doc.broker,
                        concurrency=doc.defaults.concurrency, jitter=doc.defaults.jitter,
-                       devices=tuple(devices), log=doc.log)
+                       devices=tuple(devices), outbox=outbox, log=doc.log)
 
 

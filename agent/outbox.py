@@ -1,96 +1,387 @@
-"""The seam between polling and publishing: sample sets wait here until the broker has them.
+"""The durable outbox: every sample set is on disk before it is published, until the broker has it.
 
-Pollers `put`; the publisher takes items with `next`, and `ack`s each one only after the
-broker's PUBACK; on a lost connection `release` hands every unacknowledged item back. This
-in-memory outbox is bounded and drops the oldest when full, counting every drop; the durable
-on-disk outbox implements the same interface.
+Site uplinks fail for hours (rain fade, a cut fiber, a BTS shedding load), so pollers never talk
+to the network: they `put` into this SQLite database (WAL mode, stdlib, no extra dependency) and
+the publisher takes items out with `next()`, deleting each one (`ack`) only after its PUBACK.
+
+- Durability: inserts commit with `synchronous=FULL` (an fsync per poll: at most a few per second,
+  so it costs nothing and survives power loss). Acknowledgements commit in batches with
+  `synchronous=NORMAL`: an ack lost to a power cut only means a duplicate, which the collector
+  writes idempotently.
+- Budget: bounded by bytes and by age; when over, the oldest sample sets go first. Every drop is
+  counted and turned into a gap record (device, first and last dropped sequence numbers) that is
+  itself kept and published first, so the collector knows exactly what was lost.
+- Order: gap records first, then the newest sample set of each device (the NOC sees current state
+  at once after an outage), then the backlog oldest-first (which the publisher may throttle).
+- Sequence numbers per device are stored with the sample sets, so they survive restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from dataclasses import dataclass, field
+import logging
+import os
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("pantau.agent.outbox")
+
+KIND_SAMPLES = 0
+KIND_GAP = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind    INTEGER NOT NULL,
+    device  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    ts_ms   INTEGER NOT NULL,
+    topic   TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_device ON outbox (device, id);
+CREATE TABLE IF NOT EXISTS sequences (device TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class OutboxError(Exception):
+    """The outbox cannot be opened or written (unwritable directory, disk full, corrupt file)."""
 
 
 @dataclass(frozen=True, slots=True)
 class OutItem:
     id: int
+    kind: int
+    device: str
+    seq: int
     topic: str
     payload: bytes
-    device: str = ""
-    seq: int = 0
-    retain: bool = False
+    live: bool = False  # the newest sample set of its device when handed out
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class OutboxStats:
-    pending: int = 0
-    pending_bytes: int = 0
-    dropped: int = 0
-    acked: int = 0
+    pending: int
+    pending_bytes: int
+    oldest_age_s: float
+    dropped_total: int
+    pending_from: dict[str, int]  # device → lowest sequence number still waiting here
 
 
-class MemoryOutbox:
-    """Bounded FIFO with in-flight tracking."""
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    device: str
+    first_seq: int
+    last_seq: int
+    count: int
 
-    def __init__(self, max_items: int = 10_000) -> None:
-        self._max = max_items
-        self._ids = itertools.count(1)
-        self._pending: dict[int, OutItem] = {}
-        self._inflight: dict[int, OutItem] = {}
+
+GapEncoder = Callable[[Dropped], tuple[str, bytes]]
+
+
+class Outbox:
+    """Use as `with Outbox(path, ...) as box:`; all methods run on the event loop's thread."""
+
+    def __init__(self, path: Path, *, max_bytes: int, max_age_s: float,
+                 gap_encoder: GapEncoder | None = None, ack_batch_s: float = 0.5) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.gap_encoder = gap_encoder
+        self.ack_batch_s = ack_batch_s
+        self._db: sqlite3.Connection | None = None
+        self._claimed: set[int] = set()  # handed out and not yet acked or released
+        self._acked: list[int] = []  # acked, delete not yet committed
+        self._last_ack_flush = time.monotonic()
+        self._backlog: deque[int] = deque()
+        self._backlog_cursor = 0
+        self._bytes = 0
+        self._count = 0
+        self._seq: dict[str, int] = {}
+        self._newest: dict[str, int] = {}  # device → id of its newest pending sample set
+        self._gaps = 0
         self._ready = asyncio.Event()
-        self.stats = OutboxStats()
+        self.dropped_total = 0
 
-    def __len__(self) -> int:
-        return len(self._pending) + len(self._inflight)
+    # -- lifetime ---------------------------------------------------------------------------
 
-    async def put(self, topic: str, payload: bytes, *, device: str = "", seq: int = 0) -> None:
-        item = OutItem(next(self._ids), topic, payload, device, seq)
-        self._pending[item.id] = item
-        self.stats.pending_bytes += len(payload)
-        while len(self) > self._max and self._pending:
-            oldest = next(iter(self._pending))
-            self.stats.pending_bytes -= len(self._pending.pop(oldest).payload)
-            self.stats.dropped += 1
-        self.stats.pending = len(self)
+    def open(self) -> Outbox:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.path.parent, os.W_OK):
+                raise OutboxError(f"outbox directory {self.path.parent} is not writable "
+                                  f"(running as uid {os.getuid()})")
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            self._db = db
+            self._bytes, self._count = db.execute(
+                "SELECT coalesce(sum(length(payload)), 0), count(*) FROM outbox").fetchone()
+            self._seq = dict(db.execute("SELECT device, last FROM sequences"))
+            self._newest = dict(db.execute("SELECT device, max(id) FROM outbox WHERE kind=? "
+                                           "GROUP BY device", (KIND_SAMPLES,)))
+            self._gaps = db.execute("SELECT count(*) FROM outbox WHERE kind=?",
+                                    (KIND_GAP,)).fetchone()[0]
+            row = db.execute("SELECT value FROM counters WHERE name='dropped'").fetchone()
+            self.dropped_total = int(row[0]) if row else 0
+            # A probe write: a full disk or read-only file system fails here, at start.
+            db.execute("INSERT OR REPLACE INTO counters VALUES ('opened', ?)", (int(time.time()),))
+        except OutboxError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxError(f"cannot open outbox {self.path}: {exc}") from None
+        if self._count:
+            log.info("outbox reopened path=%s pending=%d bytes=%d", self.path, self._count,
+                     self._bytes)
+            self._ready.set()
+        return self
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._flush_acks()
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> Outbox:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise OutboxError("outbox is not open")
+        return self._db
+
+    # -- sequence numbers -------------------------------------------------------------------
+
+    def next_seq(self, device: str) -> int:
+        """The next sequence number of a device. Persisted with the sample set that uses it."""
+        value = self._seq.get(device, 0) + 1
+        self._seq[device] = value
+        return value
+
+    # -- producer side ----------------------------------------------------------------------
+
+    def put(self, topic: str, payload: bytes, *, device: str, seq: int, ts_ms: int) -> None:
+        """Commit a sample set to disk (fsync) before anything else happens to it."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            cur = db.execute("INSERT INTO outbox (kind, device, seq, ts_ms, topic, payload) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             (KIND_SAMPLES, device, seq, ts_ms, topic, payload))
+            db.execute("INSERT INTO sequences VALUES (?, ?) ON CONFLICT(device) "
+                       "DO UPDATE SET last = max(last, excluded.last)", (device, seq))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK") if db.in_transaction else None
+            raise OutboxError(f"cannot write outbox {self.path}: {exc}") from None
+        assert cur.lastrowid is not None
+        self._newest[device] = cur.lastrowid
+        self._bytes += len(payload)
+        self._count += 1
+        self.enforce_budget()
         self._ready.set()
 
-    async def next(self) -> OutItem:
-        """The oldest item not yet handed out; waits until there is one."""
-        while not self._pending:
+    def enforce_budget(self, now_ms: int | None = None) -> list[Dropped]:
+        """Drop the oldest sample sets beyond the byte and age budgets; record gap items."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        db = self.db
+        cutoff = now_ms - int(self.max_age_s * 1000)
+        excess = self._bytes - self.max_bytes
+        victims: list[tuple[int, str, int, int]] = []
+        # Oldest first by id (insertion order): stops at the first row within both budgets.
+        for item_id, device, seq, size, ts in db.execute(
+            "SELECT id, device, seq, length(payload), ts_ms FROM outbox WHERE kind=? "
+            "ORDER BY id", (KIND_SAMPLES,)):
+            if excess <= 0 and ts >= cutoff:
+                break
+            if item_id in self._claimed:
+                continue
+            victims.append((item_id, device, seq, size))
+            excess -= size
+        if not victims:
+            return []
+        drops = _ranges((device, seq) for _, device, seq, _ in victims)
+        gap_bytes = 0
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("DELETE FROM outbox WHERE id=?", [(v[0],) for v in victims])
+            for drop in drops:
+                if self.gap_encoder is not None:
+                    topic, payload = self.gap_encoder(drop)
+                    gap_bytes += len(payload)
+                    db.execute("INSERT INTO outbox (kind, device, seq, ts_ms, topic, payload) "
+                               "VALUES (?, ?, ?, ?, ?, ?)",
+                               (KIND_GAP, drop.device, drop.last_seq, now_ms, topic, payload))
+            self.dropped_total += len(victims)
+            db.execute("INSERT OR REPLACE INTO counters VALUES ('dropped', ?)",
+                       (self.dropped_total,))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK") if db.in_transaction else None
+            raise OutboxError(f"cannot write outbox {self.path}: {exc}") from None
+        self._bytes += gap_bytes - sum(v[3] for v in victims)
+        self._count -= len(victims)
+        if self.gap_encoder is not None:
+            self._count += len(drops)
+            self._gaps += len(drops)
+            self._ready.set()
+        self._backlog.clear()
+        self._backlog_cursor = 0
+        for drop in drops:
+            log.warning("outbox over budget: dropped device=%s seq=%d..%d count=%d",
+                        drop.device, drop.first_seq, drop.last_seq, drop.count)
+        return drops
+
+    # -- consumer side ----------------------------------------------------------------------
+
+    async def next(self, backlog: bool = True) -> OutItem:
+        """The next item to publish: gaps, then each device's newest, then (if `backlog`)
+        the rest oldest-first. Waits until there is one."""
+        while True:
+            item = self.take(backlog)
+            if item is not None:
+                return item
             self._ready.clear()
             await self._ready.wait()
-        item_id = next(iter(self._pending))
-        item = self._pending.pop(item_id)
-        self._inflight[item_id] = item
-        return item
+
+    def take(self, backlog: bool = True) -> OutItem | None:
+        db = self.db
+        self._maybe_flush_acks()
+        claimed = self._claimed
+        if self._gaps:
+            for row in db.execute("SELECT id, kind, device, seq, topic, payload FROM outbox "
+                                  "WHERE kind=? ORDER BY id LIMIT 64", (KIND_GAP,)):
+                if row[0] not in claimed:
+                    return self._claim(row, live=False)
+        for device, item_id in sorted(self._newest.items(), key=lambda kv: kv[1]):
+            if item_id in claimed:
+                continue
+            row = db.execute("SELECT id, kind, device, seq, topic, payload FROM outbox "
+                             "WHERE id=?", (item_id,)).fetchone()
+            if row is None:  # dropped over budget
+                del self._newest[device]
+                continue
+            return self._claim(row, live=True)
+        while backlog:
+            if not self._backlog:
+                ids = [r[0] for r in db.execute(
+                    "SELECT id FROM outbox WHERE kind=? AND id>? ORDER BY id LIMIT 256",
+                    (KIND_SAMPLES, self._backlog_cursor))]
+                if not ids:
+                    return None
+                self._backlog.extend(ids)
+                self._backlog_cursor = ids[-1]
+            item_id = self._backlog.popleft()
+            if item_id in claimed:
+                continue
+            row = db.execute("SELECT id, kind, device, seq, topic, payload FROM outbox "
+                             "WHERE id=?", (item_id,)).fetchone()
+            if row is not None:
+                return self._claim(row, live=False)
+        return None
+
+    def _claim(self, row: tuple[int, int, str, int, str, bytes], live: bool) -> OutItem:
+        self._claimed.add(row[0])
+        return OutItem(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), live)
 
     def ack(self, item: OutItem) -> None:
-        if self._inflight.pop(item.id, None) is not None:
-            self.stats.pending_bytes -= len(item.payload)
-            self.stats.acked += 1
-            self.stats.pending = len(self)
+        """The broker has it: delete (committed in batches, see the module docstring)."""
+        if item.id in self._claimed:
+            if self._newest.get(item.device) == item.id:
+                del self._newest[item.device]
+            if item.kind == KIND_GAP:
+                self._gaps -= 1
+            self._acked.append(item.id)
+            self._bytes -= len(item.payload)
+            self._count -= 1
+            self._maybe_flush_acks()
 
     def release(self) -> None:
-        """Hand every in-flight item back, oldest first, for the next connection."""
-        if self._inflight:
-            merged = dict(sorted({**self._inflight, **self._pending}.items()))
-            self._pending = merged
-            self._inflight = {}
+        """The connection is gone: every claimed, unacknowledged item is pending again."""
+        self._flush_acks()
+        self._claimed.clear()
+        self._backlog.clear()
+        self._backlog_cursor = 0
+        if self._count:
             self._ready.set()
 
+    def _maybe_flush_acks(self) -> None:
+        if self._acked and (len(self._acked) >= 256 or
+                            time.monotonic() - self._last_ack_flush >= self.ack_batch_s):
+            self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        self._last_ack_flush = time.monotonic()
+        if not self._acked or self._db is None:
+            return
+        db = self._db
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in self._acked])
+            db.execute("COMMIT")
+            db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK") if db.in_transaction else None
+            log.error("cannot delete acknowledged items (they will be sent again): %s", exc)
+            return
+        self._claimed.difference_update(self._acked)
+        self._acked = []
+
+    # -- introspection ----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._count
+
     def empty(self) -> bool:
-        return not self._pending and not self._inflight
+        return self._count == 0
+
+    def stats(self, now_ms: int | None = None) -> OutboxStats:
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        acked = set(self._acked)
+        oldest = None
+        pending_from: dict[str, int] = {}
+        for device, seq, ts in self.db.execute(
+            "SELECT device, min(seq), min(ts_ms) FROM outbox WHERE kind=? GROUP BY device",
+            (KIND_SAMPLES,)):
+            pending_from[device] = seq
+            oldest = ts if oldest is None else min(oldest, ts)
+        if acked:  # rows acked but not yet deleted: recompute exactly
+            pending_from = {}
+            oldest = None
+            for item_id, device, seq, ts in self.db.execute(
+                "SELECT id, device, seq, ts_ms FROM outbox WHERE kind=?", (KIND_SAMPLES,)):
+                if item_id in acked:
+                    continue
+                pending_from[device] = min(seq, pending_from.get(device, seq))
+                oldest = ts if oldest is None else min(oldest, ts)
+        age = max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0
+        return OutboxStats(self._count, self._bytes, age, self.dropped_total, pending_from)
 
 
-@dataclass(slots=True)
-class Sequences:
-    """Per-device sequence numbers (in memory; the durable outbox persists them)."""
-
-    last: dict[str, int] = field(default_factory=dict)
-
-    def next(self, device: str) -> int:
-        value = self.last.get(device, 0) + 1
-        self.last[device] = value
-        return value
+def _ranges(pairs: Iterable[tuple[str, int]]) -> list[Dropped]:
+    """Group (device, seq) pairs into contiguous runs per device."""
+    by_device: dict[str, list[int]] = {}
+    for device, seq in pairs:
+        by_device.setdefault(device, []).append(seq)
+    out = []
+    for device, seqs in by_device.items():
+        seqs.sort()
+        start = prev = seqs[0]
+        for s in seqs[1:]:
+            if s != prev + 1:
+                out.append(Dropped(device, start, prev, prev - start + 1))
+                start = s
+            prev = s
+        out.append(Dropped(device, start, prev, prev - start + 1))
+    return out

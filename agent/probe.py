@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import dataclass
 
 from agent.config import AgentConfig, Device
-from agent.outbox import Sequences
 from agent.poller import DevicePoller
 from agent.snmp import SnmpClient
 from agent.wire import Kind, SampleSet
@@ -73,8 +72,8 @@ class ProbeResult:
 
 
 async def probe(cfg: AgentConfig, devices: list[Device]) -> list[ProbeResult]:
-    seqs = Sequences()
     async with SnmpClient() as client:
-        pollers = [DevicePoller(cfg.site, d, client, seqs.next) for d in devices]
+        # A probe publishes nothing, so its sample sets need no real sequence numbers.
+        pollers = [DevicePoller(cfg.site, d, client, lambda _: 0) for d in devices]
         results = await asyncio.gather(*(p.poll() for p in pollers))
     return [ProbeResult(p.device, r) for p, r in zip(pollers, results, strict=True)]

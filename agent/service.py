@@ -2,7 +2,7 @@
 
 A device's poll is bounded by its deadline and the number of polls at once by a semaphore, so a
 device that never answers only ever costs its own slot. Sinks start before sources and stop after
-them: the publisher runs first and drains last.
+them: the outbox opens first, the publisher runs alongside the pollers and drains last.
 """
 
 from __future__ import annotations
@@ -14,24 +14,44 @@ import time
 
 from agent import __version__
 from agent.config import AgentConfig
-from agent.outbox import MemoryOutbox, Sequences
+from agent.outbox import Dropped, Outbox
 from agent.poller import DevicePoller
 from agent.publisher import Publisher
 from agent.snmp import SnmpClient
-from agent.wire import SampleSet, Status, encode_sample_set, metrics_topic
+from agent.wire import (
+    Gap,
+    SampleSet,
+    Status,
+    encode_gap,
+    encode_sample_set,
+    gap_topic,
+    metrics_topic,
+)
 
 log = logging.getLogger("pantau.agent")
 
 
+def open_outbox(cfg: AgentConfig) -> Outbox:
+    """Open (and check) the durable outbox; raises OutboxError with a clear reason."""
+
+    def gap(drop: Dropped) -> tuple[str, bytes]:
+        record = Gap(cfg.site, drop.device, drop.first_seq, drop.last_seq, drop.count,
+                     int(time.time() * 1000))
+        return gap_topic(cfg.site, drop.device), encode_gap(record)
+
+    return Outbox(cfg.outbox.path, max_bytes=cfg.outbox.max_bytes,
+                  max_age_s=cfg.outbox.max_age, gap_encoder=gap).open()
+
+
 class Agent:
-    def __init__(self, cfg: AgentConfig, outbox: MemoryOutbox | None = None) -> None:
+    def __init__(self, cfg: AgentConfig, outbox: Outbox) -> None:
         self.cfg = cfg
-        self.outbox = outbox or MemoryOutbox()
-        self.sequences = Sequences()
-        self.publisher = Publisher(cfg, self.outbox, self.birth)
+        self.outbox = outbox
+        self.publisher = Publisher(cfg, outbox, self.status)
         self.last: dict[str, SampleSet] = {}
 
-    def birth(self) -> Status:
+    def status(self, outbox: Outbox, publish_latency_s: float) -> Status:
+        stats = outbox.stats()
         return Status(
             v=1,
             site=self.cfg.site,
@@ -40,14 +60,21 @@ class Agent:
             agent_version=__version__,
             interval_s=min(d.interval for d in self.cfg.devices),
             devices=[d.name for d in self.cfg.devices],
+            outbox_pending=stats.pending,
+            outbox_bytes=stats.pending_bytes,
+            outbox_oldest_age_s=round(stats.oldest_age_s, 3),
+            dropped_total=stats.dropped_total,
+            publish_latency_s=round(publish_latency_s, 4),
+            pending_from=stats.pending_from,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("agent starting site=%s devices=%d", self.cfg.site, len(self.cfg.devices))
+        log.info("agent starting site=%s devices=%d outbox=%s pending=%d", self.cfg.site,
+                 len(self.cfg.devices), self.cfg.outbox.path, len(self.outbox))
         publisher = asyncio.create_task(self.publisher.run(stop), name="publisher")
         async with SnmpClient() as client:
             limit = asyncio.Semaphore(self.cfg.concurrency)
-            pollers = [DevicePoller(self.cfg.site, d, client, self.sequences.next)
+            pollers = [DevicePoller(self.cfg.site, d, client, self.outbox.next_seq)
                        for d in self.cfg.devices]
             tasks = [asyncio.create_task(self._device_loop(p, limit, stop), name=p.device.name)
                      for p in pollers]
@@ -56,7 +83,8 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         await publisher
-        log.info("agent stopped site=%s unpublished=%d", self.cfg.site, len(self.outbox))
+        log.info("agent stopped site=%s unpublished=%d (kept on disk)", self.cfg.site,
+                 len(self.outbox))
 
     async def _device_loop(self, poller: DevicePoller, limit: asyncio.Semaphore,
                            stop: asyncio.Event) -> None:
@@ -72,9 +100,9 @@ class Agent:
             if not sample_set.up:
                 log.warning("poll failed device=%s reason=%s", poller.device.name,
                             sample_set.reason)
-            await self.outbox.put(metrics_topic(self.cfg.site, poller.device.name),
-                                  encode_sample_set(sample_set), device=poller.device.name,
-                                  seq=sample_set.seq)
+            self.outbox.put(metrics_topic(self.cfg.site, poller.device.name),
+                            encode_sample_set(sample_set), device=poller.device.name,
+                            seq=sample_set.seq, ts_ms=sample_set.ts_ms)
             due += interval
             now = time.monotonic()
             if due < now:  # overran: skip the missed slots rather than bunching polls

@@ -67,8 +67,22 @@ class SampleSet(msgspec.Struct, array_like=True, frozen=True):
     errors: dict[str, int] = {}  # cumulative per-device SNMP anomaly counters, by kind
 
 
+class Gap(msgspec.Struct, array_like=True, frozen=True):
+    """Sample sets the agent dropped on purpose (outbox over budget): lost for good."""
+
+    site: str
+    device: str
+    first_seq: int
+    last_seq: int
+    count: int
+    ts_ms: int  # when they were dropped
+
+
 class Status(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Retained site status: birth when the agent connects, will when it vanishes."""
+    """Retained site status: birth and heartbeats while connected, the will when it vanishes.
+
+    Heartbeats carry the outbox's health so the NOC sees a backhaul that is slow, not dead.
+    """
 
     v: int
     site: str
@@ -78,6 +92,12 @@ class Status(msgspec.Struct, frozen=True, omit_defaults=True):
     interval_s: float = 0.0
     devices: list[str] = []
     reason: str = ""
+    outbox_pending: int = 0
+    outbox_bytes: int = 0
+    outbox_oldest_age_s: float = 0.0
+    dropped_total: int = 0
+    publish_latency_s: float = 0.0
+    pending_from: dict[str, int] = {}  # device → lowest sequence number not yet published
 
 
 class WireError(ValueError):
@@ -91,6 +111,7 @@ class WireError(ValueError):
 
 _encoder = msgspec.msgpack.Encoder()
 _sample_decoder = msgspec.msgpack.Decoder(SampleSet)
+_gap_decoder = msgspec.msgpack.Decoder(Gap)
 _status_decoder = msgspec.json.Decoder(Status)
 _json_encoder = msgspec.json.Encoder()
 
@@ -101,6 +122,29 @@ def metrics_topic(site: str, device: str) -> str:
 
 def status_topic(site: str) -> str:
     return f"{TOPIC_PREFIX}/{site}/status"
+
+
+def gap_topic(site: str, device: str) -> str:
+    return f"{TOPIC_PREFIX}/{site}/{device}/gap"
+
+
+def encode_gap(gap: Gap) -> bytes:
+    return bytes((SCHEMA_VERSION, ENC_MSGPACK)) + _encoder.encode(gap)
+
+
+def decode_gap(payload: bytes) -> Gap:
+    if len(payload) < 3:
+        raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
+    if payload[0] != SCHEMA_VERSION:
+        raise WireError("unknown_version", f"schema version {payload[0]}")
+    if payload[1] != ENC_MSGPACK:
+        raise WireError("malformed", f"unknown encoding {payload[1]}")
+    try:
+        return _gap_decoder.decode(payload[2:])
+    except msgspec.ValidationError as exc:
+        raise WireError("invalid_schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError("malformed", str(exc)) from None
 
 
 def encode_sample_set(sample_set: SampleSet) -> bytes:

@@ -48,8 +48,13 @@ def agent_config(
         },
         "defaults": {"interval": interval, "timeout": timeout, "retries": retries},
         "devices": devices,
+        "outbox": {"path": str(path.parent / f"{site}-outbox.sqlite"), "heartbeat": 2.0},
     }
-    doc.update(extra)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
     return _write(path, doc)
 
 
