@@ -79,10 +79,50 @@ class StateCollector(Collector):
         down_reason = InfoMetricFamily(f"{PREFIX}_device_down_reason",
                                        "Why the device's newest poll failed",
                                        labels=["site", "device"])
+        lost = CounterMetricFamily(f"{PREFIX}_samples_lost",
+                                   "Sample sets that will never arrive: dropped by the agent "
+                                   "over its outbox budget, or holes the agent confirmed",
+                                   labels=["site", "device"])
+        dupes = CounterMetricFamily(f"{PREFIX}_samples_duplicate",
+                                    "Sample sets received again (written idempotently)",
+                                    labels=["site", "device"])
+        received = CounterMetricFamily(f"{PREFIX}_samples_received",
+                                       "Distinct sample sets written, by device",
+                                       labels=["site", "device"])
+        health = {
+            "outbox_pending": GaugeMetricFamily(
+                f"{PREFIX}_agent_outbox_pending", "Items waiting in the agent's outbox",
+                labels=["site"]),
+            "outbox_bytes": GaugeMetricFamily(
+                f"{PREFIX}_agent_outbox_bytes", "Bytes waiting in the agent's outbox",
+                labels=["site"]),
+            "outbox_oldest_age_s": GaugeMetricFamily(
+                f"{PREFIX}_agent_outbox_oldest_age_seconds",
+                "Age of the oldest sample set waiting in the agent's outbox", labels=["site"]),
+            "publish_latency_s": GaugeMetricFamily(
+                f"{PREFIX}_agent_publish_latency_seconds",
+                "Time from publish to PUBACK at the agent (last message)", labels=["site"]),
+            "heartbeat_ts": GaugeMetricFamily(
+                f"{PREFIX}_agent_heartbeat_timestamp_seconds",
+                "When the agent sent its last birth/heartbeat", labels=["site"]),
+        }
+        dropped = CounterMetricFamily(f"{PREFIX}_agent_outbox_dropped",
+                                      "Sample sets the agent dropped over its outbox budget",
+                                      labels=["site"])
         values: dict[tuple[str, Kind], Metric] = {}
         for site_name, site in sorted(sites.items()):
             online.add_metric([site_name], 1.0 if site.online else 0.0)
             heard.add_metric([site_name], site.heard)
+            st = site.status
+            if st is not None and st.online:
+                for key, family in health.items():
+                    value = st.ts_ms / 1000 if key == "heartbeat_ts" else getattr(st, key)
+                    family.add_metric([site_name], float(value))
+                dropped.add_metric([site_name], float(st.dropped_total))
+            for dev_name, tracker in sorted(site.sequences.items()):
+                lost.add_metric([site_name, dev_name], tracker.lost)
+                dupes.add_metric([site_name, dev_name], tracker.duplicates)
+                received.add_metric([site_name, dev_name], tracker.received)
             for dev_name, dev in sorted(site.devices.items()):
                 ss = dev.last
                 key = [site_name, dev_name]
@@ -96,7 +136,8 @@ class StateCollector(Collector):
                 for group in ss.groups:
                     self._add_group(values, site_name, dev_name, group.measurement,
                                     group.tags, group.fields)
-        yield from (online, heard, up, last, duration, anomalies, down_reason)
+        yield from (online, heard, up, last, duration, anomalies, down_reason, lost, dupes,
+                    received, dropped, *health.values())
         yield from values.values()
 
     @staticmethod

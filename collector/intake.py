@@ -26,7 +26,8 @@ from collector.config import MqttConfig
 
 log = logging.getLogger("pantau.collector.mqtt")
 
-SUBSCRIPTIONS = (f"{TOPIC_PREFIX}/+/+/metrics", f"{TOPIC_PREFIX}/+/status")
+SUBSCRIPTIONS = (f"{TOPIC_PREFIX}/+/+/metrics", f"{TOPIC_PREFIX}/+/+/gap",
+                 f"{TOPIC_PREFIX}/+/status")
 
 
 @dataclass(frozen=True, slots=True)

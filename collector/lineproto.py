@@ -9,7 +9,7 @@ lines (same measurement, tags and timestamp), so duplicates collapse in the data
 
 from __future__ import annotations
 
-from agent.wire import Kind, SampleSet, Status
+from agent.wire import Gap, Kind, SampleSet, Status
 
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
@@ -17,6 +17,7 @@ _STRING = str.maketrans({'"': r"\"", "\\": "\\\\", "\n": r"\n"})
 
 POLL_MEASUREMENT = "pantau_poll"
 SITE_MEASUREMENT = "pantau_site"
+GAP_MEASUREMENT = "pantau_gap"
 
 
 def _tag_value(value: str) -> str:
@@ -61,7 +62,22 @@ def sample_set_lines(ss: SampleSet) -> list[str]:
     return lines
 
 
+def gap_line(gap: Gap) -> str:
+    """Sample sets the agent dropped over its budget, stamped with the last dropped number."""
+    return (f"{GAP_MEASUREMENT},device={gap.device.translate(_KEY)},"
+            f"site={gap.site.translate(_KEY)} first_seq={gap.first_seq}i,"
+            f"last_seq={gap.last_seq}i,count={gap.count}i {gap.ts_ms}")
+
+
 def status_line(status: Status, received_ms: int) -> str:
+    """Birth, heartbeat (with the agent's outbox health) or will; a will has no timestamp of
+    its own (the broker sends it), so it gets the time it was received."""
     ts = status.ts_ms or received_ms
+    health = ""
+    if status.online:
+        health = (f",outbox_pending={status.outbox_pending}i,outbox_bytes={status.outbox_bytes}i,"
+                  f"outbox_oldest_age_seconds={float(status.outbox_oldest_age_s)!r},"
+                  f"dropped_total={status.dropped_total}i,"
+                  f"publish_latency_seconds={float(status.publish_latency_s)!r}")
     return (f"{SITE_MEASUREMENT},site={status.site.translate(_KEY)} online={int(status.online)}i,"
-            f'reason="{status.reason.translate(_STRING)}" {ts}')
+            f'reason="{status.reason.translate(_STRING)}"{health} {ts}')

@@ -9,6 +9,7 @@ broker's Receive Maximum stops the flow, and the persistent session keeps the re
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import queue
@@ -21,10 +22,10 @@ from agent.backoff import Backoff
 from agent.logs import RateLimitedLog
 from collector.exposition import SelfMetrics
 from collector.intake import Inbound
-from collector.lineproto import sample_set_lines, status_line
+from collector.lineproto import gap_line, sample_set_lines, status_line
 from collector.sink import InfluxSink, WriteFailed
 from collector.state import State
-from collector.validate import Rejected, check_sample_set, check_status, parse_topic
+from collector.validate import Rejected, check_gap, check_sample_set, check_status, parse_topic
 
 log = logging.getLogger("pantau.collector.pipeline")
 
@@ -70,6 +71,7 @@ class Pipeline:
         self.backoff = Backoff(retry_min, retry_max)
         self._lines: list[str] = []
         self._msgs: list[Inbound] = []
+        self._after: list[Callable[[], None]] = []  # accounting, once the batch is written
         self._first = 0.0
         self._warn = RateLimitedLog(log)
         self.influx_ok = threading.Event()
@@ -94,17 +96,24 @@ class Pipeline:
     def handle(self, msg: Inbound) -> None:
         try:
             kind, site, device = parse_topic(msg.topic)
+            self.metrics.received.labels(kind).inc()
+            after: Callable[[], None]
             if kind == "metrics":
                 assert device is not None
-                self.metrics.received.labels("metrics").inc()
                 ss = check_sample_set(site, device, msg.payload, self.max_message_bytes)
                 self.state.on_sample_set(ss)
                 lines = sample_set_lines(ss)
+                after = functools.partial(self.state.written_sample_set, site, device, ss.seq)
+            elif kind == "gap":
+                assert device is not None
+                gap = check_gap(site, device, msg.payload, self.max_message_bytes)
+                lines = [gap_line(gap)]
+                after = functools.partial(self.state.written_gap, gap)
             else:
-                self.metrics.received.labels("status").inc()
                 status = check_status(site, msg.payload, self.max_message_bytes)
                 self.state.on_status(status)
                 lines = [status_line(status, int(time.time() * 1000))]
+                after = functools.partial(self.state.written_status, status)
         except Rejected as exc:
             self.metrics.rejected.labels(exc.reason).inc()
             self._warn.warning(exc.reason, "message rejected reason=%s topic=%s detail=%s",
@@ -116,6 +125,7 @@ class Pipeline:
             self._first = time.monotonic()
         self._lines.extend(lines)
         self._msgs.append(msg)
+        self._after.append(after)
         self.metrics.pending.set(len(self._lines))
 
     def flush(self, stop: threading.Event, attempts: int | None = None) -> bool:
@@ -148,10 +158,13 @@ class Pipeline:
             self.metrics.points.inc(len(self._lines))
             self.influx_ok.set()
             self.backoff.reset()
+            for account in self._after:
+                account()
             break
         for msg in self._msgs:
             self.ack(msg)
         self._lines = []
         self._msgs = []
+        self._after = []
         self.metrics.pending.set(0)
         return True

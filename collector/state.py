@@ -11,7 +11,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from agent.wire import SampleSet, Status
+from agent.wire import Gap, SampleSet, Status
+from collector.sequences import SeqTracker
 
 
 @dataclass(slots=True)
@@ -26,6 +27,7 @@ class SiteState:
     status: Status | None = None
     heard: float = 0.0  # wall clock of the last message of any kind from this site
     devices: dict[str, DeviceState] = field(default_factory=dict)
+    sequences: dict[str, SeqTracker] = field(default_factory=dict)
 
 
 class State:
@@ -53,6 +55,28 @@ class State:
             site.status = status
             site.heard = max(site.heard, now)
 
+    def _tracker(self, site: str, device: str) -> SeqTracker:
+        return self._sites.setdefault(site, SiteState()).sequences.setdefault(device,
+                                                                               SeqTracker())
+
+    def written_sample_set(self, site: str, device: str, seq: int) -> None:
+        """A sample set's points are in InfluxDB: account for its sequence number."""
+        with self._lock:
+            self._tracker(site, device).add(seq)
+
+    def written_gap(self, gap: Gap) -> None:
+        with self._lock:
+            self._tracker(gap.site, gap.device).dropped(gap.first_seq, gap.last_seq)
+
+    def written_status(self, status: Status) -> None:
+        """After everything published before this heartbeat: settle confirmed holes."""
+        if not status.online:
+            return
+        with self._lock:
+            site = self._sites.setdefault(status.site, SiteState())
+            for device, tracker in site.sequences.items():
+                tracker.settle(status.pending_from.get(device))
+
     def snapshot(self, now: float | None = None) -> dict[str, SiteState]:
         """A consistent copy of live state; forgets what went stale."""
         now = time.time() if now is None else now
@@ -64,5 +88,8 @@ class State:
                 if not site.devices and now - site.heard > self.stale_after and not site.online:
                     del self._sites[name]
                     continue
-                out[name] = SiteState(site.online, site.status, site.heard, dict(site.devices))
+                out[name] = SiteState(site.online, site.status, site.heard, dict(site.devices),
+                                      {d: SeqTracker(list(t.ranges), t.received, t.duplicates,
+                                                     t.lost, t.highest)
+                                       for d, t in site.sequences.items()})
             return out

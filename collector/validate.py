@@ -11,7 +11,16 @@ import math
 import re
 import time
 
-from agent.wire import TOPIC_PREFIX, Kind, SampleSet, Status, WireError, decode_sample_set
+from agent.wire import (
+    TOPIC_PREFIX,
+    Gap,
+    Kind,
+    SampleSet,
+    Status,
+    WireError,
+    decode_gap,
+    decode_sample_set,
+)
 from agent.wire import decode_status as _decode_status
 
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -32,11 +41,13 @@ class Rejected(Exception):
 
 
 def parse_topic(topic: str) -> tuple[str, str, str | None]:
-    """('metrics', site, device) or ('status', site, None); Rejected('bad_topic') otherwise."""
+    """(kind, site, device): kind 'metrics' or 'gap' with a device, or ('status', site, None).
+
+    Rejected('bad_topic') otherwise."""
     parts = topic.split("/")
-    if len(parts) == 4 and parts[0] == TOPIC_PREFIX and parts[3] == "metrics":
+    if len(parts) == 4 and parts[0] == TOPIC_PREFIX and parts[3] in ("metrics", "gap"):
         if _IDENT.match(parts[1]) and _IDENT.match(parts[2]):
-            return "metrics", parts[1], parts[2]
+            return parts[3], parts[1], parts[2]
     if len(parts) == 3 and parts[0] == TOPIC_PREFIX and parts[2] == "status":
         if _IDENT.match(parts[1]):
             return "status", parts[1], None
@@ -94,6 +105,25 @@ def _check_value(kind: Kind, value: object, name: str) -> None:
         isinstance(value, float) and not math.isfinite(value)
     ):
         raise Rejected("bad_value", f"{name}: gauge must be a finite number")
+
+
+def check_gap(topic_site: str, topic_device: str, payload: bytes, max_bytes: int) -> Gap:
+    if len(payload) > max_bytes:
+        raise Rejected("oversize", f"{len(payload)} bytes > {max_bytes}")
+    try:
+        gap = decode_gap(payload)
+    except WireError as exc:
+        raise Rejected(exc.reason, exc.detail) from None
+    if gap.site != topic_site:
+        raise Rejected("site_mismatch", f"gap for site {gap.site[:64]!r} on topic of site "
+                                        f"{topic_site!r}")
+    if gap.device != topic_device:
+        raise Rejected("device_mismatch", f"gap for device {gap.device[:64]!r} on topic of "
+                                          f"device {topic_device!r}")
+    if not (0 <= gap.first_seq <= gap.last_seq <= INT64_MAX
+            and gap.count == gap.last_seq - gap.first_seq + 1):
+        raise Rejected("bad_value", "gap range is inconsistent")
+    return gap
 
 
 def check_status(topic_site: str, payload: bytes, max_bytes: int) -> Status:
