@@ -193,7 +193,7 @@ class OutboxConfig(StrictModel):
     """The durable outbox: how much to keep while the uplink is down (see docs/delivery.md)."""
 
     path: Path = pydantic.Field(default_factory=_default_outbox_path)
-    max_bytes: int = pydantic.Field(256 << 20, ge=64 << 10)
+    max_bytes: int = pydantic.Field(256 << 20, ge=4096)
     max_age: Seconds = 7 * 86400.0
     backfill_rate: int = pydantic.Field(0, ge=0)  # bytes/s for the backlog; 0 = unlimited
     heartbeat: Seconds = 60.0

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.logs import RateLimitedLog
+
 log = logging.getLogger("pantau.agent.outbox")
 
 KIND_SAMPLES = 0
@@ -38,7 +40,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     kind    INTEGER NOT NULL,
     device  TEXT NOT NULL,
-    seq     INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,  -- for a gap record: the last dropped number
+    first   INTEGER NOT NULL,  -- for a gap record: the first dropped number; else = seq
     ts_ms   INTEGER NOT NULL,
     topic   TEXT NOT NULL,
     payload BLOB NOT NULL
@@ -106,6 +109,7 @@ class Outbox:
         self._newest: dict[str, int] = {}  # device → id of its newest pending sample set
         self._gaps = 0
         self._ready = asyncio.Event()
+        self._warn = RateLimitedLog(log, period=60.0)
         self.dropped_total = 0
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -175,9 +179,9 @@ class Outbox:
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
-            cur = db.execute("INSERT INTO outbox (kind, device, seq, ts_ms, topic, payload) "
-                             "VALUES (?, ?, ?, ?, ?, ?)",
-                             (KIND_SAMPLES, device, seq, ts_ms, topic, payload))
+            cur = db.execute("INSERT INTO outbox (kind, device, seq, first, ts_ms, topic, "
+                             "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (KIND_SAMPLES, device, seq, seq, ts_ms, topic, payload))
             db.execute("INSERT INTO sequences VALUES (?, ?) ON CONFLICT(device) "
                        "DO UPDATE SET last = max(last, excluded.last)", (device, seq))
             db.execute("COMMIT")
@@ -217,11 +221,7 @@ class Outbox:
             db.executemany("DELETE FROM outbox WHERE id=?", [(v[0],) for v in victims])
             for drop in drops:
                 if self.gap_encoder is not None:
-                    topic, payload = self.gap_encoder(drop)
-                    gap_bytes += len(payload)
-                    db.execute("INSERT INTO outbox (kind, device, seq, ts_ms, topic, payload) "
-                               "VALUES (?, ?, ?, ?, ?, ?)",
-                               (KIND_GAP, drop.device, drop.last_seq, now_ms, topic, payload))
+                    gap_bytes += self._record_gap(drop, now_ms)
             self.dropped_total += len(victims)
             db.execute("INSERT OR REPLACE INTO counters VALUES ('dropped', ?)",
                        (self.dropped_total,))
@@ -232,15 +232,38 @@ class Outbox:
         self._bytes += gap_bytes - sum(v[3] for v in victims)
         self._count -= len(victims)
         if self.gap_encoder is not None:
-            self._count += len(drops)
-            self._gaps += len(drops)
             self._ready.set()
         self._backlog.clear()
         self._backlog_cursor = 0
         for drop in drops:
-            log.warning("outbox over budget: dropped device=%s seq=%d..%d count=%d",
-                        drop.device, drop.first_seq, drop.last_seq, drop.count)
+            self._warn.warning(drop.device, "outbox over budget: dropped device=%s seq=%d..%d "
+                               "count=%d dropped_total=%d", drop.device, drop.first_seq,
+                               drop.last_seq, drop.count, self.dropped_total)
         return drops
+
+    def _record_gap(self, drop: Dropped, now_ms: int) -> int:
+        """Store a gap record, extending the device's unsent one when the runs are adjacent
+        (a long outage then costs one record, not one per poll). Returns the bytes added."""
+        assert self.gap_encoder is not None
+        db = self.db
+        for item_id, first, last, size in db.execute(
+                "SELECT id, first, seq, length(payload) FROM outbox WHERE kind=? AND device=? "
+                "ORDER BY id DESC LIMIT 1", (KIND_GAP, drop.device)):
+            if item_id not in self._claimed and last + 1 == drop.first_seq:
+                merged = Dropped(drop.device, first, drop.last_seq,
+                                 drop.last_seq - first + 1)
+                topic, payload = self.gap_encoder(merged)
+                db.execute("UPDATE outbox SET seq=?, ts_ms=?, payload=? WHERE id=?",
+                           (merged.last_seq, now_ms, payload, item_id))
+                return len(payload) - size
+        topic, payload = self.gap_encoder(drop)
+        db.execute("INSERT INTO outbox (kind, device, seq, first, ts_ms, topic, payload) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (KIND_GAP, drop.device, drop.last_seq, drop.first_seq, now_ms, topic,
+                    payload))
+        self._count += 1
+        self._gaps += 1
+        return len(payload)
 
     # -- consumer side ----------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ serves the whole process: engines are costly and bound to their event loop.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     next_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as _auth
+from pysnmp.hlapi.v3arch.asyncio.cmdgen import VB_PROCESSOR
 from pysnmp.proto import errind, rfc1902, rfc1905
 
 
@@ -148,35 +150,54 @@ def convert(value: Any) -> SnmpValue:
 
 
 class SnmpClient:
-    """Owns the process-wide SnmpEngine. Use `async with SnmpClient() as c`."""
+    """Owns the SnmpEngines. Use `async with SnmpClient() as c`.
+
+    One engine serves every device, except that pysnmp keys its USM user table by user name
+    until it has discovered the device's engine: v3 devices that share a user name but not its
+    keys would overwrite each other's keys, so each such key set gets an engine of its own.
+    """
 
     def __init__(self) -> None:
-        self._engine: SnmpEngine | None = None
+        self._engines: list[tuple[SnmpEngine, dict[str, tuple[str | None, ...]]]] | None = None
 
     async def __aenter__(self) -> SnmpClient:
-        self._engine = SnmpEngine()
+        engine = SnmpEngine()
+        # pysnmp builds its MIB view on the first request, and with pysmi installed a MIB
+        # compiler too (~0.5 s of CPU here, seconds on a gateway): do it now, off the loop, so it
+        # neither stalls the loop nor counts in the first poll's duration.
+        await asyncio.to_thread(VB_PROCESSOR.make_varbinds, engine.cache,
+                                (ObjectType(ObjectIdentity("1.3.6.1.2.1.1.1.0")),))
+        self._engines = [(engine, {})]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._engine is not None:
-            self._engine.close_dispatcher()
-            self._engine = None
+        for engine, _ in self._engines or ():
+            engine.close_dispatcher()
+        self._engines = None
 
-    @property
-    def engine(self) -> SnmpEngine:
-        if self._engine is None:
+    def _engine_for(self, creds: Credentials) -> SnmpEngine:
+        if self._engines is None:
             raise RuntimeError("SnmpClient used outside `async with`")
-        return self._engine
+        if creds.version != "3":
+            return self._engines[0][0]
+        keys = (creds.auth_protocol, creds.auth_key, creds.priv_protocol, creds.priv_key)
+        for engine, users in self._engines:
+            if users.setdefault(creds.user, keys) == keys:
+                return engine
+        engine = SnmpEngine()
+        self._engines.append((engine, {creds.user: keys}))
+        return engine
 
     async def session(
         self, host: str, port: int, creds: Credentials, *, timeout: float, retries: int
     ) -> SnmpSession:
+        engine = self._engine_for(creds)
         try:
             target = await UdpTransportTarget.create((host, port), timeout=timeout,
                                                      retries=retries)
         except Exception as exc:  # pysnmp raises a bare PySnmpError for unresolvable hosts
             raise SnmpError("resolve", f"cannot resolve {host}: {exc}") from None
-        return SnmpSession(self.engine, target, creds)
+        return SnmpSession(engine, target, creds)
 
 
 def _auth_data(creds: Credentials) -> CommunityData | UsmUserData:

@@ -35,8 +35,13 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 
 @pytest.fixture
 def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
-    """A fresh, empty VictoriaMetrics, stopped after the test."""
-    with VictoriaMetrics(tmp_path / "victoria") as vm:
+    """A fresh, empty VictoriaMetrics, stopped after the test.
+
+    Deduplication of identical (series, timestamp) points is on, as in InfluxDB, where a point
+    written again with the same series and timestamp replaces the first: pantau relies on it
+    to make redelivered sample sets harmless."""
+    with VictoriaMetrics(tmp_path / "victoria",
+                         extra_args=("-dedup.minScrapeInterval=1ms",)) as vm:
         yield vm
 
 
