@@ -115,6 +115,9 @@ class Outbox:
     # -- lifetime ---------------------------------------------------------------------------
 
     def open(self) -> Outbox:
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise OutboxError(f"cannot open outbox {self.path}: {self.path.parent} is not a "
+                              "directory")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not os.access(self.path.parent, os.W_OK):

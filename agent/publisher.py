@@ -85,7 +85,7 @@ class Publisher:
 
     def _client(self) -> aiomqtt.Client:
         b = self.cfg.broker
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             hostname=b.host,
             port=b.port,
             identifier=self.cfg.client_id,
@@ -97,6 +97,9 @@ class Publisher:
             timeout=10,
             max_inflight_messages=self.window,
         )
+        # A full window of publishes in flight is the design, not a problem to warn about.
+        client.pending_calls_threshold = self.window + 1
+        return client
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff(self.cfg.broker.reconnect_min, self.cfg.broker.reconnect_max)
