@@ -34,11 +34,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check agent collector tests bench
-	$(VENV)/bin/ruff format --check agent collector tests bench
+	$(VENV)/bin/ruff check agent collector tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check agent collector tests $(wildcard bench)
 
 test: setup
-	$(VENV)/bin/ruff check agent collector tests bench
+	$(VENV)/bin/ruff check agent collector tests $(wildcard bench)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

@@ -14,7 +14,7 @@ import time
 
 from agent import __version__
 from agent.config import AgentConfig
-from agent.outbox import Dropped, Outbox
+from agent.outbox import Dropped, Outbox, OutboxError
 from agent.poller import DevicePoller
 from agent.publisher import Publisher
 from agent.snmp import SnmpClient
@@ -49,6 +49,7 @@ class Agent:
         self.outbox = outbox
         self.publisher = Publisher(cfg, outbox, self.status)
         self.last: dict[str, SampleSet] = {}
+        self.fatal: OutboxError | None = None
 
     def status(self, outbox: Outbox, publish_latency_s: float) -> Status:
         stats = outbox.stats()
@@ -85,6 +86,8 @@ class Agent:
         await publisher
         log.info("agent stopped site=%s unpublished=%d (kept on disk)", self.cfg.site,
                  len(self.outbox))
+        if self.fatal is not None:
+            raise self.fatal
 
     async def _device_loop(self, poller: DevicePoller, limit: asyncio.Semaphore,
                            stop: asyncio.Event) -> None:
@@ -100,9 +103,17 @@ class Agent:
             if not sample_set.up:
                 log.warning("poll failed device=%s reason=%s", poller.device.name,
                             sample_set.reason)
-            self.outbox.put(metrics_topic(self.cfg.site, poller.device.name),
-                            encode_sample_set(sample_set), device=poller.device.name,
-                            seq=sample_set.seq, ts_ms=sample_set.ts_ms)
+            try:
+                self.outbox.put(metrics_topic(self.cfg.site, poller.device.name),
+                                encode_sample_set(sample_set), device=poller.device.name,
+                                seq=sample_set.seq, ts_ms=sample_set.ts_ms)
+            except OutboxError as exc:
+                # Disk full or gone: polling on would lose data silently. Stop, and let
+                # systemd restart us once the disk has room; what is on disk stays.
+                log.error("cannot keep sample sets, stopping: %s", exc)
+                self.fatal = exc
+                stop.set()
+                return
             due += interval
             now = time.monotonic()
             if due < now:  # overran: skip the missed slots rather than bunching polls
