@@ -174,12 +174,18 @@ class SnmpConfig(StrictModel):
         return self._priv_key.get_secret_value() if self._priv_key else None
 
 
+DEFAULT_PROFILES = ["system", "if-mib"]
+
+
 class DeviceConfig(PollSettings):
     name: Identifier
     host: str
     port: int = pydantic.Field(161, ge=1, le=65535)
     snmp: SnmpConfig = SnmpConfig()
-    profiles: list[str] = ["system", "if-mib"]
+    # None: detect by sysObjectID/sysDescr (system + if-mib + every profile that matches).
+    # A list: exactly these profiles, no detection.
+    profiles: list[str] | None = None
+    extra_profiles: list[str] = []  # added to the detected ones (e.g. entity-sensor, ups-mib)
     enabled: bool = True
 
 
@@ -225,7 +231,8 @@ class Device(StrictModel):
     host: str
     port: int
     snmp: SnmpConfig
-    profiles: tuple[Profile, ...]
+    profiles: tuple[Profile, ...]  # always polled
+    candidates: tuple[Profile, ...] = ()  # polled when their `match` fits the device
     interval: float
     timeout: float
     retries: int
@@ -250,7 +257,8 @@ class AgentConfig(StrictModel):
         return self.broker.client_id or f"pantau-agent-{self.site}"
 
 
-def _merge(device: DeviceConfig, defaults: Defaults, profiles: tuple[Profile, ...]) -> Device:
+def _merge(device: DeviceConfig, defaults: Defaults, profiles: tuple[Profile, ...],
+           candidates: tuple[Profile, ...]) -> Device:
     def pick(key: str) -> object:
         value = getattr(device, key)
         return getattr(defaults, key) if value is None else value
@@ -267,6 +275,7 @@ def _merge(device: DeviceConfig, defaults: Defaults, profiles: tuple[Profile, ..
         port=device.port,
         snmp=device.snmp,
         profiles=profiles,
+        candidates=candidates,
         interval=interval,
         timeout=timeout,
         retries=retries,
@@ -302,16 +311,22 @@ def load_agent_config(path: Path) -> AgentConfig:
                           f"duplicate device names: {dev.name}")
         seen.add(dev.name)
         resolved = []
-        for j, name in enumerate(dev.profiles):
+        auto = dev.profiles is None
+        names = [("profiles", j, n) for j, n in enumerate(DEFAULT_PROFILES if auto
+                                                           else dev.profiles or [])]
+        names += [("extra_profiles", j, n) for j, n in enumerate(dev.extra_profiles)]
+        for key, j, name in names:
             if name not in known:
                 hint = ", ".join(sorted(known))
-                errors.append(f"{path}:{lines.line(('devices', i, 'profiles', j))}: "
-                              f"devices[{i}].profiles[{j}]: unknown profile {name!r} "
+                errors.append(f"{path}:{lines.line(('devices', i, key, j))}: "
+                              f"devices[{i}].{key}[{j}]: unknown profile {name!r} "
                               f"(known: {hint})")
-            else:
+            elif known[name] not in resolved:
                 resolved.append(known[name])
+        candidates = tuple(p for p in known.values() if p.match is not None
+                           and p not in resolved) if auto else ()
         if dev.enabled:
-            devices.append(_merge(dev, doc.defaults, tuple(resolved)))
+            devices.append(_merge(dev, doc.defaults, tuple(resolved), candidates))
     if errors:
         raise ConfigError(errors)
     if not devices:

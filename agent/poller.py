@@ -8,15 +8,15 @@ Per-varbind anomalies (noSuchObject, wrong types, non-increasing OIDs) are count
 from __future__ import annotations
 
 import asyncio
-import math
-import re
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from agent.config import Device
-from agent.profile import Profile, TableSpec, ValueSpec
+from agent.plan import CompiledTable, Converter, Plan, decode_text
+from agent.profile import Profile
 from agent.snmp import (
     END_OF_MIB,
     Missing,
@@ -28,141 +28,54 @@ from agent.snmp import (
     oid_tuple,
 )
 from agent.snmp import Credentials as SnmpCredentials
-from agent.wire import Field, Group, Kind, SampleSet
+from agent.wire import Field, Group, SampleSet
+
+log = logging.getLogger("pantau.agent.poller")
 
 MAX_ROWS = 10_000
 """Rows per column before a walk is cut short (and counted): protects against looping agents."""
 
-_KINDS = {"gauge": Kind.GAUGE, "counter": Kind.COUNTER, "state": Kind.STATE, "info": Kind.INFO}
-_NUMBER = re.compile(rb"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+SYS_DESCR = oid_tuple("1.3.6.1.2.1.1.1.0")
+SYS_OBJECT_ID = oid_tuple("1.3.6.1.2.1.1.2.0")
+SYS_UPTIME = oid_tuple("1.3.6.1.2.1.1.3.0")
+ENGINE_TIME = oid_tuple("1.3.6.1.6.3.10.2.1.3.0")  # snmpEngineTime: seconds, no 497-day wrap
+REDETECT_S = 24 * 3600.0
+WRAP_TICKS = 2**32
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledValue:
-    name: str
-    kind: Kind
-    oid: Oid
-    scale: float | None
-    offset: float | None
-    invalid: frozenset[int | float | str]
-    fallback_oid: Oid | None
-    fallback_scale: float | None
-
-    @classmethod
-    def of(cls, spec: ValueSpec) -> CompiledValue:
-        return cls(
-            name=spec.name,
-            kind=_KINDS[spec.kind],
-            oid=oid_tuple(spec.oid),
-            scale=spec.scale,
-            offset=spec.offset,
-            invalid=frozenset(spec.invalid),
-            fallback_oid=oid_tuple(spec.fallback_oid) if spec.fallback_oid else None,
-            fallback_scale=spec.fallback_scale if spec.fallback_scale is not None else spec.scale,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledTable:
-    measurement: str
-    index_tag: str
-    tags: tuple[tuple[str, Oid], ...]
-    columns: tuple[CompiledValue, ...]
-
-    @classmethod
-    def of(cls, spec: TableSpec) -> CompiledTable:
-        return cls(
-            measurement=spec.measurement,
-            index_tag=spec.index_tag,
-            tags=tuple((k, oid_tuple(v)) for k, v in spec.tags.items()),
-            columns=tuple(CompiledValue.of(c) for c in spec.columns),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What to ask a device for, in numeric form, built once per device at start."""
-
-    scalars: tuple[tuple[str, tuple[CompiledValue, ...]], ...]  # (measurement, values)
-    tables: tuple[CompiledTable, ...]
-
-    @classmethod
-    def of(cls, profiles: tuple[Profile, ...]) -> Plan:
-        scalars: dict[str, list[CompiledValue]] = {}
-        tables: list[CompiledTable] = []
-        for profile in profiles:
-            if profile.scalars:
-                assert profile.measurement is not None
-                scalars.setdefault(profile.measurement, []).extend(
-                    CompiledValue.of(s) for s in profile.scalars
-                )
-            tables.extend(CompiledTable.of(t) for t in profile.tables)
-        return cls(tuple((m, tuple(v)) for m, v in scalars.items()), tuple(tables))
-
-
-def decode_text(raw: bytes) -> str:
-    """Device strings: UTF-8 when valid and printable, else Latin-1 when printable, else hex."""
-    raw = raw.rstrip(b"\x00")
-    for codec in ("utf-8", "latin-1"):
-        try:
-            text = raw.decode(codec)
-        except UnicodeDecodeError:
-            continue
-        if text.isprintable():
-            return text
-    return "0x" + raw.hex()
+def select_profiles(device: Device, sys_object_id: str, sys_descr: str) -> tuple[Profile, ...]:
+    """The device's fixed profiles plus every candidate whose `match` fits, best first."""
+    scored = [(p.match.matches(sys_object_id, sys_descr), i, p)
+              for i, p in enumerate(device.candidates) if p.match is not None]
+    chosen = [p for score, _, p in sorted(scored, key=lambda t: (-t[0], t[1])) if score]
+    return (*device.profiles, *chosen)
 
 
 @dataclass(slots=True)
-class Converter:
-    """Applies a CompiledValue to a raw SNMP value, counting what it cannot use."""
+class RebootDetector:
+    """A reboot shows as sysUpTime going backwards. sysUpTime (TimeTicks) wraps after 497
+    days, so a drop right where a wrap was due is checked against snmpEngineTime."""
 
-    errors: Counter[str] = field(default_factory=Counter)
+    uptime: int | None = None
+    engine_time: int | None = None
+    at: float = 0.0
+    reboots: int = 0
 
-    def value(self, spec: CompiledValue, raw: SnmpValue, scale: float | None = None,
-              ) -> int | float | str | None:
-        if isinstance(raw, Missing):
-            self.errors[raw.reason] += 1
-            return None
-        if spec.kind is Kind.INFO:
-            if isinstance(raw, bytes):
-                return decode_text(raw)
-            return str(raw)
-        number: int | float
-        if isinstance(raw, int):
-            number = raw
-        elif isinstance(raw, bytes):
-            match = _NUMBER.search(raw)  # vendors that report numbers as text ("-40", "10.0 dB")
-            if match is None:
-                self.errors["wrong_type"] += 1
-                return None
-            text = match.group().decode()
-            number = float(text) if any(c in text for c in ".eE") else int(text)
-        else:
-            self.errors["wrong_type"] += 1
-            return None
-        if number in spec.invalid:
-            return None
-        if spec.kind is Kind.COUNTER:
-            if not isinstance(number, int) or number < 0:
-                self.errors["wrong_type"] += 1
-                return None
-            return number
-        if spec.kind is Kind.STATE:
-            return int(number)
-        scale = spec.scale if scale is None else scale
-        was_int = isinstance(number, int)
-        if scale is not None:
-            number = number * scale
-        if spec.offset is not None:
-            number = number + spec.offset
-        if isinstance(number, float):
-            if not math.isfinite(number):
-                self.errors["wrong_type"] += 1
-                return None
-            if was_int and number.is_integer() and abs(number) < 2**53:
-                return int(number)  # e.g. ifHighSpeed x 1e6: keep exact integers exact
-        return number
+    def update(self, uptime: int | None, engine_time: int | None, now: float) -> bool:
+        rebooted = False
+        if uptime is not None and self.uptime is not None and uptime < self.uptime:
+            expected = self.uptime + int((now - self.at) * 100)
+            wrapped = expected >= WRAP_TICKS and uptime <= expected - WRAP_TICKS + 6000
+            if not wrapped or (engine_time is not None and self.engine_time is not None
+                               and engine_time < self.engine_time):
+                rebooted = True
+        elif uptime is None and engine_time is not None and self.engine_time is not None:
+            rebooted = engine_time < self.engine_time
+        if rebooted:
+            self.reboots += 1
+        if uptime is not None or engine_time is not None:
+            self.uptime, self.engine_time, self.at = uptime, engine_time, now
+        return rebooted
 
 
 def _chunks(items: list[Oid], size: int) -> list[list[Oid]]:
@@ -170,16 +83,19 @@ def _chunks(items: list[Oid], size: int) -> list[list[Oid]]:
 
 
 class DevicePoller:
-    """Polls one device; holds its compiled plan and its cumulative anomaly counters."""
+    """Polls one device; holds its compiled plan, detection result and anomaly counters."""
 
     def __init__(self, site: str, device: Device, client: SnmpClient,
                  next_seq: Callable[[str], int]) -> None:
         self.site = site
         self.device = device
         self.plan = Plan.of(device.profiles)
+        self._detect = bool(device.candidates)
+        self._detected_at = -REDETECT_S
         self._client = client
         self._next_seq = next_seq
         self._conv = Converter()
+        self._reboot = RebootDetector()
         self._session: SnmpSession | None = None
         snmp = device.snmp
         self._creds = SnmpCredentials(
@@ -192,20 +108,28 @@ class DevicePoller:
     def errors(self) -> Counter[str]:
         return self._conv.errors
 
+    @property
+    def reboots(self) -> int:
+        return self._reboot.reboots
+
     async def poll(self) -> SampleSet:
         started = time.time()
         t0 = time.monotonic()
         groups: list[Group] = []
         reason = ""
+        rebooted = False
         try:
             async with asyncio.timeout(self.device.deadline):
-                groups = await self._collect()
+                groups, rebooted = await self._collect()
         except TimeoutError:
             reason = "deadline"
         except SnmpError as exc:
             reason = exc.reason
-            if exc.reason == "engine":
-                self._session = None  # rediscover the v3 engine on the next poll
+            if exc.reason in ("engine", "auth", "timeout") and self._creds.version == "3":
+                # After a reboot a v3 device has new engine boots/time (notInTimeWindow) or
+                # even a new engine ID: start over with discovery on the next poll.
+                self._session = None
+                self._client.forget(self._creds, self.device.host, self.device.port)
         if reason:
             self._conv.errors[reason] += 1
             groups = []
@@ -219,6 +143,8 @@ class DevicePoller:
             reason=reason,
             groups=groups,
             errors=dict(self._conv.errors),
+            reboots=self._reboot.reboots,
+            rebooted=rebooted,
         )
 
     async def _get_session(self) -> SnmpSession:
@@ -229,25 +155,54 @@ class DevicePoller:
             )
         return self._session
 
-    async def _collect(self) -> list[Group]:
+    async def _collect(self) -> tuple[list[Group], bool]:
         session = await self._get_session()
+        # Every poll reads uptime (for reboots) and, when detecting, the identity: one GET.
+        probe = [SYS_UPTIME, ENGINE_TIME]
+        due = self._detect and time.monotonic() - self._detected_at >= REDETECT_S
+        if due:
+            probe += [SYS_OBJECT_ID, SYS_DESCR]
+        ident = await session.get(probe)
+        uptime = ident.get(SYS_UPTIME)
+        engine_time = ident.get(ENGINE_TIME)
+        rebooted = self._reboot.update(uptime if isinstance(uptime, int) else None,
+                                       engine_time if isinstance(engine_time, int) else None,
+                                       time.monotonic())
+        if due or (rebooted and self._detect):
+            self._redetect(ident)
         groups: list[Group] = []
         for measurement, values in self.plan.scalars:
-            raw: dict[Oid, SnmpValue] = {}
-            for chunk in _chunks([v.oid for v in values], self.device.max_varbinds):
+            raw: dict[Oid, SnmpValue] = dict(ident)
+            wanted = [v.oid for v in values if v.oid not in raw]
+            for chunk in _chunks(wanted, self.device.max_varbinds):
                 raw.update(await session.get(chunk))
             fields = []
             for spec in values:
                 value = self._conv.value(spec, raw.get(spec.oid, END_OF_MIB))
                 if value is not None:
                     fields.append(Field(spec.name, spec.kind, value))
-            groups.append(Group(measurement, {}, fields))
+            if fields:
+                groups.append(Group(measurement, {}, fields))
         for table in self.plan.tables:
             groups.extend(await self._table(session, table))
-        return groups
+        return groups, rebooted
+
+    def _redetect(self, ident: dict[Oid, SnmpValue]) -> None:
+        oid_value = ident.get(SYS_OBJECT_ID)
+        descr = ident.get(SYS_DESCR)
+        sys_object_id = oid_value if isinstance(oid_value, str) else ""
+        sys_descr = decode_text(descr) if isinstance(descr, bytes) else ""
+        if not sys_object_id and not sys_descr:
+            return  # the device did not say who it is; try again next poll
+        self._detected_at = time.monotonic()
+        profiles = select_profiles(self.device, sys_object_id, sys_descr)
+        if tuple(p.name for p in profiles) != self.plan.profiles:
+            log.info("profiles selected device=%s sysObjectID=%s profiles=%s",
+                     self.device.name, sys_object_id, ",".join(p.name for p in profiles))
+            self.plan = Plan.of(profiles)
 
     async def _table(self, session: SnmpSession, table: CompiledTable) -> list[Group]:
-        columns = [c.oid for c in table.columns] + [oid for _, oid in table.tags]
+        columns = [c.oid for c in table.columns] + table.tag_oids
         walked = await self.walk(session, columns)
         indexes: dict[Oid, None] = {}
         for col in table.columns:
@@ -265,12 +220,15 @@ class DevicePoller:
         groups = []
         for index in indexes:
             tags = {table.index_tag: ".".join(map(str, index))}
-            for tag, oid in table.tags:
-                raw = walked[oid].get(index)
-                if raw is not None and not isinstance(raw, Missing):
+            for tag, oids in table.tags:
+                for oid in oids:
+                    raw = walked[oid].get(index)
+                    if raw is None or isinstance(raw, Missing):
+                        continue
                     text = decode_text(raw) if isinstance(raw, bytes) else str(raw)
-                    if text:
-                        tags[tag] = text
+                    if text.strip():
+                        tags[tag] = text.strip()
+                        break
             fields = []
             for col in table.columns:
                 raw = walked[col.oid].get(index)
@@ -283,12 +241,21 @@ class DevicePoller:
                     continue
                 if value is not None:
                     fields.append(Field(col.name, col.kind, value))
+            measurement = table.measurement
+            if table.transform is not None:
+                measurement, fields = table.transform({f.name: f.value for f in fields}, tags,
+                                                      measurement)
             if fields:
-                groups.append(Group(table.measurement, tags, fields))
+                groups.append(Group(measurement, tags, fields))
         return groups
 
-    async def walk(self, session: SnmpSession, columns: list[Oid]) -> dict[Oid, dict[Oid, SnmpValue]]:
-        """Walk columns together with GETBULK (GETNEXT without bulk); {column: {index: value}}."""
+    async def walk(self, session: SnmpSession, columns: list[Oid],
+                   ) -> dict[Oid, dict[Oid, SnmpValue]]:
+        """Walk columns together with GETBULK (GETNEXT without bulk); {column: {index: value}}.
+
+        An agent that returns OIDs out of order (aviat-wtm does) is followed, and counted, as
+        long as it does not repeat itself; nothing it returned is thrown away.
+        """
         out: dict[Oid, dict[Oid, SnmpValue]] = {c: {} for c in columns}
         for chunk in _chunks(list(dict.fromkeys(columns)), self.device.max_varbinds):
             position = {c: c for c in chunk}

@@ -45,7 +45,8 @@ class ValueSpec(StrictModel):
     scale: float | None = None
     offset: float | None = None
     states: dict[int, str] | None = None
-    invalid: list[int | float | str] = []
+    invalid: list[int | float | str] = []  # sentinel raw values that mean "no reading"
+    pattern: str | None = None  # regex whose first group (or whole match) is the number/text
     fallback_oid: Oid | None = None
     fallback_scale: float | None = None  # scale for fallback_oid, which often has other units
 
@@ -57,16 +58,30 @@ class ValueSpec(StrictModel):
             raise ValueError("fallback_scale needs fallback_oid")
         if self.states is not None and self.kind != "state":
             raise ValueError("states are only allowed on kind: state")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from None
         return self
 
 
+TransformName = Literal["entity_sensor"]
+
+
 class TableSpec(StrictModel):
-    """A conceptual table walked with GETBULK: the row index and tag columns identify a row."""
+    """A conceptual table walked with GETBULK: the row index and tag columns identify a row.
+
+    A tag may list several columns: the first one with a non-empty value names the row (e.g.
+    entPhysicalName, else entPhysicalDescr). A `transform` turns a row's raw columns into
+    vendor-neutral fields where plain scaling cannot (see agent/transforms.py).
+    """
 
     measurement: Name
     index_tag: TagName = "index"
-    tags: dict[TagName, Oid] = {}
+    tags: dict[TagName, Oid | list[Oid]] = {}
     columns: list[ValueSpec] = pydantic.Field(min_length=1)
+    transform: TransformName | None = None
 
     @pydantic.model_validator(mode="after")
     def _unique(self) -> TableSpec:
@@ -77,10 +92,45 @@ class TableSpec(StrictModel):
         return self
 
 
+class Match(StrictModel):
+    """When a profile applies to a device it was not named for: by sysObjectID prefix, or (as
+    a fallback, for devices that report a generic sysObjectID) by a sysDescr pattern."""
+
+    sys_object_id: list[Oid] = []
+    sys_descr: list[str] = []
+
+    @pydantic.field_validator("sys_descr")
+    @classmethod
+    def _regexes(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"{p!r} is not a valid regular expression: {exc}") from None
+        return patterns
+
+    def matches(self, sys_object_id: str, sys_descr: str) -> int:
+        """0 if no match; else a score: longer sysObjectID prefixes win over sysDescr."""
+        oid = sys_object_id.strip(".")
+        best = 0
+        for prefix in self.sys_object_id:
+            if oid == prefix or oid.startswith(prefix + "."):
+                best = max(best, 1000 + prefix.count("."))
+        if not best and any(re.search(p, sys_descr) for p in self.sys_descr):
+            best = 1
+        return best
+
+
+Category = Literal["generic", "vsat", "microwave", "fiber", "cellular", "power", "gateway"]
+
+
 class Profile(StrictModel):
     name: Annotated[str, pydantic.StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
     description: str = ""
+    category: Category = "generic"
+    match: Match | None = None
     measurement: Name | None = None
+    invalid: list[int | float | str] = []  # sentinels for every value of this profile
     scalars: list[ValueSpec] = []
     tables: list[TableSpec] = []
 

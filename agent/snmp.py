@@ -188,6 +188,9 @@ class SnmpClient:
         self._engines.append((engine, {creds.user: keys}))
         return engine
 
+    def forget(self, creds: Credentials, host: str, port: int) -> None:
+        """Placeholder: what pysnmp caches about a v3 peer is dropped here (see below)."""
+
     async def session(
         self, host: str, port: int, creds: Credentials, *, timeout: float, retries: int
     ) -> SnmpSession:

@@ -65,6 +65,8 @@ class SampleSet(msgspec.Struct, array_like=True, frozen=True):
     reason: str  # "" when up; otherwise why the poll failed (timeout, auth, ...)
     groups: list[Group] = []
     errors: dict[str, int] = {}  # cumulative per-device SNMP anomaly counters, by kind
+    reboots: int = 0  # cumulative reboots the agent detected (sysUpTime/snmpEngineTime)
+    rebooted: bool = False  # this poll found the device rebooted: no rate across it
 
 
 class Gap(msgspec.Struct, array_like=True, frozen=True):

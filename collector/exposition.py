@@ -76,6 +76,10 @@ class StateCollector(Collector):
         anomalies = CounterMetricFamily(f"{PREFIX}_device_snmp_errors",
                                         "SNMP anomalies and failures seen by the agent, by kind",
                                         labels=["site", "device", "kind"])
+        reboots = CounterMetricFamily(f"{PREFIX}_device_reboots",
+                                      "Reboots the agent detected (sysUpTime going backwards, "
+                                      "checked against snmpEngineTime at the 497-day wrap)",
+                                      labels=["site", "device"])
         down_reason = InfoMetricFamily(f"{PREFIX}_device_down_reason",
                                        "Why the device's newest poll failed",
                                        labels=["site", "device"])
@@ -129,6 +133,7 @@ class StateCollector(Collector):
                 up.add_metric(key, 1.0 if ss.up else 0.0)
                 last.add_metric(key, ss.ts_ms / 1000)
                 duration.add_metric(key, ss.duration_ms / 1000)
+                reboots.add_metric(key, ss.reboots)
                 for kind, count in sorted(ss.errors.items()):
                     anomalies.add_metric([*key, kind], count)
                 if not ss.up:
@@ -136,7 +141,8 @@ class StateCollector(Collector):
                 for group in ss.groups:
                     self._add_group(values, site_name, dev_name, group.measurement,
                                     group.tags, group.fields)
-        yield from (online, heard, up, last, duration, anomalies, down_reason, lost, dupes,
+        yield from (online, heard, up, last, duration, anomalies, reboots, down_reason, lost,
+                    dupes,
                     received, dropped, *health.values())
         yield from values.values()
 

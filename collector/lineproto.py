@@ -49,7 +49,8 @@ def sample_set_lines(ss: SampleSet) -> list[str]:
     ts = ss.ts_ms
     lines = [
         f"{POLL_MEASUREMENT}{base} up={int(ss.up)}i,duration_seconds={ss.duration_ms / 1000!r},"
-        f'seq={ss.seq}i,reason="{ss.reason.translate(_STRING)}" {ts}'
+        f'seq={ss.seq}i,rebooted={int(ss.rebooted)}i,reason="{ss.reason.translate(_STRING)}" '
+        f"{ts}"
     ]
     for group in ss.groups:
         if not group.fields:

@@ -60,7 +60,7 @@ def test_line_protocol_types_and_escaping():
     lines = sample_set_lines(check_sample_set("s1", "radio", encode_sample_set(ss()), 1 << 20,
                                               now_ms=NOW))
     assert lines[0] == (f'pantau_poll,device=radio,site=s1 up=1i,duration_seconds=0.25,seq=7i,'
-                        f'reason="" {NOW}')
+                        f'rebooted=0i,reason="" {NOW}')
     assert lines[1] == (r"interface,device=radio,ifIndex=1,ifName=eth\ 0\,a\=b,site=s1 "
                         r'in_octets=123u,oper_status=1i,speed_bps=1000.0,alias="say \"hi\"\\" '
                         f"{NOW}")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_agent_config
-from agent.poller import CompiledValue, Converter, DevicePoller, decode_text
+from agent.plan import CompiledValue, Converter, decode_text
+from agent.poller import DevicePoller
 from agent.profile import ValueSpec
 from agent.snmp import END_OF_MIB, NO_SUCH_OBJECT, OidValue, SnmpTimeout, oid_tuple
 

@@ -1,0 +1,173 @@
+"""Profiles compiled for the hot path, and the conversion of raw SNMP values by them.
+
+Compiling happens once per device (and again only when detection picks other profiles): OIDs
+become tuples, regexes are compiled, profile-wide sentinels are merged into each value. The poll
+loop then only does tuple lookups and arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.profile import Profile, TableSpec, ValueSpec
+from agent.snmp import Missing, Oid, SnmpValue, oid_tuple
+from agent.transforms import TRANSFORMS
+from agent.wire import Field, Kind
+
+_KINDS = {"gauge": Kind.GAUGE, "counter": Kind.COUNTER, "state": Kind.STATE, "info": Kind.INFO}
+_NUMBER = re.compile(rb"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+Transform = Callable[[dict[str, int | float | str], dict[str, str], str],
+                     tuple[str, list[Field]]]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledValue:
+    name: str
+    kind: Kind
+    oid: Oid
+    scale: float | None
+    offset: float | None
+    invalid: frozenset[int | float | str]
+    fallback_oid: Oid | None
+    fallback_scale: float | None
+    pattern: re.Pattern[bytes] | None = None
+
+    @classmethod
+    def of(cls, spec: ValueSpec, invalid: list[int | float | str] | None = None,
+           ) -> CompiledValue:
+        return cls(
+            name=spec.name,
+            kind=_KINDS[spec.kind],
+            oid=oid_tuple(spec.oid),
+            scale=spec.scale,
+            offset=spec.offset,
+            invalid=frozenset([*spec.invalid, *(invalid or [])]),
+            fallback_oid=oid_tuple(spec.fallback_oid) if spec.fallback_oid else None,
+            fallback_scale=spec.fallback_scale if spec.fallback_scale is not None else spec.scale,
+            pattern=re.compile(spec.pattern.encode()) if spec.pattern else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTable:
+    measurement: str
+    index_tag: str
+    tags: tuple[tuple[str, tuple[Oid, ...]], ...]  # tag → columns, first non-empty wins
+    columns: tuple[CompiledValue, ...]
+    transform: Transform | None = None
+
+    @classmethod
+    def of(cls, spec: TableSpec, invalid: list[int | float | str]) -> CompiledTable:
+        return cls(
+            measurement=spec.measurement,
+            index_tag=spec.index_tag,
+            tags=tuple((k, tuple(oid_tuple(o) for o in (v if isinstance(v, list) else [v])))
+                       for k, v in spec.tags.items()),
+            columns=tuple(CompiledValue.of(c, invalid) for c in spec.columns),
+            transform=TRANSFORMS[spec.transform] if spec.transform else None,
+        )
+
+    @property
+    def tag_oids(self) -> list[Oid]:
+        return [oid for _, oids in self.tags for oid in oids]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to ask a device for, in numeric form."""
+
+    profiles: tuple[str, ...]
+    scalars: tuple[tuple[str, tuple[CompiledValue, ...]], ...]  # (measurement, values)
+    tables: tuple[CompiledTable, ...]
+
+    @classmethod
+    def of(cls, profiles: tuple[Profile, ...]) -> Plan:
+        scalars: dict[str, list[CompiledValue]] = {}
+        tables: list[CompiledTable] = []
+        for profile in profiles:
+            if profile.scalars:
+                assert profile.measurement is not None
+                scalars.setdefault(profile.measurement, []).extend(
+                    CompiledValue.of(s, profile.invalid) for s in profile.scalars
+                )
+            tables.extend(CompiledTable.of(t, profile.invalid) for t in profile.tables)
+        return cls(tuple(p.name for p in profiles),
+                   tuple((m, tuple(v)) for m, v in scalars.items()), tuple(tables))
+
+
+def decode_text(raw: bytes) -> str:
+    """Device strings: UTF-8 when valid and printable, else Latin-1 when printable, else hex."""
+    raw = raw.rstrip(b"\x00")
+    for codec in ("utf-8", "latin-1"):
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if text.isprintable():
+            return text
+    return "0x" + raw.hex()
+
+
+@dataclass(slots=True)
+class Converter:
+    """Applies a CompiledValue to a raw SNMP value, counting what it cannot use."""
+
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def value(self, spec: CompiledValue, raw: SnmpValue, scale: float | None = None,
+              ) -> int | float | str | None:
+        if isinstance(raw, Missing):
+            self.errors[raw.reason] += 1
+            return None
+        if isinstance(raw, bytes) and spec.pattern is not None:
+            found = spec.pattern.search(raw)
+            if found is None:
+                return None  # e.g. "no signal", "N/A": no reading, not an error
+            raw = found.group(1) if found.groups() else found.group()
+        if spec.kind is Kind.INFO:
+            text = decode_text(raw) if isinstance(raw, bytes) else str(raw)
+            return None if text in spec.invalid else text
+        number: int | float
+        if isinstance(raw, int):
+            number = raw
+        elif isinstance(raw, bytes):
+            text = decode_text(raw).strip()
+            if text in spec.invalid:
+                return None
+            match = _NUMBER.search(raw)  # vendors that report numbers as text ("-40", "10.0 dB")
+            if match is None:
+                self.errors["wrong_type"] += 1
+                return None
+            digits = match.group().decode()
+            number = float(digits) if any(c in digits for c in ".eE") else int(digits)
+        else:
+            self.errors["wrong_type"] += 1
+            return None
+        if number in spec.invalid:
+            return None
+        if spec.kind is Kind.COUNTER:
+            if not isinstance(number, int) or number < 0:
+                self.errors["wrong_type"] += 1
+                return None
+            return number
+        if spec.kind is Kind.STATE:
+            return int(number)
+        scale = spec.scale if scale is None else scale
+        was_int = isinstance(number, int)
+        if scale is not None:
+            number = number * scale
+        if spec.offset is not None:
+            number = number + spec.offset
+        if isinstance(number, float):
+            if not math.isfinite(number):
+                self.errors["wrong_type"] += 1
+                return None
+            if was_int and number.is_integer() and abs(number) < 2**53:
+                return int(number)  # e.g. ifHighSpeed x 1e6: keep exact integers exact
+            return round(number, 9)  # 0.1 x 123 is 12.3, not 12.300000000000001
+        return number

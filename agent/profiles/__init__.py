@@ -1,1 +1,0 @@
-"""Built-in device profiles, shipped as YAML data (see docs/profiles.md)."""

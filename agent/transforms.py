@@ -1,0 +1,62 @@
+"""Row transforms: where a table's rows need more than scaling to become vendor-neutral values.
+
+`entity_sensor` (ENTITY-SENSOR-MIB, RFC 3433): every row is a sensor whose type, scale and
+precision are columns of the same row. A reading is value × 10^(3·(scale−9)) × 10^(−precision)
+in the type's base unit; optical power in watts becomes dBm (10·log10(mW)), and is named rx or tx
+from the sensor's name. Rows that are not operational, or read zero or negative watts, give no
+power value rather than a fake one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from agent.wire import Field, Kind
+
+# entPhySensorType → (field name, unit)
+_SENSOR_TYPES: dict[int, tuple[str, str]] = {
+    3: ("voltage_volts", "V"),  # voltsAC
+    4: ("voltage_volts", "V"),  # voltsDC
+    5: ("current_amperes", "A"),
+    6: ("power_watts", "W"),
+    7: ("frequency_hertz", "Hz"),
+    8: ("temperature_celsius", "°C"),
+    9: ("humidity_percent", "%"),
+    10: ("fan_rpm", "rpm"),
+    14: ("power_dbm", "dBm"),  # dBm, as some vendors report optics directly
+}
+_RX = re.compile(r"\b(rx|receive[dr]?|input)\b", re.I)
+_TX = re.compile(r"\b(tx|transmit(ted|ter)?|output)\b", re.I)
+SIGNAL_MEASUREMENT = "signal"
+
+
+def entity_sensor(values: dict[str, int | float | str], tags: dict[str, str],
+                  measurement: str) -> tuple[str, list[Field]]:
+    """values: the row's raw `type`, `scale`, `precision`, `value` and optional `status`."""
+    try:
+        kind = int(values["type"])
+        raw = float(values["value"])
+        scale = int(values.get("scale", 9))
+        precision = int(values.get("precision", 0))
+    except (KeyError, TypeError, ValueError):
+        return measurement, []
+    if int(values.get("status", 1)) != 1:  # 1 = ok; unavailable/nonoperational: no reading
+        return measurement, []
+    if kind not in _SENSOR_TYPES:
+        return measurement, []
+    name, _unit = _SENSOR_TYPES[kind]
+    reading = raw * 10.0 ** (3 * (scale - 9)) * 10.0 ** (-precision)
+    label = tags.get("sensor", "")
+    if kind in (6, 14):
+        if kind == 6:
+            if reading <= 0:
+                return SIGNAL_MEASUREMENT, []  # no light, or a vendor's "absent" reading
+            reading = 10 * math.log10(reading * 1000)
+        direction = "rx" if _RX.search(label) else "tx" if _TX.search(label) else ""
+        name = f"{direction}_power_dbm" if direction else "power_dbm"
+        return SIGNAL_MEASUREMENT, [Field(name, Kind.GAUGE, round(reading, 3))]
+    return measurement, [Field(name, Kind.GAUGE, round(reading, 6))]
+
+
+TRANSFORMS = {"entity_sensor": entity_sensor}
