@@ -125,11 +125,11 @@ class DevicePoller:
             reason = "deadline"
         except SnmpError as exc:
             reason = exc.reason
-            if exc.reason in ("engine", "auth", "timeout") and self._creds.version == "3":
-                # After a reboot a v3 device has new engine boots/time (notInTimeWindow) or
-                # even a new engine ID: start over with discovery on the next poll.
-                self._session = None
-                self._client.forget(self._creds, self.device.host, self.device.port)
+            if (exc.reason in ("engine", "auth", "timeout") and self._creds.version == "3"
+                    and self._session is not None):
+                # A v3 device that came back with a new engine ID (reset or replaced) is
+                # discovered again on the next poll, without restarting the agent.
+                self._session.forget_engine()
         if reason:
             self._conv.errors[reason] += 1
             groups = []

@@ -188,9 +188,6 @@ class SnmpClient:
         self._engines.append((engine, {creds.user: keys}))
         return engine
 
-    def forget(self, creds: Credentials, host: str, port: int) -> None:
-        """Placeholder: what pysnmp caches about a v3 peer is dropped here (see below)."""
-
     async def session(
         self, host: str, port: int, creds: Credentials, *, timeout: float, retries: int
     ) -> SnmpSession:
@@ -230,6 +227,23 @@ class SnmpSession:
     @property
     def version(self) -> str:
         return self._creds.version
+
+    def forget_engine(self) -> bool:
+        """Drop pysnmp's cached engine ID of this peer so the next request rediscovers it.
+
+        pysnmp follows a rebooted v3 device by itself while its engine ID stays (new boots and
+        time come in the notInTimeWindow report), but caches the engine ID per address for 300 s:
+        a device that comes back with a new engine ID (reset, replaced) would fail until then.
+        The cache is private to pysnmp; if it moves, the 300 s expiry still applies.
+        """
+        mp = self._engine.message_processing_subsystems.get(3)  # type: ignore[call-overload]
+        cache = getattr(mp, "_SnmpV3MessageProcessingModel__engineIdCache", None)
+        if not isinstance(cache, dict):
+            return False
+        address = tuple(self._target.transport_address)[:2]
+        for key in [k for k in cache if tuple(k[1])[:2] == address]:
+            del cache[key]
+        return True
 
     def _check(self, error_indication: Any, error_status: Any, error_index: Any,
                var_binds: Sequence[Any]) -> None:
