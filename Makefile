@@ -7,8 +7,8 @@
 VENV        ?= .venv
 PYTHON      ?= python3
 PY          := $(VENV)/bin/python
-APT_PKGS    := mosquitto mosquitto-clients victoria-metrics snmpd snmp prometheus
-NEEDED_BINS := /usr/sbin/mosquitto /usr/bin/victoria-metrics /usr/sbin/snmpd /usr/bin/snmpget /usr/bin/promtool
+APT_PKGS    := mosquitto mosquitto-clients victoria-metrics snmpd snmp prometheus iproute2
+NEEDED_BINS := /usr/sbin/mosquitto /usr/bin/victoria-metrics /usr/sbin/snmpd /usr/bin/snmpget /usr/bin/promtool /usr/sbin/ip
 
 .PHONY: setup deps venv test lint demo bench clean
 

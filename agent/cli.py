@@ -79,6 +79,57 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0 if all(r.sample_set.up for r in results) else 1
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    from agent.discover import build_config, discover, explain
+
+    snmp: dict[str, object] = {"version": args.snmp_version}
+    if args.snmp_version == "3":
+        snmp["user"] = args.user
+        for key in ("auth_protocol", "auth_key_file", "auth_key_env", "priv_protocol",
+                    "priv_key_file", "priv_key_env", "context"):
+            value = getattr(args, key)
+            if value is not None:
+                snmp[key] = str(value)
+    else:
+        for key in ("community", "community_file", "community_env"):
+            value = getattr(args, key)
+            if value is not None:
+                snmp[key] = str(value)
+    cfg = build_config(args.host, args.port, snmp, timeout=args.timeout, retries=args.retries,
+                       profile_files=args.profiles_file or [])
+    result, profiles, sys_object_id, sys_descr = asyncio.run(discover(cfg))
+    if args.json:
+        doc = result.as_json()
+        doc.update({"sys_object_id": sys_object_id, "sys_descr": sys_descr})
+        print(json.dumps(doc, indent=2))
+    else:
+        print(explain(result, profiles, sys_object_id, sys_descr))
+    return 0 if result.sample_set.up else 1
+
+
+def _discover_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("discover", help="identify a device and show which profiles fit")
+    p.add_argument("host")
+    p.add_argument("--port", type=int, default=161)
+    p.add_argument("--snmp-version", choices=["1", "2c", "3"], default="2c")
+    p.add_argument("--community", help="v1/v2c community (or --community-file/-env)")
+    p.add_argument("--community-file", type=Path)
+    p.add_argument("--community-env")
+    p.add_argument("--user", help="v3 user")
+    p.add_argument("--auth-protocol")
+    p.add_argument("--auth-key-file", type=Path, help="v3 keys never go on the command line")
+    p.add_argument("--auth-key-env")
+    p.add_argument("--priv-protocol")
+    p.add_argument("--priv-key-file", type=Path)
+    p.add_argument("--priv-key-env")
+    p.add_argument("--context")
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--retries", type=int, default=1)
+    p.add_argument("--profiles-file", type=Path, action="append",
+                   help="extra profile file(s) to consider")
+    p.add_argument("--json", action="store_true")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pantau-agent", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pantau-agent {__version__}")
@@ -91,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "probe":
             p.add_argument("--device", help="only this device")
             p.add_argument("--json", action="store_true", help="machine-readable output")
+    _discover_parser(sub)
     args = parser.parse_args(argv)
-    handler = {"run": cmd_run, "check-config": cmd_check_config, "probe": cmd_probe}
+    handler = {"run": cmd_run, "check-config": cmd_check_config, "probe": cmd_probe,
+               "discover": cmd_discover}
     try:
         return handler[args.command](args)
     except ConfigError as exc:

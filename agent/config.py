@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import pydantic
 
 from agent.configfile import ConfigError, StrictModel, load_yaml, read_secret, validate
+from agent.icmp import PingSettings
 from agent.profile import Profile, builtin_profiles, load_profile_file
 
 Identifier = Annotated[
@@ -80,6 +81,7 @@ class PollSettings(StrictModel):
     max_varbinds: Annotated[int, pydantic.Field(ge=1, le=200)] | None = None
     bulk: bool | None = None
     deadline: Seconds | None = None
+    ping: bool | None = None  # ICMP echo alongside each poll (RTT and loss)
 
 
 class Defaults(PollSettings):
@@ -91,6 +93,10 @@ class Defaults(PollSettings):
     bulk: bool = True
     concurrency: Annotated[int, pydantic.Field(ge=1, le=1024)] = 32
     jitter: Annotated[float, pydantic.Field(ge=0, le=1)] = 0.1
+    ping: bool = True
+    ping_count: Annotated[int, pydantic.Field(ge=1, le=20)] = 3
+    ping_interval: Annotated[float, pydantic.Field(ge=0.01, le=10)] = 0.2
+    ping_timeout: Annotated[float, pydantic.Field(gt=0, le=30)] = 1.0
 
 
 AuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
@@ -177,6 +183,14 @@ class SnmpConfig(StrictModel):
 DEFAULT_PROFILES = ["system", "if-mib"]
 
 
+class PingTarget(StrictModel):
+    """An upstream hop to watch by ICMP only (the NOC, the VSAT hub, a public resolver)."""
+
+    name: Identifier
+    host: str
+    interval: Seconds | None = None
+
+
 class DeviceConfig(PollSettings):
     name: Identifier
     host: str
@@ -218,6 +232,7 @@ class AgentFile(StrictModel):
     broker: BrokerConfig = BrokerConfig()
     defaults: Defaults = Defaults()
     devices: list[DeviceConfig] = pydantic.Field(min_length=1)
+    ping_targets: list[PingTarget] = []
     profile_files: list[Path] = []
     profiles: list[Profile] = []
     outbox: OutboxConfig = pydantic.Field(default_factory=OutboxConfig)
@@ -233,6 +248,8 @@ class Device(StrictModel):
     snmp: SnmpConfig
     profiles: tuple[Profile, ...]  # always polled
     candidates: tuple[Profile, ...] = ()  # polled when their `match` fits the device
+    snmp_enabled: bool = True  # False for ICMP-only upstream targets
+    ping: PingSettings | None = None
     interval: float
     timeout: float
     retries: int
@@ -283,7 +300,13 @@ def _merge(device: DeviceConfig, defaults: Defaults, profiles: tuple[Profile, ..
         max_varbinds=int(pick("max_varbinds")),  # type: ignore[call-overload]
         bulk=bool(pick("bulk")) and version != "1",  # SNMPv1 has no GETBULK
         deadline=min(deadline, interval),
+        ping=_ping(defaults) if pick("ping") else None,
     )
+
+
+def _ping(defaults: Defaults) -> PingSettings:
+    return PingSettings(count=defaults.ping_count, interval=defaults.ping_interval,
+                        timeout=defaults.ping_timeout)
 
 
 def load_agent_config(path: Path) -> AgentConfig:
@@ -327,6 +350,17 @@ def load_agent_config(path: Path) -> AgentConfig:
                            and p not in resolved) if auto else ()
         if dev.enabled:
             devices.append(_merge(dev, doc.defaults, tuple(resolved), candidates))
+    for i, target in enumerate(doc.ping_targets):
+        if target.name in seen:
+            errors.append(f"{path}:{lines.line(('ping_targets', i, 'name'))}: "
+                          f"ping_targets[{i}].name: {target.name} is also a device name")
+        seen.add(target.name)
+        interval = target.interval or doc.defaults.interval
+        devices.append(Device(name=target.name, host=target.host, port=0, snmp=SnmpConfig(),
+                              profiles=(), interval=interval, timeout=doc.defaults.timeout,
+                              retries=0, max_repetitions=1, max_varbinds=1, bulk=False,
+                              deadline=min(interval, doc.defaults.deadline or interval * 0.9),
+                              snmp_enabled=False, ping=_ping(doc.defaults)))
     if errors:
         raise ConfigError(errors)
     if not devices:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.config import Device
+from agent.icmp import Pinger
 from agent.plan import CompiledTable, Converter, Plan, decode_text
 from agent.profile import Profile
 from agent.snmp import (
@@ -86,8 +87,9 @@ class DevicePoller:
     """Polls one device; holds its compiled plan, detection result and anomaly counters."""
 
     def __init__(self, site: str, device: Device, client: SnmpClient,
-                 next_seq: Callable[[str], int]) -> None:
+                 next_seq: Callable[[str], int], pinger: Pinger | None = None) -> None:
         self.site = site
+        self._pinger = pinger if device.ping is not None else None
         self.device = device
         self.plan = Plan.of(device.profiles)
         self._detect = bool(device.candidates)
@@ -118,9 +120,15 @@ class DevicePoller:
         groups: list[Group] = []
         reason = ""
         rebooted = False
+        ping: asyncio.Task[Group | None] | None = None
+        if self._pinger is not None and self.device.ping is not None:
+            ping = asyncio.create_task(self._pinger.ping(self.device.host, self.device.ping))
         try:
             async with asyncio.timeout(self.device.deadline):
-                groups, rebooted = await self._collect()
+                if self.device.snmp_enabled:
+                    groups, rebooted = await self._collect()
+                if ping is not None:
+                    await asyncio.wait({ping})
         except TimeoutError:
             reason = "deadline"
         except SnmpError as exc:
@@ -133,6 +141,17 @@ class DevicePoller:
         if reason:
             self._conv.errors[reason] += 1
             groups = []
+        if ping is not None:
+            if not ping.done():
+                ping.cancel()
+            icmp = None if ping.cancelled() or ping.exception() else ping.result()
+            if icmp is not None:
+                groups.append(icmp)  # also when SNMP failed: "answers ping, not SNMP"
+            if not self.device.snmp_enabled and not reason:
+                replies = next((f.value for f in icmp.fields if f.name == "received"), 0) \
+                    if icmp is not None else 0
+                if not replies:
+                    reason = "unreachable"
         return SampleSet(
             site=self.site,
             device=self.device.name,

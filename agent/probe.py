@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from agent.config import AgentConfig, Device
+from agent.icmp import Pinger
 from agent.poller import DevicePoller
 from agent.snmp import SnmpClient
 from agent.wire import Kind, SampleSet
@@ -15,10 +16,13 @@ from agent.wire import Kind, SampleSet
 class ProbeResult:
     device: Device
     sample_set: SampleSet
+    profiles: tuple[str, ...] = ()  # what detection chose (or the configured list)
 
     def _units(self) -> dict[tuple[str, str], tuple[str, dict[int, str] | None]]:
         out: dict[tuple[str, str], tuple[str, dict[int, str] | None]] = {}
-        for p in self.device.profiles:
+        for p in (*self.device.profiles, *self.device.candidates):
+            if self.profiles and p.name not in self.profiles:
+                continue
             for s in p.scalars:
                 out[(p.measurement or "", s.name)] = (s.unit, s.states)
             for t in p.tables:
@@ -43,6 +47,7 @@ class ProbeResult:
     def as_json(self) -> dict[str, object]:
         s = self.sample_set
         return {"device": s.device, "host": self.device.host, "up": s.up, "reason": s.reason,
+                "profiles": list(self.profiles),
                 "duration_ms": s.duration_ms, "errors": s.errors, "values": self.rows()}
 
     def as_table(self) -> str:
@@ -74,6 +79,8 @@ class ProbeResult:
 async def probe(cfg: AgentConfig, devices: list[Device]) -> list[ProbeResult]:
     async with SnmpClient() as client:
         # A probe publishes nothing, so its sample sets need no real sequence numbers.
-        pollers = [DevicePoller(cfg.site, d, client, lambda _: 0) for d in devices]
+        pinger = Pinger()
+        pollers = [DevicePoller(cfg.site, d, client, lambda _: 0, pinger) for d in devices]
         results = await asyncio.gather(*(p.poll() for p in pollers))
-    return [ProbeResult(p.device, r) for p, r in zip(pollers, results, strict=True)]
+    return [ProbeResult(p.device, r, p.plan.profiles)
+            for p, r in zip(pollers, results, strict=True)]

@@ -14,6 +14,7 @@ import time
 
 from agent import __version__
 from agent.config import AgentConfig
+from agent.icmp import Pinger
 from agent.outbox import Dropped, Outbox, OutboxError
 from agent.poller import DevicePoller
 from agent.publisher import Publisher
@@ -75,7 +76,8 @@ class Agent:
         publisher = asyncio.create_task(self.publisher.run(stop), name="publisher")
         async with SnmpClient() as client:
             limit = asyncio.Semaphore(self.cfg.concurrency)
-            pollers = [DevicePoller(self.cfg.site, d, client, self.outbox.next_seq)
+            pinger = Pinger()
+            pollers = [DevicePoller(self.cfg.site, d, client, self.outbox.next_seq, pinger)
                        for d in self.cfg.devices]
             tasks = [asyncio.create_task(self._device_loop(p, limit, stop), name=p.device.name)
                      for p in pollers]
