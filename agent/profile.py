@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import pydantic
 
 from agent.configfile import ConfigError, StrictModel, load_yaml, validate
+from agent.mibs import is_symbolic, resolve
 
 OID_RE = re.compile(r"^\.?[0-2](\.[0-9]+)+$")
 NAME_RE = r"^[a-z][a-z0-9_]*$"
@@ -23,8 +24,10 @@ NAME_RE = r"^[a-z][a-z0-9_]*$"
 
 def _normalise_oid(value: str) -> str:
     value = str(value).strip()
+    if is_symbolic(value):
+        return resolve(value)  # at load time only: the poll loop sees numbers
     if not OID_RE.match(value):
-        raise ValueError(f"not a numeric OID: {value!r}")
+        raise ValueError(f"not a numeric OID or MODULE::name: {value!r}")
     return value.lstrip(".")
 
 

@@ -152,3 +152,28 @@ def test_extra_profile_file_is_validated_with_its_own_lines(tmp_path):
         load_agent_config(write(tmp_path, text))
     assert any(f"{tmp_path / 'p.yaml'}:5: profiles[0].scalars[0].oid" in e
                for e in err.value.errors), err.value.errors
+
+
+def test_mib_names_are_resolved_at_load_time(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "profiles:\n  - name: named\n    measurement: named\n    scalars:\n"
+        "      - {name: uptime_seconds, oid: 'SNMPv2-MIB::sysUpTime.0', scale: 0.01}\n"
+        "      - {name: engine_time_seconds, oid: 'SNMP-FRAMEWORK-MIB::snmpEngineTime.0'}\n")
+    cfg = load_agent_config(write(tmp_path, VALID.replace("[system, if-mib]", "[named]")
+                                  + "profile_files: [p.yaml]\n"))
+    oids = [s.oid for s in cfg.devices[0].profiles[0].scalars]
+    assert oids == ["1.3.6.1.2.1.1.3.0", "1.3.6.1.6.3.10.2.1.3.0"]
+
+
+@pytest.mark.parametrize(("symbol", "message"), [
+    ("SNMPv2-MIB::sysUpTimeX.0", "SNMPv2-MIB has no object 'sysUpTimeX'"),
+    ("NO-SUCH-MIB::thing", "MIB module NO-SUCH-MIB not found"),
+])
+def test_unresolvable_mib_name_is_refused_with_its_line(tmp_path, symbol, message):
+    (tmp_path / "p.yaml").write_text(
+        "profiles:\n  - name: named\n    measurement: named\n    scalars:\n"
+        f"      - {{name: x, oid: '{symbol}'}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_agent_config(write(tmp_path, VALID + "profile_files: [p.yaml]\n"))
+    assert any(f"{tmp_path / 'p.yaml'}:5: profiles[0].scalars[0].oid" in e and message in e
+               for e in err.value.errors), err.value.errors
