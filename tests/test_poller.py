@@ -159,3 +159,26 @@ def test_deadline_bounds_a_slow_device(tmp_path):
     result = asyncio.run(asyncio.wait_for(poller.poll(), 5))
     assert (result.up, result.reason) == (False, "deadline")
     assert result.duration_ms < 1000
+
+
+def test_max_varbinds_caps_every_request(tmp_path):
+    class Recording(FakeSession):
+        def __init__(self, records):
+            super().__init__(records)
+            self.sizes: list[int] = []
+
+        async def get(self, oids):
+            self.sizes.append(len(oids))
+            return await super().get(oids)
+
+        async def next_rows(self, oids, max_repetitions, bulk):
+            self.sizes.append(len(oids))
+            assert bulk is False  # bulk: false is honoured
+            return await super().next_rows(oids, max_repetitions, bulk)
+
+    records = [(f"{IF}.{c}.{i}", i) for c in (2, 7, 8, 10, 13, 14, 16, 19, 20) for i in (1, 2)]
+    session = Recording(records)
+    dev = device(tmp_path, max_varbinds=3, bulk="false")
+    result = asyncio.run(DevicePoller("s", dev, FakeClient(session), lambda _: 1).poll())
+    assert result.up and len(result.groups) == 2
+    assert session.sizes and max(session.sizes) <= 3
