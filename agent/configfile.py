@@ -9,6 +9,7 @@ environment variables and are never echoed back in an error.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -83,6 +84,22 @@ def _walk(node: yaml.Node, loc: Loc, lines: LineMap, path: str, errors: list[str
             _walk(item, (*loc, i), lines, path, errors)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 also reads on/off/yes/no as booleans,
+    which turns a state named `off` or a site named `no` into False behind the operator's back."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
 def load_yaml(path: Path) -> tuple[Any, LineMap]:
     """Parse a YAML file into plain data plus a line map; ConfigError on syntax errors."""
     try:
@@ -93,7 +110,7 @@ def load_yaml(path: Path) -> tuple[Any, LineMap]:
         raise ConfigError([f"{path}: not UTF-8 text: {exc.reason}"]) from None
     lines = LineMap()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -104,7 +121,7 @@ def load_yaml(path: Path) -> tuple[Any, LineMap]:
     _walk(node, (), lines, str(path), errors)
     if errors:
         raise ConfigError(errors)
-    loader = yaml.SafeLoader("")
+    loader = _Loader("")
     try:
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:

@@ -177,3 +177,16 @@ def test_unresolvable_mib_name_is_refused_with_its_line(tmp_path, symbol, messag
         load_agent_config(write(tmp_path, VALID + "profile_files: [p.yaml]\n"))
     assert any(f"{tmp_path / 'p.yaml'}:5: profiles[0].scalars[0].oid" in e and message in e
                for e in err.value.errors), err.value.errors
+
+
+def test_yaml_1_1_booleans_stay_words(tmp_path):
+    # `off`, `on`, `no`, `yes` are names here (states, sites), not booleans.
+    (tmp_path / "p.yaml").write_text(
+        "profiles:\n  - name: relay\n    measurement: power\n    scalars:\n"
+        "      - {name: mains_ok, oid: 1.3.6.1.4.1.1.1.0, kind: state, "
+        "states: {0: off, 1: on}}\n")
+    cfg = load_agent_config(write(tmp_path, VALID.replace("site: katingan-01", "site: no")
+                                  .replace("[system, if-mib]", "[relay]")
+                                  + "profile_files: [p.yaml]\n"))
+    assert cfg.site == "no"
+    assert cfg.devices[0].profiles[0].scalars[0].states == {0: "off", 1: "on"}

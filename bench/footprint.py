@@ -1,0 +1,89 @@
+"""Agent memory footprint polling 1, 50 and 200 devices (issue 7: RSS ≤ 45 MB at 50).
+
+Starts snmpsim (serving tests/data/devices), Mosquitto and one real `pantau-agent run` per
+device count, waits for two complete poll rounds, and reads the agent's VmRSS and VmHWM.
+Baseline in the same run: a bare Python process importing pysnmp + aiomqtt + PyYAML (the stack
+the issue measured at 29 MB), and Python itself. Run: .venv/bin/python bench/footprint.py
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support import procs  # noqa: E402
+from tests.support.servers import Mosquitto, SnmpSim  # noqa: E402
+
+COMMUNITIES = ["ceraos", "rutos-rutx_rut955", "routeros_rb750gr3", "uhp", "linux_powermon"]
+COUNTS = [1, 50, 200]
+RUNS = 3
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
+                  .splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def baseline(code: str) -> int:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport resource;"
+                          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1])
+
+
+def agent_rss(tmp: Path, sim: SnmpSim, broker: Mosquitto, count: int) -> tuple[int, int]:
+    devices = [procs.snmpsim_device(f"d{i}", COMMUNITIES[i % len(COMMUNITIES)], sim.port)
+               for i in range(count)]
+    cfg = procs.agent_config(tmp / f"a{count}.yaml", site=f"fp{count}", broker_port=broker.port,
+                             devices=devices, interval=10.0, timeout=2.0, retries=1,
+                             defaults={"ping": False, "concurrency": 32})
+    outbox = tmp / f"fp{count}-outbox.sqlite"
+    with procs.agent(cfg, tmp / f"a{count}.log") as agent:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            if outbox.exists():
+                db = sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)
+                seqs = [r[0] for r in db.execute("SELECT last FROM sequences")]
+                db.close()
+                if len(seqs) == count and min(seqs) >= 2:
+                    break
+        else:
+            raise SystemExit(f"{count} devices: two poll rounds did not finish\n{agent.log()}")
+        assert agent.popen is not None
+        return rss_kib(agent.popen.pid)
+
+
+def main() -> None:
+    python = baseline("pass")
+    stack = baseline("import pysnmp.hlapi.v3arch.asyncio, aiomqtt, yaml")
+    results: dict[int, list[tuple[int, int]]] = {c: [] for c in COUNTS}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        recordings = [REPO / "tests" / "data" / "devices" / f"{c}.snmprec" for c in COMMUNITIES]
+        with SnmpSim(tmp / "sim", recordings) as sim, Mosquitto(tmp / "mqtt") as broker:
+            for _ in range(RUNS):
+                for count in COUNTS:
+                    results[count].append(agent_rss(tmp, sim, broker, count))
+    print(f"python alone:                        {python / 1024:6.1f} MB")
+    print(f"pysnmp + aiomqtt + PyYAML imported:  {stack / 1024:6.1f} MB  (baseline)")
+    for count in COUNTS:
+        rss = statistics.median(r for r, _ in results[count]) / 1024
+        hwm = statistics.median(h for _, h in results[count]) / 1024
+        target = "  target <= 45 MB: " + ("met" if rss <= 45 else "NOT met") if count == 50 \
+            else ""
+        print(f"agent, {count:3d} devices: RSS {rss:6.1f} MB, peak {hwm:6.1f} MB, "
+              f"{rss * 1024 / stack:4.2f}x baseline{target}")
+
+
+if __name__ == "__main__":
+    main()
