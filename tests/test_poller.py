@@ -182,3 +182,27 @@ def test_max_varbinds_caps_every_request(tmp_path):
     result = asyncio.run(DevicePoller("s", dev, FakeClient(session), lambda _: 1).poll())
     assert result.up and len(result.groups) == 2
     assert session.sizes and max(session.sizes) <= 3
+
+
+def test_reboot_detection_and_the_497_day_wrap():
+    from agent.poller import WRAP_TICKS, RebootDetector
+
+    d = RebootDetector()
+    assert not d.update(1000, 10, now=0.0)
+    assert not d.update(7000, 70, now=60.0)  # a minute later: forwards
+    assert d.update(500, 5, now=120.0)  # backwards: rebooted
+    assert d.reboots == 1
+    # Near the wrap: sysUpTime restarts from 0 after 2^32 ticks, the device did not reboot,
+    # and snmpEngineTime (seconds, no wrap) went on.
+    d = RebootDetector()
+    d.update(WRAP_TICKS - 3000, 42_949_600, now=0.0)
+    assert not d.update(3000, 42_949_660, now=60.0)
+    assert d.reboots == 0
+    # Same wrap position but snmpEngineTime went back too: a real reboot.
+    d = RebootDetector()
+    d.update(WRAP_TICKS - 3000, 42_949_600, now=0.0)
+    assert d.update(3000, 30, now=60.0)
+    # No sysUpTime at all: snmpEngineTime alone decides.
+    d = RebootDetector()
+    d.update(None, 5000, now=0.0)
+    assert d.update(None, 20, now=60.0) and d.reboots == 1
