@@ -36,6 +36,10 @@ class CompiledValue:
     fallback_oid: Oid | None
     fallback_scale: float | None
     pattern: re.Pattern[bytes] | None = None
+    bit: int | None = None
+    mapping: dict[int, float] | None = None
+    map_default: float | None = None
+    multiply_by: str | None = None
 
     @classmethod
     def of(cls, spec: ValueSpec, invalid: list[int | float | str] | None = None,
@@ -50,6 +54,10 @@ class CompiledValue:
             fallback_oid=oid_tuple(spec.fallback_oid) if spec.fallback_oid else None,
             fallback_scale=spec.fallback_scale if spec.fallback_scale is not None else spec.scale,
             pattern=re.compile(spec.pattern.encode()) if spec.pattern else None,
+            bit=spec.bit,
+            mapping=spec.map,
+            map_default=spec.map_default,
+            multiply_by=spec.multiply_by,
         )
 
 
@@ -157,6 +165,13 @@ class Converter:
             return number
         if spec.kind is Kind.STATE:
             return int(number)
+        if spec.bit is not None:
+            number = (int(number) >> spec.bit) & 1
+        if spec.mapping is not None:
+            mapped = spec.mapping.get(int(number), spec.map_default)
+            if mapped is None:
+                return None
+            number = int(mapped) if float(mapped).is_integer() else mapped
         scale = spec.scale if scale is None else scale
         was_int = isinstance(number, int)
         if scale is not None:

@@ -83,6 +83,22 @@ def _chunks(items: list[Oid], size: int) -> list[list[Oid]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def _multiply(table: CompiledTable, fields: list[Field]) -> list[Field]:
+    """Columns scaled by another column of the same row (hrStorageUsed × allocation unit)."""
+    by_name = {f.name: f.value for f in fields}
+    factors = {c.name: c.multiply_by for c in table.columns if c.multiply_by}
+    out = []
+    for f in fields:
+        other = factors.get(f.name)
+        if other is None:
+            out.append(f)
+            continue
+        factor = by_name.get(other)
+        if isinstance(factor, (int, float)) and isinstance(f.value, (int, float)):
+            out.append(Field(f.name, f.kind, f.value * factor))
+    return out
+
+
 class DevicePoller:
     """Polls one device; holds its compiled plan, detection result and anomaly counters."""
 
@@ -170,7 +186,8 @@ class DevicePoller:
         if self._session is None:
             d = self.device
             self._session = await self._client.session(
-                d.host, d.port, self._creds, timeout=d.timeout, retries=d.retries
+                d.host, d.port, self._creds, timeout=d.timeout, retries=d.retries,
+                fast=d.fast_snmp,
             )
         return self._session
 
@@ -195,9 +212,20 @@ class DevicePoller:
             wanted = [v.oid for v in values if v.oid not in raw]
             for chunk in _chunks(wanted, self.device.max_varbinds):
                 raw.update(await session.get(chunk))
+            # Objects the device lacks, where the profile names another place to look.
+            fallbacks = [v.fallback_oid for v in values if v.fallback_oid is not None
+                         and isinstance(raw.get(v.oid, END_OF_MIB), Missing)
+                         and v.fallback_oid not in raw]
+            for chunk in _chunks(fallbacks, self.device.max_varbinds):
+                raw.update(await session.get(chunk))
             fields = []
             for spec in values:
-                value = self._conv.value(spec, raw.get(spec.oid, END_OF_MIB))
+                primary = raw.get(spec.oid, END_OF_MIB)
+                if isinstance(primary, Missing) and spec.fallback_oid is not None:
+                    value = self._conv.value(spec, raw.get(spec.fallback_oid, primary),
+                                             spec.fallback_scale)
+                else:
+                    value = self._conv.value(spec, primary)
                 if value is not None:
                     fields.append(Field(spec.name, spec.kind, value))
             if fields:
@@ -260,6 +288,8 @@ class DevicePoller:
                     continue
                 if value is not None:
                     fields.append(Field(col.name, col.kind, value))
+            if any(col.multiply_by for col in table.columns):
+                fields = _multiply(table, fields)
             measurement = table.measurement
             if table.transform is not None:
                 measurement, fields = table.transform({f.name: f.value for f in fields}, tags,

@@ -52,9 +52,18 @@ class ValueSpec(StrictModel):
     pattern: str | None = None  # regex whose first group (or whole match) is the number/text
     fallback_oid: Oid | None = None
     fallback_scale: float | None = None  # scale for fallback_oid, which often has other units
+    bit: int | None = pydantic.Field(None, ge=0, le=63)  # publish only this bit (0/1)
+    map: dict[int, float] | None = None  # raw number → published number (e.g. 3 → 1)
+    map_default: float | None = None  # for raw numbers `map` does not list; else absent
+    multiply_by: Name | None = None  # another column of the same row (tables only)
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> ValueSpec:
+        if self.kind != "gauge" and (self.bit is not None or self.map is not None
+                                     or self.multiply_by is not None):
+            raise ValueError("bit, map and multiply_by make a gauge: use kind: gauge")
+        if self.map_default is not None and self.map is None:
+            raise ValueError("map_default needs map")
         if self.kind in ("counter", "info") and (self.scale is not None or self.offset is not None):
             raise ValueError(f"{self.kind} values are sent raw: scale/offset are not allowed")
         if self.fallback_scale is not None and self.fallback_oid is None:
@@ -92,6 +101,10 @@ class TableSpec(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate column names: {', '.join(dupes)}")
+        for c in self.columns:
+            if c.multiply_by is not None and c.multiply_by not in names:
+                raise ValueError(f"{c.name}: multiply_by {c.multiply_by!r} is not a column of "
+                                 "this table")
         return self
 
 
@@ -147,6 +160,8 @@ class Profile(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate scalar names: {', '.join(dupes)}")
+        if any(s.multiply_by for s in self.scalars):
+            raise ValueError("multiply_by is for table columns")
         return self
 
 

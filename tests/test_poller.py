@@ -206,3 +206,36 @@ def test_reboot_detection_and_the_497_day_wrap():
     d = RebootDetector()
     d.update(None, 5000, now=0.0)
     assert d.update(None, 20, now=60.0) and d.reboots == 1
+
+
+@pytest.mark.parametrize(("kw", "raw", "expected"), [
+    ({"bit": 0}, 0b101, 1),
+    ({"bit": 1}, 0b101, 0),
+    ({"map": {3: 1}, "map_default": 0}, 3, 1),
+    ({"map": {3: 1}, "map_default": 0}, 2, 0),
+    ({"map": {3: 1}}, 2, None),
+])
+def test_bit_and_map_make_zero_one_gauges(kw, raw, expected):
+    assert Converter().value(spec(**kw), raw) == expected
+
+
+def test_multiply_by_and_scalar_fallback(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "profiles:\n  - name: p\n    measurement: host\n    scalars:\n"
+        "      - {name: memory_bytes, oid: 1.3.6.1.4.1.1.1.0, fallback_oid: 1.3.6.1.4.1.1.2.0,"
+        " fallback_scale: 1024}\n"
+        "    tables:\n      - measurement: storage\n        columns:\n"
+        "          - {name: allocation_unit_bytes, oid: 1.3.6.1.4.1.1.3.1.4}\n"
+        "          - {name: used_bytes, oid: 1.3.6.1.4.1.1.3.1.6,"
+        " multiply_by: allocation_unit_bytes}\n")
+    (tmp_path / "a.yaml").write_text(
+        "site: s\nprofile_files: [p.yaml]\ndevices:\n  - name: d\n    host: 127.0.0.1\n"
+        "    profiles: [p]\n")
+    dev = load_agent_config(tmp_path / "a.yaml").devices[0]
+    records = [("1.3.6.1.4.1.1.2.0", 2048), ("1.3.6.1.4.1.1.3.1.4.1", 4096),
+               ("1.3.6.1.4.1.1.3.1.6.1", 10)]
+    result = asyncio.run(DevicePoller("s", dev, FakeClient(FakeSession(records)),
+                                      lambda _: 1).poll())
+    got = {(g.measurement, f.name): f.value for g in result.groups for f in g.fields}
+    assert got[("host", "memory_bytes")] == 2048 * 1024
+    assert got[("storage", "used_bytes")] == 40960
