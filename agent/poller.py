@@ -158,9 +158,11 @@ class DevicePoller:
             self._conv.errors[reason] += 1
             groups = []
         if ping is not None:
+            icmp = None
             if not ping.done():
-                ping.cancel()
-            icmp = None if ping.cancelled() or ping.exception() else ping.result()
+                ping.cancel()  # the poll ran out of time: no ICMP figures this round
+            elif not ping.cancelled() and ping.exception() is None:
+                icmp = ping.result()
             if icmp is not None:
                 groups.append(icmp)  # also when SNMP failed: "answers ping, not SNMP"
             if not self.device.snmp_enabled and not reason:

@@ -47,7 +47,7 @@ class ProbeResult:
     def as_json(self) -> dict[str, object]:
         s = self.sample_set
         return {"device": s.device, "host": self.device.host, "up": s.up, "reason": s.reason,
-                "profiles": list(self.profiles),
+                "profiles": list(self.profiles), "ts_ms": s.ts_ms,
                 "duration_ms": s.duration_ms, "errors": s.errors, "values": self.rows()}
 
     def as_table(self) -> str:
