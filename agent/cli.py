@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # HUP = stop: docs/deploy.md
             loop.add_signal_handler(sig, stop.set)
         await Agent(cfg, outbox).run(stop)
 

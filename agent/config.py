@@ -82,6 +82,7 @@ class PollSettings(StrictModel):
     bulk: bool | None = None
     deadline: Seconds | None = None
     ping: bool | None = None  # ICMP echo alongside each poll (RTT and loss)
+    fast_snmp: bool | None = None  # v1/v2c through agent.snmp_fast (falls back to pysnmp)
 
 
 class Defaults(PollSettings):
@@ -94,6 +95,7 @@ class Defaults(PollSettings):
     concurrency: Annotated[int, pydantic.Field(ge=1, le=1024)] = 32
     jitter: Annotated[float, pydantic.Field(ge=0, le=1)] = 0.1
     ping: bool = True
+    fast_snmp: bool = True
     ping_count: Annotated[int, pydantic.Field(ge=1, le=20)] = 3
     ping_interval: Annotated[float, pydantic.Field(ge=0.01, le=10)] = 0.2
     ping_timeout: Annotated[float, pydantic.Field(gt=0, le=30)] = 1.0
@@ -257,6 +259,7 @@ class Device(StrictModel):
     max_varbinds: int
     bulk: bool
     deadline: float
+    fast_snmp: bool = True
 
 
 class AgentConfig(StrictModel):
@@ -301,6 +304,7 @@ def _merge(device: DeviceConfig, defaults: Defaults, profiles: tuple[Profile, ..
         bulk=bool(pick("bulk")) and version != "1",  # SNMPv1 has no GETBULK
         deadline=min(deadline, interval),
         ping=_ping(defaults) if pick("ping") else None,
+        fast_snmp=bool(pick("fast_snmp")),
     )
 
 

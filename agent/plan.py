@@ -7,6 +7,7 @@ loop then only does tuple lookups and arithmetic.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -40,6 +41,7 @@ class CompiledValue:
     mapping: dict[int, float] | None = None
     map_default: float | None = None
     multiply_by: str | None = None
+    convert: str | None = None
 
     @classmethod
     def of(cls, spec: ValueSpec, invalid: list[int | float | str] | None = None,
@@ -58,6 +60,7 @@ class CompiledValue:
             mapping=spec.map,
             map_default=spec.map_default,
             multiply_by=spec.multiply_by,
+            convert=spec.convert,
         )
 
 
@@ -77,7 +80,8 @@ class CompiledTable:
             tags=tuple((k, tuple(oid_tuple(o) for o in (v if isinstance(v, list) else [v])))
                        for k, v in spec.tags.items()),
             columns=tuple(CompiledValue.of(c, invalid) for c in spec.columns),
-            transform=TRANSFORMS[spec.transform] if spec.transform else None,
+            transform=functools.partial(TRANSFORMS[spec.transform], **spec.transform_options)
+            if spec.transform else None,
         )
 
     @property
@@ -90,22 +94,23 @@ class Plan:
     """What to ask a device for, in numeric form."""
 
     profiles: tuple[str, ...]
-    scalars: tuple[tuple[str, tuple[CompiledValue, ...]], ...]  # (measurement, values)
+    # (measurement, constant tags, values): one group per distinct measurement and tags
+    scalars: tuple[tuple[str, tuple[tuple[str, str], ...], tuple[CompiledValue, ...]], ...]
     tables: tuple[CompiledTable, ...]
 
     @classmethod
     def of(cls, profiles: tuple[Profile, ...]) -> Plan:
-        scalars: dict[str, list[CompiledValue]] = {}
+        scalars: dict[tuple[str, tuple[tuple[str, str], ...]], list[CompiledValue]] = {}
         tables: list[CompiledTable] = []
         for profile in profiles:
-            if profile.scalars:
-                assert profile.measurement is not None
-                scalars.setdefault(profile.measurement, []).extend(
-                    CompiledValue.of(s, profile.invalid) for s in profile.scalars
-                )
+            assert profile.measurement is not None or not profile.scalars
+            for s in profile.scalars:
+                key = (profile.measurement or "", tuple(sorted(s.tags.items())))
+                scalars.setdefault(key, []).append(CompiledValue.of(s, profile.invalid))
             tables.extend(CompiledTable.of(t, profile.invalid) for t in profile.tables)
         return cls(tuple(p.name for p in profiles),
-                   tuple((m, tuple(v)) for m, v in scalars.items()), tuple(tables))
+                   tuple((m, tags, tuple(v)) for (m, tags), v in scalars.items()),
+                   tuple(tables))
 
 
 def decode_text(raw: bytes) -> str:
@@ -182,6 +187,11 @@ class Converter:
             if not math.isfinite(number):
                 self.errors["wrong_type"] += 1
                 return None
+        if spec.convert == "mw_to_dbm":
+            if number <= 0:
+                return None  # no light: absent, not minus infinity
+            return round(10 * math.log10(number), 3)
+        if isinstance(number, float):
             if was_int and number.is_integer() and abs(number) < 2**53:
                 return int(number)  # e.g. ifHighSpeed x 1e6: keep exact integers exact
             return round(number, 9)  # 0.1 x 123 is 12.3, not 12.300000000000001

@@ -44,9 +44,11 @@ REDETECT_S = 24 * 3600.0
 WRAP_TICKS = 2**32
 
 
-def select_profiles(device: Device, sys_object_id: str, sys_descr: str) -> tuple[Profile, ...]:
-    """The device's fixed profiles plus every candidate whose `match` fits, best first."""
-    scored = [(p.match.matches(sys_object_id, sys_descr), i, p)
+def select_profiles(device: Device, sys_object_id: str, sys_descr: str,
+                    values: dict[str, str] | None = None) -> tuple[Profile, ...]:
+    """The device's fixed profiles plus every candidate whose `match` fits, best first.
+    `values`: text answers to the candidates' `match.oid_value` OIDs."""
+    scored = [(p.match.matches(sys_object_id, sys_descr, values), i, p)
               for i, p in enumerate(device.candidates) if p.match is not None]
     chosen = [p for score, _, p in sorted(scored, key=lambda t: (-t[0], t[1])) if score]
     return (*device.profiles, *chosen)
@@ -207,9 +209,9 @@ class DevicePoller:
                                        engine_time if isinstance(engine_time, int) else None,
                                        time.monotonic())
         if due or (rebooted and self._detect):
-            self._redetect(ident)
+            await self._redetect(session, ident)
         groups: list[Group] = []
-        for measurement, values in self.plan.scalars:
+        for measurement, tags, values in self.plan.scalars:
             raw: dict[Oid, SnmpValue] = dict(ident)
             wanted = [v.oid for v in values if v.oid not in raw]
             for chunk in _chunks(wanted, self.device.max_varbinds):
@@ -231,12 +233,12 @@ class DevicePoller:
                 if value is not None:
                     fields.append(Field(spec.name, spec.kind, value))
             if fields:
-                groups.append(Group(measurement, {}, fields))
+                groups.append(Group(measurement, dict(tags), fields))
         for table in self.plan.tables:
             groups.extend(await self._table(session, table))
         return groups, rebooted
 
-    def _redetect(self, ident: dict[Oid, SnmpValue]) -> None:
+    async def _redetect(self, session: SnmpSession, ident: dict[Oid, SnmpValue]) -> None:
         oid_value = ident.get(SYS_OBJECT_ID)
         descr = ident.get(SYS_DESCR)
         sys_object_id = oid_value if isinstance(oid_value, str) else ""
@@ -244,7 +246,16 @@ class DevicePoller:
         if not sys_object_id and not sys_descr:
             return  # the device did not say who it is; try again next poll
         self._detected_at = time.monotonic()
-        profiles = select_profiles(self.device, sys_object_id, sys_descr)
+        # Candidates recognised by what an object answers: one GET for all of them.
+        probes = sorted({o for p in self.device.candidates if p.match is not None
+                         for o in p.match.oid_value})
+        answers: dict[str, str] = {}
+        for chunk in _chunks([oid_tuple(o) for o in probes], self.device.max_varbinds):
+            for oid, raw in (await session.get(chunk)).items():
+                if not isinstance(raw, Missing):
+                    answers[".".join(map(str, oid))] = (
+                        decode_text(raw) if isinstance(raw, bytes) else str(raw))
+        profiles = select_profiles(self.device, sys_object_id, sys_descr, answers)
         if tuple(p.name for p in profiles) != self.plan.profiles:
             log.info("profiles selected device=%s sysObjectID=%s profiles=%s",
                      self.device.name, sys_object_id, ",".join(p.name for p in profiles))

@@ -56,6 +56,8 @@ class ValueSpec(StrictModel):
     map: dict[int, float] | None = None  # raw number → published number (e.g. 3 → 1)
     map_default: float | None = None  # for raw numbers `map` does not list; else absent
     multiply_by: Name | None = None  # another column of the same row (tables only)
+    convert: Literal["mw_to_dbm"] | None = None  # after scale/offset; <= 0 mW gives no value
+    tags: dict[TagName, str] = {}  # constant tags (scalars): e.g. {demod: "2"} for a 2nd unit
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> ValueSpec:
@@ -64,6 +66,8 @@ class ValueSpec(StrictModel):
             raise ValueError("bit, map and multiply_by make a gauge: use kind: gauge")
         if self.map_default is not None and self.map is None:
             raise ValueError("map_default needs map")
+        if self.convert is not None and self.kind != "gauge":
+            raise ValueError("convert makes a gauge: use kind: gauge")
         if self.kind in ("counter", "info") and (self.scale is not None or self.offset is not None):
             raise ValueError(f"{self.kind} values are sent raw: scale/offset are not allowed")
         if self.fallback_scale is not None and self.fallback_oid is None:
@@ -94,6 +98,7 @@ class TableSpec(StrictModel):
     tags: dict[TagName, Oid | list[Oid]] = {}
     columns: list[ValueSpec] = pydantic.Field(min_length=1)
     transform: TransformName | None = None
+    transform_options: dict[str, int | float | str] = {}
 
     @pydantic.model_validator(mode="after")
     def _unique(self) -> TableSpec:
@@ -102,6 +107,9 @@ class TableSpec(StrictModel):
         if dupes:
             raise ValueError(f"duplicate column names: {', '.join(dupes)}")
         for c in self.columns:
+            if c.tags:
+                raise ValueError(f"{c.name}: constant tags are for scalars; a table's rows are "
+                                 "named by index_tag and tags")
             if c.multiply_by is not None and c.multiply_by not in names:
                 raise ValueError(f"{c.name}: multiply_by {c.multiply_by!r} is not a column of "
                                  "this table")
@@ -114,27 +122,46 @@ class Match(StrictModel):
 
     sys_object_id: list[Oid] = []
     sys_descr: list[str] = []
+    # For devices whose sysObjectID and sysDescr are generic (an embedded net-snmp): objects
+    # that must answer with text matching these patterns, e.g. a vendor's model name OID.
+    oid_value: dict[Oid, str] = {}
 
     @pydantic.field_validator("sys_descr")
     @classmethod
     def _regexes(cls, patterns: list[str]) -> list[str]:
         for p in patterns:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ValueError(f"{p!r} is not a valid regular expression: {exc}") from None
+            _regex(p)
         return patterns
 
-    def matches(self, sys_object_id: str, sys_descr: str) -> int:
-        """0 if no match; else a score: longer sysObjectID prefixes win over sysDescr."""
+    @pydantic.field_validator("oid_value")
+    @classmethod
+    def _value_regexes(cls, patterns: dict[str, str]) -> dict[str, str]:
+        for p in patterns.values():
+            _regex(p)
+        return patterns
+
+    def matches(self, sys_object_id: str, sys_descr: str,
+                values: dict[str, str] | None = None) -> int:
+        """0 if no match; else a score: sysObjectID prefixes (longer first), then answering
+        OIDs (`oid_value`), then sysDescr."""
         oid = sys_object_id.strip(".")
         best = 0
         for prefix in self.sys_object_id:
             if oid == prefix or oid.startswith(prefix + "."):
                 best = max(best, 1000 + prefix.count("."))
+        if not best and self.oid_value and values is not None and all(
+                o in values and re.search(p, values[o]) for o, p in self.oid_value.items()):
+            best = 500
         if not best and any(re.search(p, sys_descr) for p in self.sys_descr):
             best = 1
         return best
+
+
+def _regex(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
 
 
 Category = Literal["generic", "vsat", "microwave", "fiber", "cellular", "power", "gateway"]
@@ -156,10 +183,10 @@ class Profile(StrictModel):
             raise ValueError("a profile needs scalars or tables")
         if self.scalars and self.measurement is None:
             raise ValueError("measurement is required when the profile has scalars")
-        names = [s.name for s in self.scalars]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        keys = [(s.name, tuple(sorted(s.tags.items()))) for s in self.scalars]
+        dupes = sorted({k[0] for k in keys if keys.count(k) > 1})
         if dupes:
-            raise ValueError(f"duplicate scalar names: {', '.join(dupes)}")
+            raise ValueError(f"duplicate scalar names (with the same tags): {', '.join(dupes)}")
         if any(s.multiply_by for s in self.scalars):
             raise ValueError("multiply_by is for table columns")
         return self

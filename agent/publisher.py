@@ -76,6 +76,7 @@ class Publisher:
         self.status = status
         self.window = window
         self.connected = asyncio.Event()
+        self.attempted = asyncio.Event()  # the first connection attempt is over, either way
         self.publish_latency_s = 0.0
         self.bucket = TokenBucket(cfg.outbox.backfill_rate)
 
@@ -112,6 +113,7 @@ class Publisher:
                     backoff.reset()
                     await self._publish_status(client)
                     self.connected.set()
+                    self.attempted.set()
                     heartbeat = asyncio.create_task(self._heartbeat(client))
                     try:
                         await self._pump(client, stop)
@@ -126,6 +128,7 @@ class Publisher:
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
+                self.attempted.set()
                 self.outbox.release()
                 delay = backoff.next()
                 log.warning("broker unavailable host=%s port=%s error=%r retry_in=%.1fs "

@@ -18,6 +18,7 @@ from agent.icmp import Pinger
 from agent.outbox import Dropped, Outbox, OutboxError
 from agent.poller import DevicePoller
 from agent.publisher import Publisher
+from agent.sdnotify import Liveness, Notifier, Supervisor, supervise
 from agent.snmp import SnmpClient
 from agent.wire import (
     Gap,
@@ -51,6 +52,7 @@ class Agent:
         self.publisher = Publisher(cfg, outbox, self.status)
         self.last: dict[str, SampleSet] = {}
         self.fatal: OutboxError | None = None
+        self.liveness = Liveness()  # systemd watchdog: each device loop's next promised step
 
     def status(self, outbox: Outbox, publish_latency_s: float) -> Status:
         stats = outbox.stats()
@@ -81,7 +83,13 @@ class Agent:
                        for d in self.cfg.devices]
             tasks = [asyncio.create_task(self._device_loop(p, limit, stop), name=p.device.name)
                      for p in pollers]
+            # systemd (Type=notify): READY once polling and the broker answered or had its
+            # chance; WATCHDOG only while every device loop keeps its promises; STOPPING.
+            supervisor = Supervisor(Notifier(), status=self._systemd_status,
+                                    overdue=self.liveness.overdue)
+            notify = asyncio.create_task(supervise(supervisor, stop, self.publisher.attempted))
             await stop.wait()
+            await notify
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -91,15 +99,25 @@ class Agent:
         if self.fatal is not None:
             raise self.fatal
 
+    def _systemd_status(self) -> str:
+        broker = "broker connected" if self.publisher.connected.is_set() else \
+            "broker unreachable, keeping sample sets in the outbox"
+        return (f"site {self.cfg.site}: polling {len(self.cfg.devices)} device(s); {broker}; "
+                f"outbox {len(self.outbox)} pending")
+
     async def _device_loop(self, poller: DevicePoller, limit: asyncio.Semaphore,
                            stop: asyncio.Event) -> None:
         interval = poller.device.interval
         due = time.monotonic() + random.uniform(0, interval * self.cfg.jitter)
+        name = poller.device.name
         while not stop.is_set():
             delay = due - time.monotonic()
+            self.liveness.expect(name, max(delay, 0.0))  # back after the sleep
             if delay > 0:
                 await asyncio.sleep(delay)
+            self.liveness.expect(name, None)  # waiting for a slot: its holders are watched
             async with limit:
+                self.liveness.expect(name, poller.device.deadline)  # a poll ends by then
                 sample_set = await poller.poll()
             self.last[poller.device.name] = sample_set
             if not sample_set.up:

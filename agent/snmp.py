@@ -159,6 +159,7 @@ class SnmpClient:
 
     def __init__(self) -> None:
         self._engines: list[tuple[SnmpEngine, dict[str, tuple[str | None, ...]]]] | None = None
+        self._fast: Any = None  # agent.snmp_fast.FastTransport, opened on first use
 
     async def __aenter__(self) -> SnmpClient:
         engine = SnmpEngine()
@@ -174,6 +175,9 @@ class SnmpClient:
         for engine, _ in self._engines or ():
             engine.close_dispatcher()
         self._engines = None
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
 
     def _engine_for(self, creds: Credentials) -> SnmpEngine:
         if self._engines is None:
@@ -189,14 +193,24 @@ class SnmpClient:
         return engine
 
     async def session(
-        self, host: str, port: int, creds: Credentials, *, timeout: float, retries: int
+        self, host: str, port: int, creds: Credentials, *, timeout: float, retries: int,
+        fast: bool = True,
     ) -> SnmpSession:
+        """A session to one device. v1/v2c sessions take the fast path (agent.snmp_fast)
+        unless `fast` is false; it falls back to pysnmp for any response it cannot read."""
         engine = self._engine_for(creds)
         try:
             target = await UdpTransportTarget.create((host, port), timeout=timeout,
                                                      retries=retries)
         except Exception as exc:  # pysnmp raises a bare PySnmpError for unresolvable hosts
             raise SnmpError("resolve", f"cannot resolve {host}: {exc}") from None
+        if fast and creds.version in ("1", "2c") and creds.community.isascii():
+            from agent.snmp_fast import FastSession, FastTransport  # it imports this module
+
+            if self._fast is None:
+                self._fast = await FastTransport.open()
+            return FastSession(engine, target, creds, self._fast, timeout=timeout,
+                               retries=retries)
         return SnmpSession(engine, target, creds)
 
 

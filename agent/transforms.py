@@ -32,15 +32,19 @@ SIGNAL_MEASUREMENT = "signal"
 
 
 def entity_sensor(values: dict[str, int | float | str], tags: dict[str, str],
-                  measurement: str) -> tuple[str, list[Field]]:
-    """values: the row's raw `type`, `scale`, `precision`, `value` and optional `status`."""
+                  measurement: str, precision_offset: int = 0) -> tuple[str, list[Field]]:
+    """values: the row's raw `type`, `scale`, `precision`, `value`, optional `status` and
+    `units_display`. `precision_offset` (a profile's transform_options) corrects vendors whose
+    precision is off by decades (ExtremeXOS reports optical power in 0.1 µW labelled µW)."""
     try:
         kind = int(values["type"])
         raw = float(values["value"])
         scale = int(values.get("scale", 9))
-        precision = int(values.get("precision", 0))
+        precision = int(values.get("precision", 0)) + precision_offset
     except (KeyError, TypeError, ValueError):
         return measurement, []
+    if kind == 1 and "dbm" in str(values.get("units_display", "")).lower():
+        kind = 14  # other(1) with units "dBm": how IOS-XE reports transceiver power
     if int(values.get("status", 1)) != 1:  # 1 = ok; unavailable/nonoperational: no reading
         return measurement, []
     if kind not in _SENSOR_TYPES:

@@ -1,28 +1,52 @@
 """The wire format between agents and collectors: one module, imported by both sides.
 
-Sites pay for every byte over VSAT, so a sample set travels as MessagePack arrays (no repeated
-key names), optionally zlib-compressed, behind a two-byte header that carries the schema version
-and the encoding. The collector rejects any version it does not know instead of guessing.
+Sites pay for every byte over VSAT. A sample set travels behind a small header that carries the
+schema version. Version 2 (what agents send) is columnar MessagePack: consecutive rows of one
+table share their measurement, tag keys and field names, which are written once, and numbers
+with a short decimal form travel as integers; the body is raw DEFLATE with a preset dictionary
+(agent/wire_dict.py) of the names pantau's profiles use, named by an id in the header. Site and
+device are in the topic; the header keeps only a CRC-16 of each so the collector still notices a
+payload published under another site's topic. Every message decodes on its own. Version 1 (plain
+row-wise MessagePack, optionally zlib) is still decoded for messages left in outboxes. The
+collector rejects any version or dictionary it does not know instead of guessing.
 Status (birth/will/heartbeat) messages are small, rare and read by people with mosquitto_sub,
 so they are JSON. See docs/wire-format.md.
 """
 
 from __future__ import annotations
 
+import binascii
 import enum
+import itertools
 import zlib
 from typing import Final
 
 import msgspec
 
-SCHEMA_VERSION: Final = 1
-"""Version byte of metrics payloads. Bump on any incompatible change."""
+from agent.wire_dict import DICTIONARIES
 
-ENC_MSGPACK: Final = 0
-ENC_MSGPACK_ZLIB: Final = 1
+SCHEMA_VERSION: Final = 1
+"""Version of status messages (`Status.v`) and of gap payloads (byte 0)."""
+
+SAMPLE_SET_VERSION: Final = 2
+"""Version byte of the metrics payloads agents send. Bump on any incompatible change."""
+SAMPLE_SET_VERSIONS: Final = (1, 2)
+"""Versions the collector decodes: 1 stays for messages still waiting in outboxes."""
+
+ENC_MSGPACK: Final = 0  # version 1: byte 1 = 0, plain MessagePack
+ENC_MSGPACK_ZLIB: Final = 1  # version 1: byte 1 = 1, zlib stream
 
 COMPRESS_ABOVE: Final = 256
-"""Payloads shorter than this are sent uncompressed: zlib's own overhead would eat the gain."""
+"""Version 1 only: shorter bodies went uncompressed, zlib's own overhead would eat the gain."""
+
+V2_PLAIN: Final = 0
+"""Version 2, byte 1 = 0: the body is plain MessagePack. Any other value is the id of the preset
+dictionary the raw DEFLATE body was compressed with."""
+DICTIONARY_ID: Final = 1
+"""The dictionary agents compress with (agent/wire_dict.py); collectors know every id there."""
+V2_HEADER: Final = 6  # version, dictionary id, CRC-16 of site, CRC-16 of device
+MAX_EXPONENT: Final = 30
+"""Largest |exponent| of a decimal column (values sent as integers × 10^exponent)."""
 
 TOPIC_PREFIX: Final = "pantau"
 
@@ -80,6 +104,42 @@ class Gap(msgspec.Struct, array_like=True, frozen=True):
     ts_ms: int  # when they were dropped
 
 
+class _Column(msgspec.Struct, array_like=True, frozen=True):
+    """Version 2: one field of a table, the same in every row."""
+
+    name: str
+    kind: Kind
+
+
+class _Table(msgspec.Struct, array_like=True, frozen=True):
+    """Version 2: consecutive groups with the same measurement, tag keys and fields (names and
+    kinds, in order), stored by column: `tag_values` holds tag 0 of every row, then tag 1...;
+    `values` holds field 0 of every row, then field 1... A column whose exponent is not None
+    carries integers m standing for the floats m × 10^exponent (exactly: see _decimal_column)."""
+
+    measurement: str
+    tag_keys: list[str]
+    columns: list[_Column]
+    rows: int
+    exponents: list[int | None]  # [] when no column is decimal, else one per column
+    tag_values: list[str]
+    values: list[Value]
+
+
+class _SampleSetV2(msgspec.Struct, array_like=True, frozen=True):
+    """Version 2 body. Site and device come from the topic (their CRC-16s are in the header)."""
+
+    seq: int
+    ts_ms: int
+    duration_ms: int
+    up: bool
+    reason: str
+    tables: list[_Table]
+    errors: dict[str, int]
+    reboots: int
+    rebooted: bool
+
+
 class Status(msgspec.Struct, frozen=True, omit_defaults=True):
     """Retained site status: birth and heartbeats while connected, the will when it vanishes.
 
@@ -113,6 +173,7 @@ class WireError(ValueError):
 
 _encoder = msgspec.msgpack.Encoder()
 _sample_decoder = msgspec.msgpack.Decoder(SampleSet)
+_v2_decoder = msgspec.msgpack.Decoder(_SampleSetV2)
 _gap_decoder = msgspec.msgpack.Decoder(Gap)
 _status_decoder = msgspec.json.Decoder(Status)
 _json_encoder = msgspec.json.Encoder()
@@ -149,31 +210,141 @@ def decode_gap(payload: bytes) -> Gap:
         raise WireError("malformed", str(exc)) from None
 
 
-def encode_sample_set(sample_set: SampleSet) -> bytes:
+def name_check(name: str) -> int:
+    """CRC-16 (CCITT, initial 0xFFFF) of a site or device name, as carried in a v2 header.
+
+    A mismatch always shows when two names differ in a single character or in a run of up to
+    16 bits; other differences are missed with probability 1/65536."""
+    return binascii.crc_hqx(name.encode(), 0xFFFF)
+
+
+def encode_sample_set(sample_set: SampleSet, version: int = SAMPLE_SET_VERSION) -> bytes:
+    """The payload of a sample set (version 2 unless asked for 1, which tests and benches use)."""
+    if version == 1:
+        return _encode_v1(sample_set)
+    if version != 2:
+        raise ValueError(f"cannot encode sample set version {version}")
+    body = _encoder.encode(_SampleSetV2(
+        sample_set.seq, sample_set.ts_ms, sample_set.duration_ms, sample_set.up,
+        sample_set.reason, _tables(sample_set.groups), sample_set.errors, sample_set.reboots,
+        sample_set.rebooted))
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
+                                zdict=DICTIONARIES[DICTIONARY_ID])
+    packed = deflater.compress(body) + deflater.flush()
+    dictionary = DICTIONARY_ID
+    if len(packed) >= len(body):
+        packed, dictionary = body, V2_PLAIN
+    return (bytes((2, dictionary)) + name_check(sample_set.site).to_bytes(2, "big")
+            + name_check(sample_set.device).to_bytes(2, "big") + packed)
+
+
+def _encode_v1(sample_set: SampleSet) -> bytes:
     body = _encoder.encode(sample_set)
     if len(body) >= COMPRESS_ABOVE:
         packed = zlib.compress(body, 9)
         if len(packed) < len(body):
-            return bytes((SCHEMA_VERSION, ENC_MSGPACK_ZLIB)) + packed
-    return bytes((SCHEMA_VERSION, ENC_MSGPACK)) + body
+            return bytes((1, ENC_MSGPACK_ZLIB)) + packed
+    return bytes((1, ENC_MSGPACK)) + body
 
 
-def decode_sample_set(payload: bytes, max_inflated: int = 4 << 20) -> SampleSet:
-    """Decode and type-check a metrics payload; raise WireError with a reason label."""
+def _tables(groups: list[Group]) -> list[_Table]:
+    """Runs of consecutive groups with one shape, stored by column. Keeping runs consecutive
+    keeps the groups' order, so decoding gives back exactly the list that was encoded."""
+    runs: list[tuple[tuple[object, ...], list[Group]]] = []
+    last: tuple[object, ...] | None = None
+    for g in groups:
+        shape = (g.measurement, tuple(g.tags), tuple((f.name, f.kind) for f in g.fields))
+        # A group with neither tags nor fields stays a table of its own: the decoder refuses
+        # rows that cost no bytes, so a tiny message cannot ask for millions of groups.
+        if shape == last and (shape[1] or shape[2]):
+            runs[-1][1].append(g)
+        else:
+            runs.append((shape, [g]))
+            last = shape
+    tables = []
+    for (measurement, tag_keys, schema), run in runs:
+        values: list[Value] = []
+        exponents: list[int | None] = []
+        for j in range(len(schema)):  # type: ignore[arg-type]
+            column = [g.fields[j].value for g in run]
+            decimal = _decimal_column(column)
+            if decimal is None:
+                exponents.append(None)
+                values.extend(column)
+            else:
+                exponents.append(decimal[0])
+                values.extend(decimal[1])
+        tables.append(_Table(
+            measurement,  # type: ignore[arg-type]
+            list(tag_keys),  # type: ignore[call-overload]
+            [_Column(name, kind) for name, kind in schema],  # type: ignore[attr-defined]
+            len(run),
+            exponents if any(e is not None for e in exponents) else [],
+            [g.tags[k] for k in tag_keys for g in run],  # type: ignore[attr-defined]
+            values))
+    return tables
+
+
+def _decimal(value: float) -> tuple[int, int] | None:
+    """(m, e) with value == float(f"{m}e{e}") and m not a multiple of 10 (0 gives (0, 0)),
+    from the shortest repr that round-trips; None for inf, nan and -0.0."""
+    text = repr(value)
+    if text[-1] in "fn" or text == "-0.0":
+        return None
+    mantissa, _, exp = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    frac = frac.rstrip("0")
+    m = int(whole + frac)
+    if m == 0:
+        return 0, 0
+    e = (int(exp) if exp else 0) - len(frac)
+    while m % 10 == 0:
+        m //= 10
+        e += 1
+    return m, e
+
+
+def _decimal_column(column: list[Value]) -> tuple[int, list[int]] | None:
+    """A column of floats as (exponent, integers) when that is exact and no longer, else None.
+
+    Exact because decoding divides (or multiplies) Python integers, which rounds correctly to
+    the nearest float, and that float is the value whose shortest repr gave the digits."""
+    parts = []
+    for v in column:
+        if type(v) is not float:
+            return None
+        part = _decimal(v)
+        if part is None:
+            return None
+        parts.append(part)
+    exponent = min((e for m, e in parts if m), default=0)
+    if not -MAX_EXPONENT <= exponent <= MAX_EXPONENT:
+        return None
+    ints = [m * 10 ** (e - exponent) for m, e in parts]
+    if not all(-(2**63) <= m < 2**64 for m in ints):
+        return None
+    return exponent, ints
+
+
+def decode_sample_set(payload: bytes, max_inflated: int = 4 << 20, *, site: str | None = None,
+                      device: str | None = None) -> SampleSet:
+    """Decode and type-check a metrics payload of any known version; raise WireError with a
+    reason label. Version 2 does not carry site and device: pass the topic's (version 1 carries
+    them, and the caller compares them with the topic)."""
     if len(payload) < 3:
         raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
-    version, encoding = payload[0], payload[1]
-    if version != SCHEMA_VERSION:
-        raise WireError("unknown_version", f"schema version {version}, expected {SCHEMA_VERSION}")
+    version = payload[0]
+    if version == 2:
+        if site is None or device is None:
+            raise TypeError("a version 2 sample set needs the site and device of its topic")
+        return _decode_v2(payload, max_inflated, site, device)
+    if version != 1:
+        raise WireError("unknown_version", f"schema version {version}, expected one of "
+                                           f"{', '.join(map(str, SAMPLE_SET_VERSIONS))}")
     body = payload[2:]
+    encoding = payload[1]
     if encoding == ENC_MSGPACK_ZLIB:
-        inflater = zlib.decompressobj()
-        try:
-            body = inflater.decompress(body, max_inflated)
-        except zlib.error as exc:
-            raise WireError("malformed", f"zlib: {exc}") from None
-        if inflater.unconsumed_tail:
-            raise WireError("oversize", f"inflates beyond {max_inflated} bytes")
+        body = _inflate(zlib.decompressobj(), body, max_inflated, "zlib")
     elif encoding != ENC_MSGPACK:
         raise WireError("malformed", f"unknown encoding {encoding}")
     try:
@@ -182,6 +353,102 @@ def decode_sample_set(payload: bytes, max_inflated: int = 4 << 20) -> SampleSet:
         raise WireError("invalid_schema", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise WireError("malformed", str(exc)) from None
+
+
+def _inflate(inflater: zlib._Decompress, body: bytes, max_inflated: int, what: str) -> bytes:
+    try:
+        out = inflater.decompress(body, max_inflated)
+    except zlib.error as exc:
+        raise WireError("malformed", f"{what}: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise WireError("oversize", f"inflates beyond {max_inflated} bytes")
+    if not inflater.eof:
+        raise WireError("malformed", f"{what}: the compressed stream is truncated")
+    if inflater.unused_data:
+        raise WireError("malformed", f"{what}: {len(inflater.unused_data)} bytes after the "
+                                     "compressed stream")
+    return out
+
+
+def _decode_v2(payload: bytes, max_inflated: int, site: str, device: str) -> SampleSet:
+    if len(payload) < V2_HEADER + 1:
+        raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
+    dictionary = payload[1]
+    if dictionary != V2_PLAIN and dictionary not in DICTIONARIES:
+        raise WireError("unknown_dictionary", f"compressed with dictionary {dictionary}; this "
+                        f"collector knows {', '.join(map(str, sorted(DICTIONARIES)))}: "
+                        "upgrade it")
+    site_check = int.from_bytes(payload[2:4], "big")
+    if site_check != name_check(site):
+        raise WireError("site_mismatch", f"payload site check {site_check:#06x} on topic of "
+                                         f"site {site!r} ({name_check(site):#06x})")
+    device_check = int.from_bytes(payload[4:6], "big")
+    if device_check != name_check(device):
+        raise WireError("device_mismatch", f"payload device check {device_check:#06x} on topic "
+                                           f"of device {device!r} ({name_check(device):#06x})")
+    body = payload[V2_HEADER:]
+    if dictionary != V2_PLAIN:
+        inflater = zlib.decompressobj(-15, zdict=DICTIONARIES[dictionary])
+        body = _inflate(inflater, body, max_inflated, "deflate")
+    try:
+        raw = _v2_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise WireError("invalid_schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError("malformed", str(exc)) from None
+    return SampleSet(site, device, raw.seq, raw.ts_ms, raw.duration_ms, raw.up, raw.reason,
+                     _groups(raw.tables), raw.errors, raw.reboots, raw.rebooted)
+
+
+def _groups(tables: list[_Table]) -> list[Group]:
+    """The groups of the tables, in order, each row checked to have all its values."""
+    groups: list[Group] = []
+    append = groups.append
+    for t in tables:
+        n, keys, columns, measurement = t.rows, t.tag_keys, t.columns, t.measurement
+        if n < 1 or (n > 1 and not keys and not columns):
+            raise WireError("invalid_schema", f"table {measurement[:64]!r}: {n} rows")
+        if len(t.tag_values) != n * len(keys) or len(t.values) != n * len(columns):
+            raise WireError("invalid_schema", f"table {measurement[:64]!r}: {n} rows need "
+                            f"{n * len(keys)} tag values and {n * len(columns)} values, got "
+                            f"{len(t.tag_values)} and {len(t.values)}")
+        if len(set(keys)) != len(keys):
+            raise WireError("invalid_schema", f"table {measurement[:64]!r}: a tag key twice")
+        values = _undecimal(t, n) if t.exponents else t.values
+        if n == 1:
+            append(Group(measurement, dict(zip(keys, t.tag_values, strict=True)),
+                         [Field(c.name, c.kind, v) for c, v in zip(columns, values, strict=True)]))
+            continue
+        schema = [(c.name, c.kind) for c in columns]
+        tag_values = t.tag_values
+        tag_rows = (zip(*[tag_values[a * n:(a + 1) * n] for a in range(len(keys))], strict=True)
+                    if keys else itertools.repeat((), n))
+        value_rows = (zip(*[values[j * n:(j + 1) * n] for j in range(len(columns))], strict=True)
+                      if columns else itertools.repeat((), n))
+        for tag_row, value_row in zip(tag_rows, value_rows, strict=True):
+            append(Group(measurement, dict(zip(keys, tag_row, strict=True)),
+                         [Field(name, kind, v) for (name, kind), v in zip(schema, value_row, strict=True)]))
+    return groups
+
+
+def _undecimal(t: _Table, n: int) -> list[Value]:
+    if len(t.exponents) != len(t.columns):
+        raise WireError("invalid_schema", f"table {t.measurement[:64]!r}: "
+                        f"{len(t.exponents)} exponents for {len(t.columns)} columns")
+    values = list(t.values)
+    for j, exponent in enumerate(t.exponents):
+        if exponent is None:
+            continue
+        if not -MAX_EXPONENT <= exponent <= MAX_EXPONENT:
+            raise WireError("invalid_schema", f"exponent {exponent} out of range")
+        column = values[j * n:(j + 1) * n]
+        if set(map(type, column)) != {int}:
+            raise WireError("invalid_schema", f"decimal column {t.columns[j].name[:64]!r} "
+                            "holds a value that is not an integer")
+        scale = 10 ** abs(exponent)
+        values[j * n:(j + 1) * n] = ([m / scale for m in column] if exponent < 0
+                                     else [float(m * scale) for m in column])
+    return values
 
 
 def encode_status(status: Status) -> bytes:

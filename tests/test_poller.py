@@ -239,3 +239,50 @@ def test_multiply_by_and_scalar_fallback(tmp_path):
     got = {(g.measurement, f.name): f.value for g in result.groups for f in g.fields}
     assert got[("host", "memory_bytes")] == 2048 * 1024
     assert got[("storage", "used_bytes")] == 40960
+
+
+def test_mw_to_dbm_conversion():
+    conv = Converter()
+    assert conv.value(spec(convert="mw_to_dbm", scale=0.001), 1000) == 0.0  # 1 mW
+    assert conv.value(spec(convert="mw_to_dbm"), 2) == 3.01
+    assert conv.value(spec(convert="mw_to_dbm"), 0) is None  # no light: absent
+
+
+def test_entity_sensor_options():
+    from agent.transforms import entity_sensor
+
+    row = {"type": 6, "scale": 7, "precision": 0, "value": 10646, "status": 1}
+    _, (f,) = entity_sensor(row, {"sensor": "SFP TX Power Sensor"}, "sensor")
+    assert (f.name, f.value) == ("tx_power_dbm", 10.272)  # 10646 µW as the standard says
+    _, (f,) = entity_sensor(row, {"sensor": "SFP TX Power Sensor"}, "sensor",
+                            precision_offset=1)
+    assert f.value == 0.272  # read as 0.1 µW, as ExtremeXOS means it
+    cisco = {"type": 1, "scale": 9, "precision": 1, "value": -52, "status": 1,
+             "units_display": "dBm"}
+    m, (f,) = entity_sensor(cisco, {"sensor": "subslot 0/0 transceiver 0 Rx Power"}, "sensor")
+    assert (m, f.name, f.value) == ("signal", "rx_power_dbm", -5.2)
+
+
+def test_scalar_tags_and_oid_value_detection(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "profiles:\n  - name: modem\n    measurement: signal\n"
+        "    match: {oid_value: {1.3.6.1.4.1.9.1.0: '^RUT'}}\n    scalars:\n"
+        "      - {name: snr_db, oid: 1.3.6.1.4.1.9.2.0, tags: {demod: '1'}}\n"
+        "      - {name: snr_db, oid: 1.3.6.1.4.1.9.3.0, tags: {demod: '2'}}\n")
+    (tmp_path / "a.yaml").write_text(
+        "site: s\nprofile_files: [p.yaml]\ndevices:\n  - name: d\n    host: 127.0.0.1\n")
+    dev = load_agent_config(tmp_path / "a.yaml").devices[0]
+    records = [("1.3.6.1.2.1.1.1.0", b"Linux"), ("1.3.6.1.2.1.1.2.0", OidValue("1.3.6.1.4.1.8072")),
+               ("1.3.6.1.4.1.9.1.0", b"RUT955"), ("1.3.6.1.4.1.9.2.0", 12),
+               ("1.3.6.1.4.1.9.3.0", 7)]
+    poller = DevicePoller("s", dev, FakeClient(FakeSession(records)), lambda _: 1)
+    result = asyncio.run(poller.poll())
+    assert "modem" in poller.plan.profiles
+    snr = {g.tags.get("demod"): f.value for g in result.groups for f in g.fields
+           if f.name == "snr_db"}
+    assert snr == {"1": 12, "2": 7}
+    # The same device without the model answer is not claimed.
+    records[2] = ("1.3.6.1.4.1.9.1.0", b"Some other box")
+    poller = DevicePoller("s", dev, FakeClient(FakeSession(records)), lambda _: 1)
+    asyncio.run(poller.poll())
+    assert "modem" not in poller.plan.profiles

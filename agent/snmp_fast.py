@@ -1,0 +1,715 @@
+"""A fast path for SNMP v1/v2c: a small BER codec and an asyncio UDP client.
+
+pysnmp stays the engine (SNMPv3, engine discovery, and the reference for everything below),
+but decoding a response through pyasn1 costs about ten times what the rest of a poll does. This
+module encodes GET/GETNEXT/GETBULK requests and decodes responses itself, for exactly what
+SNMP v1/v2c messages carry: INTEGER, OCTET STRING, NULL, OBJECT IDENTIFIER, SEQUENCE, the
+application types (IpAddress, Counter32, Gauge32, TimeTicks, Opaque, Counter64), the
+context-specific noSuchObject/noSuchInstance/endOfMibView and the PDU tags. It returns the plain
+values agent.snmp.convert() returns for the same varbinds.
+
+It accepts a strict subset of what pysnmp accepts: a response it cannot read (malformed,
+truncated, a type or value range it does not handle) raises DecodeError, and FastSession then
+sends that request again through pysnmp (counted in FastSession.fallbacks), which either reads
+it or fails it the way the pysnmp path always did. Nothing is dropped.
+
+Requests behave like pysnmp's: a request-id from a sequence that starts at random, a new one for
+each re-send, `timeout` seconds per attempt and `retries` re-sends, responses matched by
+request-id, SNMP version and community (not by source address: a device may answer from
+another of its addresses), anything else ignored. One UDP socket serves every fast session of
+an SnmpClient (one file descriptor however many devices, as pysnmp's one socket per engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from agent.snmp import (
+    END_OF_MIB,
+    NO_SUCH_INSTANCE,
+    NO_SUCH_OBJECT,
+    Credentials,
+    IpValue,
+    Missing,
+    Oid,
+    OidValue,
+    SnmpError,
+    SnmpSession,
+    SnmpTimeout,
+    SnmpValue,
+)
+
+# Universal tags
+INTEGER = 0x02
+OCTET_STRING = 0x04
+NULL = 0x05
+OBJECT_IDENTIFIER = 0x06
+SEQUENCE = 0x30
+# Application tags (RFC 2578, RFC 1155)
+IP_ADDRESS = 0x40
+COUNTER32 = 0x41
+GAUGE32 = 0x42
+TIMETICKS = 0x43
+OPAQUE = 0x44
+COUNTER64 = 0x46
+# Context-specific exceptions in v2c varbinds (RFC 3416)
+NO_SUCH_OBJECT_TAG = 0x80
+NO_SUCH_INSTANCE_TAG = 0x81
+END_OF_MIB_VIEW_TAG = 0x82
+# PDU tags
+GET = 0xA0
+GETNEXT = 0xA1
+RESPONSE = 0xA2
+SET = 0xA3
+TRAP_V1 = 0xA4
+GETBULK = 0xA5
+INFORM = 0xA6
+TRAP_V2 = 0xA7
+REPORT = 0xA8
+
+VERSION_1 = 0
+VERSION_2C = 1
+
+_INT32 = (-(2**31), 2**31 - 1)
+_UNSIGNED = {COUNTER32: 2**32 - 1, GAUGE32: 2**32 - 1, TIMETICKS: 2**32 - 1, COUNTER64: 2**64 - 1}
+_MISSING_BY_TAG: dict[int, Missing] = {
+    NO_SUCH_OBJECT_TAG: NO_SUCH_OBJECT,
+    NO_SUCH_INSTANCE_TAG: NO_SUCH_INSTANCE,
+    END_OF_MIB_VIEW_TAG: END_OF_MIB,
+}
+_TAG_BY_MISSING = {id(v): k for k, v in _MISSING_BY_TAG.items()}
+
+ERROR_STATUS_NAMES = (
+    "noError", "tooBig", "noSuchName", "badValue", "readOnly", "genErr", "noAccess",
+    "wrongType", "wrongLength", "wrongEncoding", "wrongValue", "noCreation",
+    "inconsistentValue", "resourceUnavailable", "commitFailed", "undoFailed",
+    "authorizationError", "notWritable", "inconsistentName",
+)
+"""RFC 3416 error-status names, as pysnmp's prettyPrint() spells them."""
+
+
+def error_status_name(status: int) -> str:
+    return ERROR_STATUS_NAMES[status] if 0 <= status < len(ERROR_STATUS_NAMES) else str(status)
+
+
+class DecodeError(ValueError):
+    """A message the fast decoder does not accept: malformed, truncated, or outside what it
+    handles. `offset` is where in the message it gave up."""
+
+    def __init__(self, what: str, offset: int) -> None:
+        super().__init__(f"{what} at offset {offset}")
+        self.what = what
+        self.offset = offset
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+class Typed(NamedTuple):
+    """A value with an explicit tag, for encoding the types a plain int or bytes leaves open
+    (Counter32, Gauge32, TimeTicks, Counter64, Opaque)."""
+
+    tag: int
+    value: int | bytes | str | None
+
+
+def encode_length(n: int) -> bytes:
+    if n < 0:
+        raise ValueError("negative length")
+    if n < 0x80:
+        return bytes((n,))
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(raw),)) + raw
+
+
+def encode_tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    return bytes((tag,)) + encode_length(n) + content
+
+
+def encode_integer(value: int, tag: int = INTEGER) -> bytes:
+    """Two's complement, minimal length (also for the unsigned application types)."""
+    size = (value if value >= 0 else ~value).bit_length() // 8 + 1
+    return encode_tlv(tag, value.to_bytes(size, "big", signed=True))
+
+
+def encode_oid(oid: Sequence[int]) -> bytes:
+    if len(oid) < 2 or oid[0] > 2 or (oid[0] < 2 and oid[1] >= 40) or min(oid) < 0:
+        raise ValueError(f"not an encodable OBJECT IDENTIFIER: {oid!r}")
+    first = oid[0] * 40 + oid[1]
+    if first < 0x80 and max(oid[2:], default=0) < 0x80:
+        return encode_tlv(OBJECT_IDENTIFIER, bytes((first, *oid[2:])))
+    out = bytearray()
+    for arc in (first, *oid[2:]):
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        out.extend(reversed(chunk))
+    return encode_tlv(OBJECT_IDENTIFIER, bytes(out))
+
+
+def _oid_of_text(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.strip(".").split("."))
+
+
+def encode_value(value: SnmpValue | Typed | None) -> bytes:
+    """A varbind value: plain values as agent.snmp.convert() gives them (int is INTEGER, bytes
+    OCTET STRING, OidValue, IpValue, the Missing sentinels), None for NULL, or a Typed."""
+    if isinstance(value, Typed):
+        tag, payload = value
+        if tag in (INTEGER, *_UNSIGNED):
+            if not isinstance(payload, int):
+                raise TypeError(f"tag 0x{tag:02x} needs an int")
+            return encode_integer(payload, tag)
+        if tag in (OCTET_STRING, OPAQUE):
+            if not isinstance(payload, bytes):
+                raise TypeError(f"tag 0x{tag:02x} needs bytes")
+            return encode_tlv(tag, payload)
+        if tag == IP_ADDRESS:
+            raw = payload if isinstance(payload, bytes) else bytes(_oid_of_text(str(payload)))
+            return encode_tlv(IP_ADDRESS, raw)
+        if tag == OBJECT_IDENTIFIER:
+            return encode_oid(_oid_of_text(str(payload)))
+        if tag in (NULL, *_MISSING_BY_TAG):
+            return bytes((tag, 0))
+        raise ValueError(f"no encoding for tag 0x{tag:02x}")
+    if value is None:
+        return b"\x05\x00"
+    if isinstance(value, Missing):
+        return bytes((_TAG_BY_MISSING[id(value)], 0))
+    if isinstance(value, IpValue):
+        return encode_tlv(IP_ADDRESS, bytes(_oid_of_text(value)))
+    if isinstance(value, OidValue):
+        return encode_oid(_oid_of_text(value))
+    if isinstance(value, bool):
+        raise TypeError("bool is not an SNMP value")
+    if isinstance(value, int):
+        return encode_integer(value)
+    if isinstance(value, bytes):
+        return encode_tlv(OCTET_STRING, value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode_message(
+    version: int, community: bytes, pdu_tag: int, request_id: int, error_status: int,
+    error_index: int, varbinds: Sequence[tuple[Oid, SnmpValue | Typed | None]],
+) -> bytes:
+    """Any v1/v2c message with the common PDU shape. For GETBULK, error_status and error_index
+    are non-repeaters and max-repetitions (RFC 3416 keeps the same positions)."""
+    vbl = b"".join(encode_tlv(SEQUENCE, encode_oid(oid) + encode_value(value))
+                   for oid, value in varbinds)
+    pdu = (encode_integer(request_id) + encode_integer(error_status)
+           + encode_integer(error_index) + encode_tlv(SEQUENCE, vbl))
+    return encode_tlv(SEQUENCE, encode_integer(version) + encode_tlv(OCTET_STRING, community)
+                      + encode_tlv(pdu_tag, pdu))
+
+
+def encode_request(version: int, community: bytes, pdu_tag: int, request_id: int,
+                   oids: Sequence[Oid], max_repetitions: int = 0) -> bytes:
+    """A GET, GETNEXT or GETBULK (non-repeaters 0) request: every value NULL."""
+    vbl = b"".join([encode_tlv(SEQUENCE, encode_oid(oid) + b"\x05\x00") for oid in oids])
+    second = max_repetitions if pdu_tag == GETBULK else 0
+    pdu = (encode_integer(request_id) + b"\x02\x01\x00" + encode_integer(second)
+           + encode_tlv(SEQUENCE, vbl))
+    return encode_tlv(SEQUENCE, encode_integer(version) + encode_tlv(OCTET_STRING, community)
+                      + encode_tlv(pdu_tag, pdu))
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+class Header(NamedTuple):
+    """What routing a message needs: read before the rest, and without it."""
+
+    version: int
+    community: bytes
+    pdu_tag: int
+    request_id: int
+    body: int  # offset of error-status (or non-repeaters)
+    end: int  # end of the PDU
+
+
+class Message(NamedTuple):
+    version: int
+    community: bytes
+    pdu_tag: int
+    request_id: int
+    error_status: int  # non-repeaters in a GETBULK
+    error_index: int  # max-repetitions in a GETBULK
+    varbinds: list[tuple[Oid, SnmpValue]]
+
+
+def _long_length(data: bytes, pos: int) -> tuple[int, int]:
+    """(length, content offset) for the long form whose first octet is at `pos`."""
+    k = data[pos] & 0x7F
+    if k == 0:
+        raise DecodeError("indefinite length", pos)
+    if k > 4:
+        raise DecodeError("length of more than 4 octets", pos)
+    end = pos + 1 + k
+    if end > len(data):
+        raise DecodeError("truncated length", pos)
+    return int.from_bytes(data[pos + 1:end], "big"), end
+
+
+def read_tlv(data: bytes, pos: int, limit: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the TLV at `pos`, which must end by `limit`."""
+    if pos + 2 > limit:
+        raise DecodeError("truncated", pos)
+    tag = data[pos]
+    if tag & 0x1F == 0x1F:
+        raise DecodeError("multi-octet tag", pos)
+    n = data[pos + 1]
+    if n < 0x80:
+        start = pos + 2
+    else:
+        n, start = _long_length(data, pos + 1)
+    end = start + n
+    if end > limit:
+        if end > len(data):
+            raise DecodeError(f"truncated value of tag 0x{tag:02x}", pos)
+        raise DecodeError(f"value of tag 0x{tag:02x} overruns its container", pos)
+    return tag, start, end
+
+
+def _int_at(data: bytes, pos: int, limit: int, what: str) -> tuple[int, int]:
+    tag, start, end = read_tlv(data, pos, limit)
+    if tag != INTEGER:
+        raise DecodeError(f"{what} is not an INTEGER", pos)
+    if start == end:
+        raise DecodeError(f"{what} is empty", pos)
+    return int.from_bytes(data[start:end], "big", signed=True), end
+
+
+_HEADS = [(0, i) for i in range(40)] + [(1, i) for i in range(40)] + [
+    (2, i) for i in range(48)]
+
+
+def decode_oid(data: bytes, start: int, end: int) -> Oid:
+    """The arcs of an OBJECT IDENTIFIER's content octets data[start:end]."""
+    if start >= end:
+        raise DecodeError("empty OBJECT IDENTIFIER", start)
+    chunk = data[start:end]
+    if chunk.isascii():  # every arc in one octet: the usual case
+        return _HEADS[chunk[0]] + tuple(chunk[1:])
+    arcs: list[int] = []
+    value = 0
+    fresh = True
+    for i, octet in enumerate(chunk):
+        if fresh and octet == 0x80:
+            raise DecodeError("non-minimal arc in OBJECT IDENTIFIER", start + i)
+        value = (value << 7) | (octet & 0x7F)
+        if octet & 0x80:
+            fresh = False
+        else:
+            arcs.append(value)
+            value = 0
+            fresh = True
+    if not fresh:
+        raise DecodeError("truncated arc in OBJECT IDENTIFIER", end)
+    first = arcs[0]
+    head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
+    return head + tuple(arcs[1:])
+
+
+def decode_value(tag: int, data: bytes, start: int, end: int, v1: bool = False) -> SnmpValue:
+    """A varbind value (content octets data[start:end]) as agent.snmp.convert() gives it."""
+    if tag in _UNSIGNED:
+        if tag == COUNTER64 and v1:
+            raise DecodeError("Counter64 in an SNMPv1 message", start)
+        if start == end:
+            raise DecodeError(f"empty value of tag 0x{tag:02x}", start)
+        number = int.from_bytes(data[start:end], "big", signed=True)
+        if not 0 <= number <= _UNSIGNED[tag]:
+            raise DecodeError(f"value {number} out of range for tag 0x{tag:02x}", start)
+        return number
+    if tag == OCTET_STRING or tag == OPAQUE:
+        return data[start:end]
+    if tag == INTEGER:
+        if start == end:
+            raise DecodeError("empty INTEGER", start)
+        number = int.from_bytes(data[start:end], "big", signed=True)
+        if not _INT32[0] <= number <= _INT32[1]:
+            raise DecodeError(f"INTEGER {number} out of the Integer32 range", start)
+        return number
+    if tag == OBJECT_IDENTIFIER:
+        return OidValue(".".join(map(str, decode_oid(data, start, end))))
+    if tag == IP_ADDRESS:
+        if end - start != 4:
+            raise DecodeError(f"IpAddress of {end - start} octets", start)
+        return IpValue("%d.%d.%d.%d" % tuple(data[start:end]))  # noqa: UP031
+    if tag == NULL or tag in _MISSING_BY_TAG:
+        if start != end:
+            raise DecodeError(f"non-empty value of tag 0x{tag:02x}", start)
+        if tag == NULL:
+            # What convert() gives for a NULL: pyasn1's Null is an OctetString, and convert()
+            # tests for OctetString first.
+            return b""
+        if v1:
+            raise DecodeError(f"v2c exception 0x{tag:02x} in an SNMPv1 message", start)
+        return _MISSING_BY_TAG[tag]
+    raise DecodeError(f"unsupported value tag 0x{tag:02x}", start)
+
+
+def decode_varbinds(data: bytes, pos: int, end: int, v1: bool = False,
+                    ) -> list[tuple[Oid, SnmpValue]]:
+    """The varbinds whose encodings fill data[pos:end] (the content of a VarBindList)."""
+    out: list[tuple[Oid, SnmpValue]] = []
+    append = out.append
+    heads = _HEADS
+    while pos < end:
+        if data[pos] != SEQUENCE:
+            raise DecodeError("varbind is not a SEQUENCE", pos)
+        n = data[pos + 1]
+        if n < 0x80:
+            start = pos + 2
+        else:
+            n, start = _long_length(data, pos + 1)
+        vend = start + n
+        if vend > end:
+            raise DecodeError("varbind overruns its list", pos)
+        if start + 2 > vend:
+            raise DecodeError("varbind without a name", pos)
+        # name
+        if data[start] != OBJECT_IDENTIFIER:
+            raise DecodeError("varbind name is not an OBJECT IDENTIFIER", start)
+        n = data[start + 1]
+        if n < 0x80:
+            ostart = start + 2
+        else:
+            n, ostart = _long_length(data, start + 1)
+        oend = ostart + n
+        if oend > vend:
+            raise DecodeError("varbind name overruns its varbind", start)
+        chunk = data[ostart:oend]
+        if chunk and chunk.isascii():
+            name = heads[chunk[0]] + tuple(chunk[1:])
+        else:
+            name = decode_oid(data, ostart, oend)
+        # value
+        if oend + 2 > vend:
+            raise DecodeError("varbind without a value", oend)
+        tag = data[oend]
+        n = data[oend + 1]
+        if n < 0x80:
+            vstart = oend + 2
+        else:
+            n, vstart = _long_length(data, oend + 1)
+        if vstart + n != vend:
+            raise DecodeError("varbind value does not end its varbind", oend)
+        if tag == COUNTER32 or tag == GAUGE32 or tag == TIMETICKS:  # the bulk of a walk
+            if n == 0:
+                raise DecodeError(f"empty value of tag 0x{tag:02x}", oend)
+            number = int.from_bytes(data[vstart:vend], "big", signed=True)
+            if not 0 <= number <= 0xFFFFFFFF:
+                raise DecodeError(f"value {number} out of range for tag 0x{tag:02x}", oend)
+            append((name, number))
+        else:
+            append((name, decode_value(tag, data, vstart, vend, v1)))
+        pos = vend
+    return out
+
+
+def decode_header(data: bytes) -> Header:
+    """Version, community, PDU tag and request-id: enough to match a response to its request.
+
+    Octets after the message are ignored, as pysnmp does.
+    """
+    try:
+        tag, pos, msg_end = read_tlv(data, 0, len(data))
+        if tag != SEQUENCE:
+            raise DecodeError("message is not a SEQUENCE", 0)
+        version, pos = _int_at(data, pos, msg_end, "version")
+        tag, start, pos = read_tlv(data, pos, msg_end)
+        if tag != OCTET_STRING:
+            raise DecodeError("community is not an OCTET STRING", start)
+        community = data[start:pos]
+        pdu_tag, start, pdu_end = read_tlv(data, pos, msg_end)
+        if not GET <= pdu_tag <= REPORT:
+            raise DecodeError(f"unknown PDU tag 0x{pdu_tag:02x}", pos)
+        if pdu_end != msg_end:
+            raise DecodeError("octets after the PDU", pdu_end)
+        request_id, body = _int_at(data, start, pdu_end, "request-id")
+    except IndexError:
+        raise DecodeError("truncated", len(data)) from None
+    return Header(version, community, pdu_tag, request_id, body, pdu_end)
+
+
+def decode_body(data: bytes, header: Header) -> tuple[int, int, list[tuple[Oid, SnmpValue]]]:
+    """(error-status, error-index, varbinds) of a message whose header has been read."""
+    v1 = header.version == VERSION_1
+    try:
+        pos, end = header.body, header.end
+        error_status, pos = _int_at(data, pos, end, "error-status")
+        error_index, pos = _int_at(data, pos, end, "error-index")
+        tag, start, vbl_end = read_tlv(data, pos, end)
+        if tag != SEQUENCE:
+            raise DecodeError("varbind list is not a SEQUENCE", pos)
+        if vbl_end != end:
+            raise DecodeError("octets after the varbind list", vbl_end)
+        varbinds = decode_varbinds(data, start, vbl_end, v1)
+    except IndexError:
+        raise DecodeError("truncated", len(data)) from None
+    if header.pdu_tag == RESPONSE:
+        if not 0 <= error_status <= (5 if v1 else 18):
+            raise DecodeError(f"error-status {error_status} out of range", header.body)
+        if error_index < 0:
+            raise DecodeError(f"negative error-index {error_index}", header.body)
+    return error_status, error_index, varbinds
+
+
+def decode_message(data: bytes) -> Message:
+    """A whole v1/v2c message (GET, GETNEXT, GETBULK, RESPONSE... all share one shape)."""
+    header = decode_header(data)
+    if header.version not in (VERSION_1, VERSION_2C):
+        raise DecodeError(f"SNMP version {header.version} is not v1 or v2c", 2)
+    if header.pdu_tag == TRAP_V1:
+        raise DecodeError("SNMPv1 Trap-PDU is not handled", 0)
+    error_status, error_index, varbinds = decode_body(data, header)
+    return Message(header.version, header.community, header.pdu_tag, header.request_id,
+                   error_status, error_index, varbinds)
+
+
+# ---------------------------------------------------------------------------------------------
+# The UDP client
+
+
+class _Pending(NamedTuple):
+    future: asyncio.Future[Any]
+    version: int
+    community: bytes
+    host: str
+
+
+_TIMED_OUT = object()
+_UNREADABLE = object()
+"""The future's result when a datagram from the request's host could not even be routed."""
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(_TIMED_OUT)
+
+
+class RequestIds:
+    """pysnmp's request-id sequence: from a random start, up by one, 24 bits, wrapping."""
+
+    MAX = 0xFFFFFF
+
+    def __init__(self) -> None:
+        self._next = random.randrange(self.MAX - 256)
+
+    def __call__(self, busy: dict[int, Any]) -> int:
+        while True:
+            value = self._next
+            self._next = 0 if value >= self.MAX else value + 1
+            if value not in busy:
+                return value
+
+
+class FastTransport(asyncio.DatagramProtocol):
+    """One UDP socket for every fast session of an SnmpClient; requests matched by request-id.
+
+    Use `await FastTransport.open()` and close() it when done.
+    """
+
+    def __init__(self) -> None:
+        self._transport: asyncio.DatagramTransport | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._ids = RequestIds()
+        self.stray = 0
+        """Datagrams that answered nothing outstanding: late (a timed-out attempt), duplicate,
+        with another community or version, or not a response."""
+        self.unreadable = 0
+        """Datagrams whose request-id could not be read (their host's requests fell back)."""
+
+    @classmethod
+    async def open(cls, host: str = "0.0.0.0") -> FastTransport:
+        protocol = cls()
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: protocol, local_addr=(host, 0))
+        protocol._transport = transport
+        return protocol
+
+    @property
+    def closed(self) -> bool:
+        return self._transport is None
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        if self._transport is None:
+            raise RuntimeError("FastTransport is closed")
+        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.cancel()
+
+    # asyncio.DatagramProtocol
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable...) surface here on Linux. pysnmp ignores them and the
+        # request times out; so does this.
+        pass
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        try:
+            header = decode_header(data)
+        except DecodeError:
+            self.unreadable += 1
+            for pending in self._pending.values():
+                if pending.host == addr[0] and not pending.future.done():
+                    pending.future.set_result(_UNREADABLE)
+            return
+        pending = self._pending.get(header.request_id)
+        if (pending is None or pending.future.done() or header.version != pending.version
+                or header.community != pending.community
+                or header.pdu_tag not in (RESPONSE, REPORT)):
+            self.stray += 1
+            return
+        pending.future.set_result((data, header))
+
+    async def exchange(self, address: tuple[str, int], version: int, community: bytes,
+                       encode: Callable[[int], bytes], timeout: float, retries: int,
+                       ) -> tuple[bytes, Header] | None:
+        """Send encode(request_id) until an answer comes; (datagram, header) of the answer, or
+        None when a datagram from that host could not be read. Raises SnmpTimeout."""
+        loop = asyncio.get_running_loop()
+        for _ in range(retries + 1):
+            if self._transport is None:
+                raise SnmpError("snmp_error", "SNMP transport closed")
+            request_id = self._ids(self._pending)
+            future: asyncio.Future[Any] = loop.create_future()
+            self._pending[request_id] = _Pending(future, version, community, address[0])
+            timer = loop.call_later(timeout, _expire, future)
+            try:
+                self._transport.sendto(encode(request_id), address)
+                answer = await future
+            finally:
+                timer.cancel()
+                del self._pending[request_id]
+            if answer is _UNREADABLE:
+                return None
+            if answer is not _TIMED_OUT:
+                return answer  # type: ignore[no-any-return]
+        raise SnmpTimeout()
+
+
+# ---------------------------------------------------------------------------------------------
+# The session
+
+
+class FastSession(SnmpSession):
+    """An SnmpSession for v1/v2c whose requests go through FastTransport and this module's
+    codec; a request whose response it cannot read is sent again through pysnmp (the base
+    class) and counted in `fallbacks` by reason."""
+
+    def __init__(self, engine: Any, target: Any, creds: Credentials, transport: FastTransport,
+                 *, timeout: float, retries: int) -> None:
+        if creds.version not in ("1", "2c"):
+            raise ValueError("the fast path is for SNMP v1 and v2c")
+        super().__init__(engine, target, creds)
+        self._fast = transport
+        self._address: tuple[str, int] = tuple(target.transport_address)[:2]  # type: ignore[assignment]
+        self._mp = VERSION_1 if creds.version == "1" else VERSION_2C
+        self._community = creds.community.encode("latin-1")  # as pyasn1's OctetString does
+        self._timeout = timeout
+        self._retries = retries
+        self.fallbacks: Counter[str] = Counter()
+
+    def forget_engine(self) -> bool:
+        return False  # v1/v2c have no engine ID
+
+    async def _request(self, pdu_tag: int, oids: Sequence[Oid], max_repetitions: int = 0,
+                       ) -> tuple[int, int, list[tuple[Oid, SnmpValue]]] | None:
+        """(error-status, error-index, varbinds), or None when pysnmp must do this request."""
+        self.requests += 1
+        version, community = self._mp, self._community
+        answer = await self._fast.exchange(
+            self._address, version, community,
+            lambda rid: encode_request(version, community, pdu_tag, rid, oids, max_repetitions),
+            self._timeout, self._retries)
+        if answer is None:
+            self.fallbacks["unreadable"] += 1
+            return None
+        data, header = answer
+        if header.pdu_tag != RESPONSE:
+            self.fallbacks["report"] += 1
+            return None
+        try:
+            return decode_body(data, header)
+        except DecodeError:
+            self.fallbacks["decode"] += 1
+            return None
+
+    async def get(self, oids: Sequence[Oid]) -> dict[Oid, SnmpValue]:
+        """GET the given OIDs. A v1 noSuchName marks that OID missing and retries the rest."""
+        pending = list(oids)
+        out: dict[Oid, SnmpValue] = {}
+        while pending:
+            answer = await self._request(GET, pending)
+            if answer is None:
+                out.update(await super().get(pending))
+                return out
+            status, index1, varbinds = answer
+            if status:
+                index = index1 - 1
+                if self._mp == VERSION_1 and status == 2 and 0 <= index < len(pending):
+                    out[pending.pop(index)] = NO_SUCH_OBJECT  # noSuchName
+                    continue
+                raise SnmpError("snmp_error", f"{error_status_name(status)} at index {index1}")
+            out.update(varbinds)
+            break
+        return out
+
+    async def next_rows(
+        self, oids: Sequence[Oid], max_repetitions: int, bulk: bool
+    ) -> list[list[tuple[Oid, SnmpValue]]]:
+        """One GETBULK (or GETNEXT) step from `oids`: a list of rows, one (oid, value) per column.
+
+        A column the device has no more of is reported as END_OF_MIB at its position.
+        """
+        # SNMPv1 has no GETBULK: pysnmp sends a GETNEXT instead (RFC 2576 4.1.1), so does this.
+        if bulk and self._mp != VERSION_1:
+            answer = await self._request(GETBULK, oids, max_repetitions)
+        else:
+            answer = await self._request(GETNEXT, oids)
+        if answer is None:
+            return await super().next_rows(oids, max_repetitions, bulk)
+        status, index1, flat = answer
+        if status:
+            index = index1 - 1
+            if self._mp == VERSION_1 and status == 2 and 0 <= index < len(oids):
+                # v1 GETNEXT past the end of the MIB for one column: report it as endOfMib
+                # for that column and ask again for the others.
+                rest = [o for i, o in enumerate(oids) if i != index]
+                rows = await self.next_rows(rest, max_repetitions, bulk) if rest else [[]]
+                for row in rows:
+                    row.insert(index, (oids[index], END_OF_MIB))
+                return rows
+            raise SnmpError("snmp_error", f"{error_status_name(status)} at index {index1}")
+        if not flat:
+            raise SnmpError("snmp_error", "Empty SNMP response message")  # as pysnmp says
+        width = len(oids)
+        # A truncated last repetition (the agent hit its PDU size) is dropped: the walk goes on
+        # from the last complete row.
+        rows = [flat[i:i + width] for i in range(0, len(flat) - width + 1, width)]
+        if not rows:
+            raise SnmpError("snmp_error", f"response of {len(flat)} varbinds for {width} columns")
+        return rows
