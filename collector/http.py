@@ -1,4 +1,5 @@
-"""The collector's HTTP face: /metrics for Prometheus, /healthz (alive) and /readyz (useful)."""
+"""The collector's HTTP face: /metrics for Prometheus, /healthz (alive), /readyz (useful) and
+the read-only status page at / (collector/statuspage.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from collector import statuspage
+from collector.state import State
 
 StartResponse = Callable[..., Any]
 Ready = Callable[[], tuple[bool, str]]
@@ -24,11 +28,32 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def make_app(registry: CollectorRegistry, ready: Ready) -> Callable[..., Iterable[bytes]]:
+# The status page runs no scripts and loads nothing: say so, so a browser refuses anything else.
+_PAGE_HEADERS = [
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("Cache-Control", "no-store"),
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+]
+
+
+def make_app(registry: CollectorRegistry, ready: Ready,
+             state: State | None = None) -> Callable[..., Iterable[bytes]]:
+    """The WSGI app; without `state` there is no status page (/ answers 404)."""
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
+        if path in ("/", "/index.html") and state is not None:
+            method = environ.get("REQUEST_METHOD", "GET")
+            if method not in ("GET", "HEAD"):
+                start_response("405 Method Not Allowed",
+                               [("Content-Type", "text/plain"), ("Allow", "GET, HEAD")])
+                return [b"the status page is read-only\n"]
+            page = statuspage.render(state.snapshot()).encode()
+            start_response("200 OK", [*_PAGE_HEADERS, ("Content-Length", str(len(page)))])
+            return [] if method == "HEAD" else [page]
         if path == "/metrics":
             return metrics_app(environ, start_response)
         if path == "/healthz":
@@ -40,7 +65,7 @@ def make_app(registry: CollectorRegistry, ready: Ready) -> Callable[..., Iterabl
                            [("Content-Type", "text/plain")])
             return [why.encode() + b"\n"]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found: try /metrics, /healthz or /readyz\n"]
+        return [b"not found: try /, /metrics, /healthz or /readyz\n"]
 
     return app
 
