@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(cfg.log.level, cfg.log.format)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # HUP = stop: docs/deploy.md
         signal.signal(sig, lambda *_: stop.set())
     try:
         collector = Collector(cfg)
