@@ -121,8 +121,10 @@ def decode_text(raw: bytes) -> str:
             text = raw.decode(codec)
         except UnicodeDecodeError:
             continue
-        if text.isprintable():
-            return text
+        # Line breaks and tabs are text (Cisco's multi-line sysDescr), other controls are not.
+        flat = " ".join(text.split()) if any(c in text for c in "\r\n\t") else text
+        if flat.isprintable():
+            return flat
     return "0x" + raw.hex()
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import binascii
 import enum
-import itertools
 import zlib
 from typing import Final
 
@@ -213,8 +212,8 @@ def decode_gap(payload: bytes) -> Gap:
 def name_check(name: str) -> int:
     """CRC-16 (CCITT, initial 0xFFFF) of a site or device name, as carried in a v2 header.
 
-    A mismatch always shows when two names differ in a single character or in a run of up to
-    16 bits; other differences are missed with probability 1/65536."""
+    A mismatch always shows when two names of the same length differ in a single character or
+    within 16 consecutive bits; other differences are missed with probability about 1/65536."""
     return binascii.crc_hqx(name.encode(), 0xFFFF)
 
 
@@ -305,7 +304,8 @@ def _decimal(value: float) -> tuple[int, int] | None:
 
 
 def _decimal_column(column: list[Value]) -> tuple[int, list[int]] | None:
-    """A column of floats as (exponent, integers) when that is exact and no longer, else None.
+    """A column of floats as (exponent, integers) when that is exact, else None. Never longer:
+    an integer below 2^64 takes at most the 9 bytes of a float64.
 
     Exact because decoding divides (or multiplies) Python integers, which rounds correctly to
     the nearest float, and that float is the value whose shortest repr gave the digits."""
@@ -415,19 +415,12 @@ def _groups(tables: list[_Table]) -> list[Group]:
         if len(set(keys)) != len(keys):
             raise WireError("invalid_schema", f"table {measurement[:64]!r}: a tag key twice")
         values = _undecimal(t, n) if t.exponents else t.values
-        if n == 1:
-            append(Group(measurement, dict(zip(keys, t.tag_values, strict=True)),
-                         [Field(c.name, c.kind, v) for c, v in zip(columns, values, strict=True)]))
-            continue
-        schema = [(c.name, c.kind) for c in columns]
         tag_values = t.tag_values
-        tag_rows = (zip(*[tag_values[a * n:(a + 1) * n] for a in range(len(keys))], strict=True)
-                    if keys else itertools.repeat((), n))
-        value_rows = (zip(*[values[j * n:(j + 1) * n] for j in range(len(columns))], strict=True)
-                      if columns else itertools.repeat((), n))
-        for tag_row, value_row in zip(tag_rows, value_rows, strict=True):
-            append(Group(measurement, dict(zip(keys, tag_row, strict=True)),
-                         [Field(name, kind, v) for (name, kind), v in zip(schema, value_row, strict=True)]))
+        names = [c.name for c in columns]
+        kinds = [c.kind for c in columns]
+        for i in range(n):  # row i: every n-th item from i on (lengths checked above)
+            append(Group(measurement, dict(zip(keys, tag_values[i::n], strict=False)),
+                         list(map(Field, names, kinds, values[i::n]))))
     return groups
 
 

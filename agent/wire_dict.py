@@ -26,7 +26,7 @@ G, C, S, T = 0, 1, 2, 3  # Kind codes: gauge, counter, state, info = text (agent
 
 Schema = tuple[str, tuple[str, ...], tuple[tuple[str, int], ...]]
 
-# --- dictionary 1: the built-in profiles of 2026-05 -----------------------------------------
+# --- dictionary 1: the built-in profiles of 2026-11-29 --------------------------------------
 
 _OBJECT_IDS_1: Final = (
     "1.3.6.1.4.1.",
@@ -81,7 +81,7 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
         ("battery_voltage_volts", G), ("battery_runtime_minutes", G),
         ("battery_replace_needed", G), ("input_voltage_volts", G), ("input_frequency_hertz", G),
         ("output_voltage_volts", G), ("output_frequency_hertz", G), ("output_load_percent", G),
-        ("output_current_amperes", G), ("output_status", S),
+        ("output_current_amperes", G), ("on_battery", G), ("output_status", S),
     )),
     ("signal", ("entPhysicalIndex", "carrier"), (
         ("rsl_dbm", G), ("snr_db", G), ("tx_power_dbm", G), ("capacity_bps", G),
@@ -102,7 +102,7 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
     )),
     ("signal", ("tuner", "input"), (
         ("cn_db", G), ("link_margin_db", G), ("signal_level_dbm", G), ("uncorrected_errors", C),
-        ("lock", S),
+        ("lock_state", S), ("lock", G),
     )),
     ("power", (), (
         ("dc_bus_voltage_volts", G), ("load_current_amperes", G), ("battery_current_amperes", G),
@@ -118,8 +118,8 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
     ("power", (), (
         ("dc_bus_voltage_volts", G), ("battery_voltage_volts", G), ("battery_current_amperes", G),
         ("rectifier_current_amperes", G), ("load_current_amperes", G),
-        ("battery_runtime_minutes", G), ("mains_status", S), ("mains_failed_phases", G),
-        ("system_status", S), ("charge_state", S), ("current_unit", S),
+        ("battery_runtime_minutes", G), ("mains_ok", G), ("mains_status", S),
+        ("mains_failed_phases", G), ("system_status", S), ("charge_state", S), ("current_unit", S),
     )),
     ("power", ("phase", "sensor"), (
         ("input_voltage_volts", G),
@@ -172,19 +172,79 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
     ("signal", ("terminal_index", "terminal"), (
         ("capacity_bps", G),
     )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("current_amperes", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("fan_rpm", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("frequency_hertz", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("humidity_percent", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("power_watts", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("temperature_celsius", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("voltage_volts", G),
+    )),
+    ("signal", ("entPhysicalIndex", "sensor"), (
+        ("power_dbm", G),
+    )),
+    ("signal", ("entPhysicalIndex", "sensor"), (
+        ("rx_power_dbm", G),
+    )),
+    ("signal", ("entPhysicalIndex", "sensor"), (
+        ("tx_power_dbm", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("current_amperes", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("fan_rpm", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("frequency_hertz", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("humidity_percent", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("power_watts", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("temperature_celsius", G),
+    )),
+    ("sensor", ("entPhysicalIndex", "sensor"), (
+        ("voltage_volts", G),
+    )),
+    ("signal", ("entPhysicalIndex", "sensor"), (
+        ("power_dbm", G),
+    )),
+    ("signal", ("entPhysicalIndex", "sensor"), (
+        ("rx_power_dbm", G),
+    )),
+    ("signal", ("entPhysicalIndex", "sensor"), (
+        ("tx_power_dbm", G),
+    )),
     ("fs_nmu", (), (
-        ("fan_state", S), ("power1_state", S), ("power2_state", S), ("c1_a1_tx_power_dbm", G),
-        ("c1_a1_rx_power_dbm", G), ("c1_a2_tx_power_dbm", G), ("c1_a2_rx_power_dbm", G),
-        ("c1_b1_tx_power_dbm", G), ("c1_b1_rx_power_dbm", G), ("c1_b2_tx_power_dbm", G),
-        ("c1_b2_rx_power_dbm", G), ("c1_c1_tx_power_dbm", G), ("c1_c1_rx_power_dbm", G),
-        ("c1_c2_tx_power_dbm", G), ("c1_c2_rx_power_dbm", G), ("c1_d1_tx_power_dbm", G),
-        ("c1_d1_rx_power_dbm", G), ("c1_d2_tx_power_dbm", G), ("c1_d2_rx_power_dbm", G),
-        ("c2_a1_tx_power_dbm", G), ("c2_a1_rx_power_dbm", G), ("c2_a2_tx_power_dbm", G),
-        ("c2_a2_rx_power_dbm", G), ("c2_b1_tx_power_dbm", G), ("c2_b1_rx_power_dbm", G),
-        ("c2_b2_tx_power_dbm", G), ("c2_b2_rx_power_dbm", G),
+        ("fan_state", S), ("power1_state", S), ("power2_state", S),
+    )),
+    ("signal", ("card", "slot"), (
+        ("tx_power_dbm", G), ("rx_power_dbm", G), ("tx_power_dbm", G), ("rx_power_dbm", G),
+        ("tx_power_dbm", G), ("rx_power_dbm", G), ("tx_power_dbm", G), ("rx_power_dbm", G),
+        ("tx_power_dbm", G), ("rx_power_dbm", G), ("tx_power_dbm", G), ("rx_power_dbm", G),
+        ("tx_power_dbm", G), ("rx_power_dbm", G), ("tx_power_dbm", G), ("rx_power_dbm", G),
+        ("tx_power_dbm", G), ("rx_power_dbm", G), ("tx_power_dbm", G), ("rx_power_dbm", G),
+        ("tx_power_dbm", G), ("rx_power_dbm", G), ("tx_power_dbm", G), ("rx_power_dbm", G),
     )),
     ("power", (), (
-        ("fuel_percent", G), ("generator_battery_voltage_volts", G),
+        ("fuel_percent", G), ("generator_battery_voltage_volts", G), ("generator_running", G),
         ("generator_status_bitmap", G), ("generator_frequency_hertz", G),
         ("generator_current_amperes", G), ("mains_frequency_hertz", G), ("input_voltage_volts", G),
         ("transfer_switch_status_bitmap", G),
@@ -196,8 +256,8 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
         ("cpu_load_percent", G),
     )),
     ("host", ("storage_index", "storage", "storage_type"), (
-        ("size_units", G), ("used_units", G), ("allocation_unit_bytes", G),
-        ("allocation_failures", C),
+        ("size_units", G), ("used_units", G), ("size_bytes", G), ("used_bytes", G),
+        ("allocation_unit_bytes", G), ("allocation_failures", C),
     )),
     ("signal", ("ifIndex", "pon"), (
         ("tx_power_dbm", G), ("rx_power_dbm", G), ("temperature_celsius", G), ("voltage_volts", G),
@@ -224,7 +284,7 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
     )),
     ("power", ("ac_input", "sensor"), (
         ("input_voltage_volts", G), ("input_voltage_b_volts", G), ("input_voltage_c_volts", G),
-        ("input_current_amperes", G), ("mains_status", S),
+        ("input_current_amperes", G), ("mains_ok", G), ("mains_status", S),
     )),
     ("signal", ("ifIndex", "modem"), (
         ("rssi_dbm", G), ("rsrq_db", G), ("rsrp_dbm", G), ("sinr_db", G), ("access_technology", S),
@@ -260,11 +320,11 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
         ("temperature_celsius", G),
     )),
     ("signal", ("ifIndex", "ifDescr"), (
-        ("rx_power_milliwatts", G), ("tx_power_milliwatts", G), ("temperature_celsius", G),
-        ("voltage_volts", G), ("bias_current_amperes", G), ("alarm_bits", S),
+        ("rx_power_dbm", G), ("tx_power_dbm", G), ("temperature_celsius", G), ("voltage_volts", G),
+        ("bias_current_amperes", G), ("alarm_bits", S),
     )),
     ("signal", (), (
-        ("lock", S), ("signal_level_dbm", G), ("cn_db", G), ("ebno_db", G),
+        ("lock_state", S), ("lock", G), ("signal_level_dbm", G), ("cn_db", G), ("ebno_db", G),
     )),
     ("signal", ("modem",), (
         ("rssi_dbm", G), ("snr_db", G), ("sinr_db", G), ("rsrp_dbm", G), ("rsrq_db", G),
@@ -273,10 +333,10 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
     ("wan", ("wanId", "wan"), (
         ("state", S), ("rssi_dbm", G),
     )),
-    ("signal", (), (
+    ("signal", ("radio",), (
         ("tx_power_dbm", G), ("rsl_dbm", G), ("mse_db", G), ("capacity_bps", G),
-        ("rx_capacity_bps", G), ("radio_b_tx_power_dbm", G), ("radio_b_rsl_dbm", G),
-        ("radio_b_mse_db", G), ("radio_b_capacity_bps", G), ("radio_b_rx_capacity_bps", G),
+        ("rx_capacity_bps", G), ("tx_power_dbm", G), ("rsl_dbm", G), ("mse_db", G),
+        ("capacity_bps", G), ("rx_capacity_bps", G),
     )),
     ("signal", ("radio", "radioLabel"), (
         ("rsl_dbm", G), ("tx_power_dbm", G), ("mse_db", G),
@@ -299,15 +359,13 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
         ("temperature_celsius", G), ("technology", T), ("operator", T), ("cell_id", T),
         ("registration", T), ("connection_state", T),
     )),
-    ("signal", (), (
-        ("tuner1_lock_status", T), ("tuner1_snr_db", G), ("tuner1_signal_level_dbm", G),
-        ("tuner2_lock_status", T), ("tuner2_snr_db", G), ("tuner2_signal_level_dbm", G),
-        ("tuner3_lock_status", T), ("tuner3_snr_db", G), ("tuner3_signal_level_dbm", G),
-        ("tuner4_lock_status", T), ("tuner4_snr_db", G), ("tuner4_signal_level_dbm", G),
-        ("tuner5_lock_status", T), ("tuner5_snr_db", G), ("tuner5_signal_level_dbm", G),
-        ("tuner6_lock_status", T), ("tuner6_snr_db", G), ("tuner6_signal_level_dbm", G),
-        ("tuner7_lock_status", T), ("tuner7_snr_db", G), ("tuner7_signal_level_dbm", G),
-        ("tuner8_lock_status", T), ("tuner8_snr_db", G), ("tuner8_signal_level_dbm", G),
+    ("signal", ("tuner",), (
+        ("lock_status", T), ("snr_db", G), ("signal_level_dbm", G), ("lock_status", T),
+        ("snr_db", G), ("signal_level_dbm", G), ("lock_status", T), ("snr_db", G),
+        ("signal_level_dbm", G), ("lock_status", T), ("snr_db", G), ("signal_level_dbm", G),
+        ("lock_status", T), ("snr_db", G), ("signal_level_dbm", G), ("lock_status", T),
+        ("snr_db", G), ("signal_level_dbm", G), ("lock_status", T), ("snr_db", G),
+        ("signal_level_dbm", G), ("lock_status", T), ("snr_db", G), ("signal_level_dbm", G),
     )),
     ("signal", (), (
         ("tx_eirp_dbm", G),
@@ -315,15 +373,17 @@ _TABLES_1: Final[tuple[Schema, ...]] = (
     ("signal", ("station",), (
         ("rsl_dbm", G), ("rsl_chain1_dbm", G), ("capacity_bps", G), ("rx_capacity_bps", G),
     )),
+    ("signal", ("demod",), (
+        ("snr_db", G), ("signal_level_dbm", G), ("snr_db", G), ("signal_level_dbm", G),
+    )),
     ("signal", (), (
-        ("snr_db", G), ("signal_level_dbm", G), ("tx_power_dbm", G), ("modem_state", S),
-        ("demod2_snr_db", G), ("demod2_signal_level_dbm", G),
+        ("tx_power_dbm", G), ("modem_state", S),
     )),
     ("power", (), (
         ("battery_status", S), ("time_on_battery_seconds", G), ("battery_runtime_minutes", G),
         ("battery_charge_percent", G), ("battery_voltage_volts", G),
         ("battery_current_amperes", G), ("battery_temperature_celsius", G), ("output_source", S),
-        ("output_frequency_hertz", G), ("alarms_active", G),
+        ("on_battery", G), ("output_frequency_hertz", G), ("alarms_active", G),
     )),
     ("power", ("input_line",), (
         ("input_voltage_volts", G), ("input_frequency_hertz", G),
@@ -434,9 +494,12 @@ def snapshot(profiles: Iterable[object]) -> tuple[list[str], list[Schema]]:
         out = last if p.name in ("system", "if-mib") else tables  # type: ignore[attr-defined]
         if p.match is not None:  # type: ignore[attr-defined]
             oids.update(o + "." for o in p.match.sys_object_id)  # type: ignore[attr-defined]
-        if p.scalars:  # type: ignore[attr-defined]
-            out.append((p.measurement, (),  # type: ignore[attr-defined]
-                        tuple((s.name, kinds[s.kind]) for s in p.scalars)))  # type: ignore
+        scalars: dict[tuple[str, ...], list[tuple[str, int]]] = {}
+        for s in p.scalars:  # type: ignore[attr-defined]
+            # one group per set of constant tags, keys sorted (agent.plan.Plan.of)
+            scalars.setdefault(tuple(sorted(s.tags)), []).append((s.name, kinds[s.kind]))
+        for keys, columns in scalars.items():
+            out.append((p.measurement, keys, tuple(columns)))  # type: ignore[attr-defined]
         for t in p.tables:  # type: ignore[attr-defined]
             keys = (t.index_tag, *t.tags)
             if t.transform == "entity_sensor":

@@ -82,7 +82,8 @@ class Watcher:
         self.client.loop_start()
 
     def on_message(self, client, userdata, msg) -> None:
-        ss = decode_sample_set(msg.payload)
+        _, site, device, _ = msg.topic.split("/")
+        ss = decode_sample_set(msg.payload, site=site, device=device)
         now = time.time()
         with self.lock:
             if ss.ts_ms < self.started_ms:

@@ -211,7 +211,8 @@ def test_first_message_after_outage_is_the_newest(stack):
 
     def on_message(client, userdata, msg):
         if watching:
-            ss = decode_sample_set(msg.payload)
+            _, site, device, _ = msg.topic.split("/")
+            ss = decode_sample_set(msg.payload, site=site, device=device)
             seen.append((ss.device, ss.seq))
 
     observer = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="observer")
