@@ -38,7 +38,7 @@ class CompiledValue:
     fallback_scale: float | None
     pattern: re.Pattern[bytes] | None = None
     bit: int | None = None
-    mapping: dict[int, float] | None = None
+    mapping: dict[int | str, float] | None = None
     map_default: float | None = None
     multiply_by: str | None = None
     convert: str | None = None
@@ -144,6 +144,10 @@ class Converter:
             if found is None:
                 return None  # e.g. "no signal", "N/A": no reading, not an error
             raw = found.group(1) if found.groups() else found.group()
+        if spec.mapping is not None and isinstance(raw, bytes):
+            mapped_text = spec.mapping.get(decode_text(raw).strip())
+            if mapped_text is not None:  # vendors that say "Locked"/"Unlocked"
+                return int(mapped_text) if float(mapped_text).is_integer() else mapped_text
         if spec.kind is Kind.INFO:
             text = decode_text(raw) if isinstance(raw, bytes) else str(raw)
             return None if text in spec.invalid else text
@@ -175,7 +179,7 @@ class Converter:
         if spec.bit is not None:
             number = (int(number) >> spec.bit) & 1
         if spec.mapping is not None:
-            mapped = spec.mapping.get(int(number), spec.map_default)
+            mapped = spec.mapping.get(int(number), spec.map_default)  # type: ignore[call-overload]
             if mapped is None:
                 return None
             number = int(mapped) if float(mapped).is_integer() else mapped

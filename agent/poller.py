@@ -211,17 +211,20 @@ class DevicePoller:
         if due or (rebooted and self._detect):
             await self._redetect(session, ident)
         groups: list[Group] = []
+        # Every scalar of every group in as few GETs as max_varbinds allows: round trips cost
+        # most over a slow link.
+        raw: dict[Oid, SnmpValue] = dict(ident)
+        every = [v for _, _, values in self.plan.scalars for v in values]
+        wanted = list(dict.fromkeys(v.oid for v in every if v.oid not in raw))
+        for chunk in _chunks(wanted, self.device.max_varbinds):
+            raw.update(await session.get(chunk))
+        # Objects the device lacks, where the profile names another place to look.
+        fallbacks = list(dict.fromkeys(
+            v.fallback_oid for v in every if v.fallback_oid is not None
+            and isinstance(raw.get(v.oid, END_OF_MIB), Missing) and v.fallback_oid not in raw))
+        for chunk in _chunks(fallbacks, self.device.max_varbinds):
+            raw.update(await session.get(chunk))
         for measurement, tags, values in self.plan.scalars:
-            raw: dict[Oid, SnmpValue] = dict(ident)
-            wanted = [v.oid for v in values if v.oid not in raw]
-            for chunk in _chunks(wanted, self.device.max_varbinds):
-                raw.update(await session.get(chunk))
-            # Objects the device lacks, where the profile names another place to look.
-            fallbacks = [v.fallback_oid for v in values if v.fallback_oid is not None
-                         and isinstance(raw.get(v.oid, END_OF_MIB), Missing)
-                         and v.fallback_oid not in raw]
-            for chunk in _chunks(fallbacks, self.device.max_varbinds):
-                raw.update(await session.get(chunk))
             fields = []
             for spec in values:
                 primary = raw.get(spec.oid, END_OF_MIB)

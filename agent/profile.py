@@ -53,7 +53,7 @@ class ValueSpec(StrictModel):
     fallback_oid: Oid | None = None
     fallback_scale: float | None = None  # scale for fallback_oid, which often has other units
     bit: int | None = pydantic.Field(None, ge=0, le=63)  # publish only this bit (0/1)
-    map: dict[int, float] | None = None  # raw number → published number (e.g. 3 → 1)
+    map: dict[int | str, float] | None = None  # raw number or text → number ("Locked" → 1)
     map_default: float | None = None  # for raw numbers `map` does not list; else absent
     multiply_by: Name | None = None  # another column of the same row (tables only)
     convert: Literal["mw_to_dbm"] | None = None  # after scale/offset; <= 0 mW gives no value

@@ -40,7 +40,7 @@ def entity_sensor(values: dict[str, int | float | str], tags: dict[str, str],
         kind = int(values["type"])
         raw = float(values["value"])
         scale = int(values.get("scale", 9))
-        precision = int(values.get("precision", 0)) + precision_offset
+        precision = int(values.get("precision", 0))
     except (KeyError, TypeError, ValueError):
         return measurement, []
     if kind == 1 and "dbm" in str(values.get("units_display", "")).lower():
@@ -50,6 +50,8 @@ def entity_sensor(values: dict[str, int | float | str], tags: dict[str, str],
     if kind not in _SENSOR_TYPES:
         return measurement, []
     name, _unit = _SENSOR_TYPES[kind]
+    if kind == 6:
+        precision += precision_offset  # the vendor quirk concerns optical power only
     reading = raw * 10.0 ** (3 * (scale - 9)) * 10.0 ** (-precision)
     label = tags.get("sensor", "")
     if kind in (6, 14):

@@ -26,7 +26,8 @@ def fields(ss, measurement: str = "signal", **tags: str) -> dict[str, object]:
 def test_teltonika_rut955(tmp_path: Path, snmpsim: SnmpSim) -> None:
     ss, poller = poll_recording(tmp_path, snmpsim.port, "rutos-rutx_rut955")
     assert ss.up
-    # sysObjectID is net-snmp's 1.3.6.1.4.1.8072.3.2.10; sysDescr "Linux RUT955 5.4.291 ..."
+    # sysObjectID is net-snmp's 1.3.6.1.4.1.8072.3.2.10; sysDescr "Linux RUT955 5.4.291 ...";
+    # 1.3.6.1.4.1.48690.1.3.0|4|RUT955V03XXX (productCode)
     assert "teltonika" in poller.plan.profiles
     # 1.3.6.1.4.1.48690.2.2.1.4.1|4|EG25-G (mModel)
     assert fields(ss, modem="1", modem_model="EG25-G") == {
@@ -44,13 +45,12 @@ def test_teltonika_rut955(tmp_path: Path, snmpsim: SnmpSim) -> None:
 
 
 def test_teltonika_trb500_text_values(tmp_path: Path, snmpsim: SnmpSim) -> None:
-    """The TRB500 answers the same objects as OCTET STRINGs. Its sysDescr names a renamed host
-    ("Linux x.y.fi 4.14.336 ..."), so detection cannot know it: the profile is added by hand."""
+    """The TRB500 answers the same objects as OCTET STRINGs. Its sysObjectID is net-snmp's and
+    its sysDescr names a renamed host ("Linux x.y.fi 4.14.336 ..."): detection knows it by the
+    model code TELTONIKA-MIB answers (match.oid_value), without extra_profiles."""
     ss, poller = poll_recording(tmp_path, snmpsim.port, "rutos-rutx_trb500")
-    assert "teltonika" not in poller.plan.profiles
-    ss, poller = poll_recording(tmp_path, snmpsim.port, "rutos-rutx_trb500",
-                                extra_profiles=["teltonika"])
     assert ss.up
+    # 1.3.6.1.4.1.48690.1.3.0|4|TRB50000XXXX (productCode; deviceName .1.2.0 is "xxx-gw01")
     assert "teltonika" in poller.plan.profiles
     assert fields(ss, modem="1", modem_model="RG501Q-EU") == {
         "rssi_dbm": -50,                 # 1.3.6.1.4.1.48690.2.2.1.12.1|4|-50
@@ -67,10 +67,18 @@ def test_teltonika_trb500_text_values(tmp_path: Path, snmpsim: SnmpSim) -> None:
     assert poller.errors.get("wrong_type", 0) == 0
 
 
+def test_teltonika_not_claimed_by_other_linux(tmp_path: Path, snmpsim: SnmpSim) -> None:
+    # Another net-snmp Linux box (same generic sysObjectID, no TELTONIKA-MIB) is not claimed
+    ss, poller = poll_recording(tmp_path, snmpsim.port, "linux_powermon")
+    assert ss.up
+    assert "teltonika" not in poller.plan.profiles
+
+
 def test_teltonika_na_is_absent(tmp_path: Path, snmpsim: SnmpSim) -> None:
     """sentinel-teltonika.snmprec: a dual-modem RUTX11 whose second modem has no service."""
     ss, poller = poll_recording(tmp_path, snmpsim.port, "sentinel-teltonika")
-    assert "teltonika" in poller.plan.profiles  # sysDescr "Linux RUTX11 5.4.291 ..."
+    # no productCode line: detected by the sysDescr fallback "Linux RUTX11 5.4.291 ..."
+    assert "teltonika" in poller.plan.profiles
     modem1 = fields(ss, modem="1", modem_model="EG06-E")
     assert modem1["sinr_db"] == 9.4              # 1.3.6.1.4.1.48690.2.2.1.19.1|4|9.4
     assert modem1["rssi_dbm"] == -71             # 1.3.6.1.4.1.48690.2.2.1.12.1|2|-71

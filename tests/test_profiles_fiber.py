@@ -3,8 +3,9 @@
 Every test polls a recording through the real agent with profile detection (no `profiles:` in
 the device config), checks that detection chose the profile, and compares exact values with the
 raw recording lines they come from (quoted in the comments). Files named sentinel-*.snmprec are
-small recordings crafted from a real one (same OIDs and encodings, values changed) where the
-real recording has no example of a case; zxa10_c320-sorted.snmprec is zxa10_c320.snmprec sorted
+small recordings crafted from a real one (same OIDs and encodings, values changed or, for
+sentinel-iosxe-sensor, one column added; each says so in its header) where the real recording
+has no example of a case; zxa10_c320-sorted.snmprec is zxa10_c320.snmprec sorted
 numerically by OID with its 3 duplicate lines dropped (`sort -t'|' -k1,1 -V -u`)."""
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ def rows(ss, measurement: str, tag: str) -> set[str]:
 
 # --- ENTITY-SENSOR-MIB ------------------------------------------------------------------------
 
-def test_entity_sensor_extreme_xos(tmp_path: Path, snmpsim: SnmpSim) -> None:
+def test_extreme_sensor_xos(tmp_path: Path, snmpsim: SnmpSim) -> None:
     ss, poller = poll_recording(tmp_path, snmpsim.port, "xos_sfp")
     assert ss.up
-    assert "entity-sensor" in poller.plan.profiles  # sysObjectID 1.3.6.1.4.1.1916.2.248
+    assert "extreme-sensor" in poller.plan.profiles  # sysObjectID 1.3.6.1.4.1.1916.2.248
+    assert "entity-sensor" not in poller.plan.profiles  # the standard reading: not on Extreme
     # entPhysicalName is empty on XOS (1.3.6.1.2.1.47.1.1.1.1.7.132|4|), so the sensor tag falls
     # back to entPhysicalDescr: 1.3.6.1.2.1.47.1.1.1.1.2.132|4x|...= "SFP Temperature Sensor"
     # type 8 celsius, scale 9 units, precision 0, value 32, status 1:
@@ -46,14 +48,16 @@ def test_entity_sensor_extreme_xos(tmp_path: Path, snmpsim: SnmpSim) -> None:
     # type 5 amperes, scale 8 milli: 34 mA
     assert fields(ss, "sensor", entPhysicalIndex="134", sensor="SFP TX Bias Current Sensor") == {
         "current_amperes": 0.034}         # 1.3.6.1.2.1.99.1.1.1.4.134|2|34
-    # type 6 watts, scale 7 micro, precision 0: 10646 µW = 10.646 mW = 10.272 dBm by RFC 3433.
-    # (XOS really reports SFF-8472's 0.1 µW unit here, i.e. +0.272 dBm: see entity-sensor.yaml.)
+    # type 6 watts, scale 7 micro, precision 0: by RFC 3433 10646 µW = 10.646 mW = +10.272 dBm,
+    # but XOS means SFF-8472's 0.1 µW unit: 1.0646 mW = +0.272 dBm (precision_offset 1, see
+    # extreme-sensor.yaml), a normal LR transmitter.
     assert fields(ss, entPhysicalIndex="135", sensor="SFP TX Power Sensor") == {
-        "tx_power_dbm": 10.272}           # 1.3.6.1.2.1.99.1.1.1.4.135|2|10646
+        "tx_power_dbm": 0.272}            # 1.3.6.1.2.1.99.1.1.1.4.135|2|10646
     assert fields(ss, entPhysicalIndex="176", sensor="SFP RX Power Sensor") == {
-        "rx_power_dbm": 3.574}            # 1.3.6.1.2.1.99.1.1.1.4.176|2|2277 (2.277 mW)
+        "rx_power_dbm": -6.426}           # 1.3.6.1.2.1.99.1.1.1.4.176|2|2277 (0.2277 mW)
     assert fields(ss, entPhysicalIndex="406", sensor="SFP RX Power Sensor") == {
-        "rx_power_dbm": 0.318}            # 1.3.6.1.2.1.99.1.1.1.4.406|2|1076 (1.076 mW)
+        "rx_power_dbm": -9.682}           # 1.3.6.1.2.1.99.1.1.1.4.406|2|1076 (0.1076 mW)
+    # The offset is for optical power only: temperature, voltage and bias above are as reported.
 
     # Sentinels, from the same poll:
     rx = {dict(t)["entPhysicalIndex"] for t in field_values(ss, "signal", "rx_power_dbm")}
@@ -66,10 +70,16 @@ def test_entity_sensor_extreme_xos(tmp_path: Path, snmpsim: SnmpSim) -> None:
     # 1.3.6.1.2.1.99.1.1.1.5.592|2|3 (nonoperational), also the QSFP rows 772-821 (status 2)
     for index in ("422", "423", "424", "425", "426", "592", "595", "772", "814"):
         assert not [k for k in values(ss) if dict(k[1]).get("entPhysicalIndex") == index]
-    # 4 readable Rx powers in 260 sensor rows: 176, 266, 406 and nothing else is positive
+    # 3 readable Rx powers in 260 sensor rows: 176, 266, 406 and nothing else is positive
     assert rx == {"176", "266", "406"}
     assert len(field_values(ss, "signal", "tx_power_dbm")) == 43
     assert len(field_values(ss, "sensor", "temperature_celsius")) == 44
+    assert len(field_values(ss, "sensor", "voltage_volts")) == 44
+    assert len(field_values(ss, "sensor", "current_amperes")) == 44
+    # The profile's two tables split the rows by type: every sensor is published once.
+    rows = [g.tags["entPhysicalIndex"] for g in ss.groups if "entPhysicalIndex" in g.tags]
+    assert len(rows) == len(set(rows)) == 43 + 3 + 44 * 3
+    assert ss.errors == {}
 
 
 def test_entity_sensor_as_extra_profile(tmp_path: Path, snmpsim: SnmpSim) -> None:
@@ -91,9 +101,32 @@ def test_entity_sensor_as_extra_profile(tmp_path: Path, snmpsim: SnmpSim) -> Non
                   sensor="subslot 0/0 transceiver 0 Bias Current Sensor") == {
         "current_amperes": 0.013536}
     # .4131/.4132 (Tx/Rx power) are type 1 "other" (IOS-XE puts dBm there, precision 1: -6.8 and
-    # -7.7): the transform does not guess the unit of an "other" sensor, so nothing is published.
+    # -7.7). Only entPhySensorUnitsDisplay "dBm" says so, and this recording does not hold that
+    # column (no 1.3.6.1.2.1.99.1.1.1.6 line): the transform does not guess the unit of an
+    # "other" sensor, so nothing is published here (see the next test for the column).
     assert field_values(ss, "signal", "tx_power_dbm") == {}
     assert field_values(ss, "signal", "rx_power_dbm") == {}
+
+
+def test_entity_sensor_other_type_in_dbm(tmp_path: Path, snmpsim: SnmpSim) -> None:
+    """sentinel-iosxe-sensor.snmprec (crafted): the IR1101's five transceiver sensor rows, every
+    line unchanged, plus entPhySensorUnitsDisplay "dBm" on the two power rows of type other(1)."""
+    ss, poller = poll_recording(tmp_path, snmpsim.port, "sentinel-iosxe-sensor",
+                                extra_profiles=["entity-sensor"])
+    assert "entity-sensor" in poller.plan.profiles
+    # 1.3.6.1.2.1.99.1.1.1.{1,2,3,4,5}.4131 = 1 other, 9 units, precision 1, -68, 1 ok;
+    # 1.3.6.1.2.1.99.1.1.1.6.4131|4|dBm (crafted) -> -6.8 dBm, named tx from the sensor name
+    assert fields(ss, entPhysicalIndex="4131",
+                  sensor="subslot 0/0 transceiver 0 Tx Power Sensor") == {"tx_power_dbm": -6.8}
+    # ...1.1.1.4.4132|2|-77, precision 1 -> -7.7 dBm
+    assert fields(ss, entPhysicalIndex="4132",
+                  sensor="subslot 0/0 transceiver 0 Rx Power Sensor") == {"rx_power_dbm": -7.7}
+    # the other rows read as in the recording (no units display needed for a known type)
+    assert fields(ss, "sensor", entPhysicalIndex="4128",
+                  sensor="subslot 0/0 transceiver 0 Temperature Sensor") == {
+        "temperature_celsius": 34.574}
+    assert len(field_values(ss, "sensor", "voltage_volts")) == 1
+    assert len(field_values(ss, "sensor", "current_amperes")) == 1
 
 
 # --- MikroTik ---------------------------------------------------------------------------------
@@ -262,16 +295,24 @@ def test_packetlight_pl1000e(tmp_path: Path, snmpsim: SnmpSim) -> None:
     assert fields(ss, "sensor") == {"temperature_celsius": 50}  # 1.3.6.1.4.1.4515.1.3.1.43.0|2|50
     # 1.3.6.1.2.1.2.2.1.2.115712|4|SFP Interface 1
     assert fields(ss, ifIndex="115712", ifDescr="SFP Interface 1") == {
-        "rx_power_milliwatts": 0.5249,       # 1.3.6.1.4.1.4515.1.10.2.1.1.38.115712|2|5249 (0.1 µW)
-        "tx_power_milliwatts": 2.0065,       # ...10.2.1.1.37.115712|2|20065
+        # 1.3.6.1.4.1.4515.1.10.2.1.1.38.115712|2|5249 (0.1 µW): 0.5249 mW = -2.799 dBm
+        "rx_power_dbm": -2.799,
+        # ...10.2.1.1.37.115712|2|20065: 2.0065 mW = +3.024 dBm
+        "tx_power_dbm": 3.024,
         "temperature_celsius": pytest.approx(42.44140625),  # ...34.115712|2|43633: /256 - 128
         "alarm_bits": 0,                     # ...42.115712|2|0
         # ...35/36.115712|2|0: the PL-1000E reports no voltage or bias -> absent
     }
+    # ...38.705536|2|4840 (0.484 mW = -3.152 dBm), ...37.705536|2|3926 (0.3926 mW = -4.06 dBm)
+    sfp10 = fields(ss, ifIndex="705536", ifDescr="SFP Interface 10")
+    assert (sfp10["rx_power_dbm"], sfp10["tx_power_dbm"]) == (-3.152, -4.06)
     # an empty cage: every diagnostic 0 and sfpDiagAlarms bit 15 "Removed SFP"
-    # 1.3.6.1.4.1.4515.1.10.2.1.1.42.181248|2|32768
+    # 1.3.6.1.4.1.4515.1.10.2.1.1.42.181248|2|32768; ...38.181248|2|0 and ...37.181248|2|0 are
+    # 0 mW, which has no dBm value: absent, not -inf or a made-up floor
     assert fields(ss, ifIndex="181248", ifDescr="SFP Interface 2") == {"alarm_bits": 32768}
-    assert len(field_values(ss, "signal", "rx_power_milliwatts")) == 6   # 6 populated cages
+    assert len(field_values(ss, "signal", "rx_power_dbm")) == 6   # 6 populated cages
+    assert len(field_values(ss, "signal", "tx_power_dbm")) == 6
+    assert ss.errors == {}   # 0 mW is no light, not an anomaly
 
 
 # --- FS NMU -----------------------------------------------------------------------------------
@@ -280,16 +321,20 @@ def test_fs_nmu(tmp_path: Path, snmpsim: SnmpSim) -> None:
     ss, poller = poll_recording(tmp_path, snmpsim.port, "fs-nmu")
     assert ss.up
     # sysObjectID is the bogus 1.3.6.1.2.1.1.2; matched by sysDescr 1.3.6.1.2.1.1.1.0|4|GLCY SNMP
-    assert "fs-nmu" in poller.plan.profiles
-    nmu = fields(ss, "fs_nmu")
-    assert (nmu["fan_state"], nmu["power1_state"], nmu["power2_state"]) == (0, 1, 1)
+    assert {"fs-nmu", "fs-nmu-oeo"} <= set(poller.plan.profiles)
     # 1.3.6.1.4.1.40989.10.16.20.{10,11,12}.0 = 0, 1, 1
-    assert nmu["c1_a1_tx_power_dbm"] == 1.54     # 1.3.6.1.4.1.40989.10.16.1.2.11.4.0|2|154
-    assert nmu["c1_a1_rx_power_dbm"] == -19.46   # 1.3.6.1.4.1.40989.10.16.1.2.11.5.0|2|-1946
-    assert nmu["c1_d2_rx_power_dbm"] == -0.9     # 1.3.6.1.4.1.40989.10.16.1.2.18.5.0|2|-90
-    assert nmu["c2_a1_rx_power_dbm"] == -20      # 1.3.6.1.4.1.40989.10.16.2.2.11.5.0|2|-2000
+    assert fields(ss, "fs_nmu") == {"fan_state": 0, "power1_state": 1, "power2_state": 1}
+    # OEO card levels: rows of `signal`, tagged with the card and the SFP slot
+    assert fields(ss, card="1", slot="A1") == {
+        "tx_power_dbm": 1.54,     # 1.3.6.1.4.1.40989.10.16.1.2.11.4.0|2|154
+        "rx_power_dbm": -19.46,   # 1.3.6.1.4.1.40989.10.16.1.2.11.5.0|2|-1946
+    }
+    assert fields(ss, card="1", slot="D2")["rx_power_dbm"] == -0.9  # ...16.1.2.18.5.0|2|-90
+    assert fields(ss, card="2", slot="A1")["rx_power_dbm"] == -20   # ...16.2.2.11.5.0|2|-2000
     # sentinel: 1.3.6.1.4.1.40989.10.16.2.2.12.5.0|2|-4000 and .14.5.0|2|-4000 (no light)
-    assert "c2_a2_rx_power_dbm" not in nmu and "c2_b2_rx_power_dbm" not in nmu
-    assert nmu["c2_a2_tx_power_dbm"] == -2.91    # 1.3.6.1.4.1.40989.10.16.2.2.12.4.0|2|-291
-    assert len(nmu) == 3 + 24 - 2
+    assert fields(ss, card="2", slot="A2") == {"tx_power_dbm": -2.91}  # ...2.2.12.4.0|2|-291
+    assert fields(ss, card="2", slot="B2") == {"tx_power_dbm": -2.32}  # ...2.2.14.4.0|2|-232
+    assert len(field_values(ss, "signal", "tx_power_dbm")) == 12   # card 1: 8 slots, card 2: 4
+    assert len(field_values(ss, "signal", "rx_power_dbm")) == 12 - 2
+    assert rows(ss, "signal", "slot") == {"A1", "A2", "B1", "B2", "C1", "C2", "D1", "D2"}
     assert dict(poller.errors) == {}

@@ -154,6 +154,26 @@ def test_aviat_wtm4000_out_of_order_walk(tmp_path: Path, snmpsim: SnmpSim, bulk:
     }
 
 
+def test_aviat_wtm4000_entity_sensors(tmp_path: Path, snmpsim: SnmpSim) -> None:
+    """The WTM4000 implements ENTITY-SENSOR-MIB by the standard: the entity-sensor profile is
+    detected on Aviat and reads the board sensors (no status column: every row is read)."""
+    ss, poller = poll_recording(tmp_path, snmpsim.port, "aviat-wtm")
+    assert {"aviat-wtm", "entity-sensor"} <= set(poller.plan.profiles)
+    # 1.3.6.1.2.1.99.1.1.1.{1,2,3,4}.3 = 4 voltsDC, 9 units, precision 3, 47058
+    # (1.3.6.1.2.1.47.1.1.1.1.7.3|4|VoltageSensor1/1)
+    assert fields(ss, "sensor", entPhysicalIndex="3", sensor="VoltageSensor1/1") == {
+        "voltage_volts": 47.058}
+    # .5: 8 celsius, 9 units, precision 3, 42562 (...47.1.1.1.1.7.5|4|InternalTemp1/1)
+    assert fields(ss, "sensor", entPhysicalIndex="5", sensor="InternalTemp1/1") == {
+        "temperature_celsius": 42.562}
+    assert len(field_values(ss, "sensor", "temperature_celsius")) == 5   # rows 5 to 9
+    # rows 35/36 (PA Temperature) are type other(1) with no units display: no guessed unit
+    # (1.3.6.1.2.1.99.1.1.1.1.35|2|1, .4.35|2|40000)
+    for index in ("35", "36"):
+        assert not [k for k in values(ss) if dict(k[1]).get("entPhysicalIndex") == index]
+    assert field_values(ss, "signal", "rx_power_dbm") == {}
+
+
 def test_huawei_optix_rtn905(tmp_path: Path, snmpsim: SnmpSim) -> None:
     ss, poller = poll_recording(tmp_path, snmpsim.port, "huawei-optixrtn_optixrtn905")
     assert ss.up
@@ -168,24 +188,30 @@ def test_saf_integra_x(tmp_path: Path, snmpsim: SnmpSim) -> None:
     ss, poller = poll_recording(tmp_path, snmpsim.port, "saf-integra-x")
     assert ss.up
     assert "saf-integra-x" in poller.plan.profiles  # 1.3.6.1.4.1.7571.100.1.1.7.10
-    assert fields(ss) == {
-        "tx_power_dbm": 26,                   # 1.3.6.1.4.1.7571.100.1.1.7.10.2.1.1.0|2|26
-        "rsl_dbm": -32,                       # 1.3.6.1.4.1.7571.100.1.1.7.10.2.1.3.0|2|-32
-        "mse_db": -45.7,                      # 1.3.6.1.4.1.7571.100.1.1.7.10.3.1.2.0|2|-457
-        "capacity_bps": 769_076_000,          # ...10.3.1.10.0|2|769076 kbit/s
-        "rx_capacity_bps": 769_076_000,       # ...10.3.1.9.0|2|769076
-        "radio_b_tx_power_dbm": 26,           # ...10.2.2.1.0|2|26
-        "radio_b_rsl_dbm": -32,               # ...10.2.2.3.0|2|-32
-        "radio_b_mse_db": -45.5,              # ...10.3.2.2.0|2|-455
-        "radio_b_capacity_bps": 769_076_000,  # ...10.3.2.10.0|2|769076
-        "radio_b_rx_capacity_bps": 769_076_000,  # ...10.3.2.9.0|2|769076
+    # Both radio cores publish the same names, told apart by the constant `radio` tag.
+    assert fields(ss, radio="a") == {
+        "tx_power_dbm": 26,               # 1.3.6.1.4.1.7571.100.1.1.7.10.2.1.1.0|2|26
+        "rsl_dbm": -32,                   # 1.3.6.1.4.1.7571.100.1.1.7.10.2.1.3.0|2|-32
+        "mse_db": -45.7,                  # 1.3.6.1.4.1.7571.100.1.1.7.10.3.1.2.0|2|-457
+        "capacity_bps": 769_076_000,      # ...10.3.1.10.0|2|769076 kbit/s
+        "rx_capacity_bps": 769_076_000,   # ...10.3.1.9.0|2|769076
     }
+    assert fields(ss, radio="b") == {
+        "tx_power_dbm": 26,               # ...10.2.2.1.0|2|26
+        "rsl_dbm": -32,                   # ...10.2.2.3.0|2|-32
+        "mse_db": -45.5,                  # ...10.3.2.2.0|2|-455
+        "capacity_bps": 769_076_000,      # ...10.3.2.10.0|2|769076 kbit/s
+        "rx_capacity_bps": 769_076_000,   # ...10.3.2.9.0|2|769076
+    }
+    assert fields(ss) == {}   # nothing untagged
 
 
 def test_ubiquiti_airfiber_ltu(tmp_path: Path, snmpsim: SnmpSim) -> None:
     ss, poller = poll_recording(tmp_path, snmpsim.port, "airos-af-ltu")
     assert ss.up
-    # generic net-snmp sysObjectID 1.3.6.1.4.1.8072.3.2.10: detected by the sysDescr pattern
+    # generic net-snmp sysObjectID 1.3.6.1.4.1.8072.3.2.10 and a plain kernel sysDescr: detected
+    # because afLTUFirmwareVersion.0 answers,
+    # 1.3.6.1.4.1.41112.1.10.1.3.4.0|4|.v1.1.1-BETA2.00015.180314.0503
     assert "ubiquiti-af-ltu" in poller.plan.profiles
     assert fields(ss) == {"tx_eirp_dbm": 28}  # 1.3.6.1.4.1.41112.1.10.1.2.6.0|2|28
     # station index = remote MAC 18:e8:29:1e:30:de
@@ -199,8 +225,10 @@ def test_ubiquiti_airfiber_ltu(tmp_path: Path, snmpsim: SnmpSim) -> None:
 
 def test_ubiquiti_airfiber_not_claimed_by_other_linux(tmp_path: Path,
                                                       snmpsim: SnmpSim) -> None:
-    # Another net-snmp Linux box (same generic sysObjectID) does not select the airFiber profile
+    # Another net-snmp Linux box (same generic sysObjectID 1.3.6.1.4.1.8072.3.2.10) does not
+    # select the airFiber profile: it has no afLTUFirmwareVersion.0
     ss, poller = poll_recording(tmp_path, snmpsim.port, "linux_powermon")
+    assert ss.up
     assert "ubiquiti-af-ltu" not in poller.plan.profiles
 
 

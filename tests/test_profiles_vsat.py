@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.profiles import poll_recording, values
+from tests.support.profiles import field_values, poll_recording, values
 from tests.support.servers import SnmpSim
 
 
@@ -22,20 +22,26 @@ def test_uhp_terminal(tmp_path: Path, snmpsim: SnmpSim) -> None:
     ss, poller = poll_recording(tmp_path, snmpsim.port, "uhp")
     assert ss.up
     assert "uhp" in poller.plan.profiles  # sysObjectID 1.3.6.1.4.1.8000
-    assert fields(ss) == {
-        # 1.3.6.1.4.1.8000.22.2.1.0|2|135 (lbandSNR1, 0.1 dB)
-        "snr_db": 13.5,
-        # 1.3.6.1.4.1.8000.22.2.3.0|66|119 (inLvl1, "x -10 dBm")
-        "signal_level_dbm": -11.9,
+    assert fields(ss) == {  # per terminal: no tag
         # 1.3.6.1.4.1.8000.22.4.6.1.0|66|259 (txLevel, "x -10 dBm")
         "tx_power_dbm": -25.9,
         # 1.3.6.1.4.1.8000.22.5.5.1.0|2|17 (stationState operation(17))
         "modem_state": 17,
-        # 1.3.6.1.4.1.8000.22.3.3.0|66|80 (inLvl2)
-        "demod2_signal_level_dbm": -8,
-        # sentinel: 1.3.6.1.4.1.8000.22.3.1.0|2|0 (lbandSNR2: demodulator 2 has no carrier,
-        # 1.3.6.1.4.1.8000.22.3.2.0|2|-50687 kHz offset) -> no demod2_snr_db at all
     }
+    # Both demodulators publish the same names, told apart by the constant `demod` tag.
+    assert fields(ss, demod="1") == {
+        # 1.3.6.1.4.1.8000.22.2.1.0|2|135 (lbandSNR1, 0.1 dB)
+        "snr_db": 13.5,
+        # 1.3.6.1.4.1.8000.22.2.3.0|66|119 (inLvl1, "x -10 dBm")
+        "signal_level_dbm": -11.9,
+    }
+    assert fields(ss, demod="2") == {
+        # 1.3.6.1.4.1.8000.22.3.3.0|66|80 (inLvl2)
+        "signal_level_dbm": -8,
+        # sentinel: 1.3.6.1.4.1.8000.22.3.1.0|2|0 (lbandSNR2: demodulator 2 has no carrier,
+        # 1.3.6.1.4.1.8000.22.3.2.0|2|-50687 kHz offset) -> no snr_db for demod 2 at all
+    }
+    assert set(field_values(ss, "signal", "snr_db")) == {(("demod", "1"),)}
 
 
 def test_cisco_d9854_receiver(tmp_path: Path, snmpsim: SnmpSim) -> None:
@@ -48,7 +54,8 @@ def test_cisco_d9854_receiver(tmp_path: Path, snmpsim: SnmpSim) -> None:
         "link_margin_db": 1.6,         # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.6.1|4|1.6
         "signal_level_dbm": -40,       # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.7.1|4|-40
         "uncorrected_errors": 42277,   # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.12.1|4|42277
-        "lock": 3,                     # 1.3.6.1.4.1.1429.2.2.5.5.3.2.1.3.1|2|3 lockplussignal
+        "lock_state": 3,               # 1.3.6.1.4.1.1429.2.2.5.5.3.2.1.3.1|2|3 lockplussignal
+        "lock": 1,                     # the same line as the vendor-neutral 0/1: locked
     }
     assert "wrong_type" not in ss.errors  # every text value was a number
 
@@ -62,7 +69,8 @@ def test_cisco_d9854_text_sentinels(tmp_path: Path, snmpsim: SnmpSim) -> None:
     assert "cisco-d985x" in poller.plan.profiles
     assert fields(ss, tuner="1", input="RF1") == {
         "uncorrected_errors": 42277,   # unchanged: ...3.1.1.12.1|4|42277
-        "lock": 1,                     # ...5.5.3.2.1.3.1|2|1 nolock
+        "lock_state": 1,               # ...5.5.3.2.1.3.1|2|1 nolock
+        "lock": 0,                     # the same line as the vendor-neutral 0/1: not locked
     }
     assert "wrong_type" not in ss.errors  # text without a number is not an error
 
@@ -73,7 +81,8 @@ def test_pbi_dch4000p_receiver(tmp_path: Path, snmpsim: SnmpSim) -> None:
     # generic UCD sysObjectID 1.3.6.1.4.1.2021.250.10: detected by sysDescr "Linux DCH-4000P ..."
     assert "pbi-dch" in poller.plan.profiles
     assert fields(ss) == {
-        "lock": 1,                 # 1.3.6.1.4.1.1070.3.1.1.104.1.1.1.0|2|1 (tunerLock yes)
+        "lock_state": 1,           # 1.3.6.1.4.1.1070.3.1.1.104.1.1.1.0|2|1 (tunerLock yes)
+        "lock": 1,                 # the same line as the vendor-neutral 0/1: locked
         "signal_level_dbm": -36,   # 1.3.6.1.4.1.1070.3.1.1.104.1.1.6.0|2|360 (x -0.1 dBm)
         "cn_db": 16.3,             # 1.3.6.1.4.1.1070.3.1.1.104.1.1.8.0|2|163
         "ebno_db": 11.5,           # 1.3.6.1.4.1.1070.3.1.1.104.1.1.9.0|2|115
@@ -85,20 +94,25 @@ def test_terra_sdi480_receiver(tmp_path: Path, snmpsim: SnmpSim) -> None:
     ss, poller = poll_recording(tmp_path, snmpsim.port, "terra-sdi480")
     assert ss.up
     assert "terra-sdi480" in poller.plan.profiles  # sysObjectID 1.3.6.1.4.1.30631.1.17
-    got = fields(ss)
+    # Every tuner publishes the same names, told apart by the constant `tuner` tag.
     # tuner 1: 1.3.6.1.4.1.30631.1.17.1.1.1.0|4|Locked, .1.2.0|2|481 (48.1 dBuV), .1.3.0|2|138
-    assert got["tuner1_lock_status"] == "Locked"
-    assert got["tuner1_signal_level_dbm"] == -60.65   # 48.1 dBuV - 108.75 (75 ohm)
-    assert got["tuner1_snr_db"] == 13.8
+    assert fields(ss, tuner="1") == {
+        "lock_status": "Locked", "lock": 1,  # the text mapped to the common 0/1 lock
+        "signal_level_dbm": -60.65,   # 48.1 dBuV - 108.75 (75 ohm)
+        "snr_db": 13.8,
+    }
     # tuner 2: .1.2.2.0|2|708 (70.8 dBuV), .1.2.3.0|2|145
-    assert got["tuner2_signal_level_dbm"] == -37.95
-    assert got["tuner2_snr_db"] == 14.5
+    tuner2 = fields(ss, tuner="2")
+    assert (tuner2["signal_level_dbm"], tuner2["snr_db"]) == (-37.95, 14.5)
     # tuner 8: .1.8.1.0|4|Locked, .1.8.2.0|2|461, .1.8.3.0|2|161
-    assert (got["tuner8_lock_status"], got["tuner8_signal_level_dbm"], got["tuner8_snr_db"]) \
-        == ("Locked", -62.65, 16.1)
+    assert fields(ss, tuner="8") == {
+        "lock_status": "Locked", "lock": 1, "signal_level_dbm": -62.65, "snr_db": 16.1}
     # tuner 7 is the sentinel case: .1.7.1.0|4|Unlocked, .1.7.3.0|2|0 (no SNR without lock),
     # while its level .1.7.2.0|2|291 (29.1 dBuV) is a real reading of what reaches the input
-    assert got["tuner7_lock_status"] == "Unlocked"
-    assert "tuner7_snr_db" not in got
-    assert got["tuner7_signal_level_dbm"] == -79.65
-    assert len(got) == 8 * 3 - 1
+    assert fields(ss, tuner="7") == {"lock_status": "Unlocked", "lock": 0,
+                                     "signal_level_dbm": -79.65}
+    assert set(field_values(ss, "signal", "signal_level_dbm")) == {
+        (("tuner", str(n)),) for n in range(1, 9)}
+    assert len(field_values(ss, "signal", "snr_db")) == 7
+    assert len(field_values(ss, "signal", "lock_status")) == 8
+    assert fields(ss) == {}   # nothing untagged
