@@ -84,10 +84,25 @@ _MISSING_BY_TAG: dict[int, Missing] = {
 _TAG_BY_MISSING = {id(v): k for k, v in _MISSING_BY_TAG.items()}
 
 ERROR_STATUS_NAMES = (
-    "noError", "tooBig", "noSuchName", "badValue", "readOnly", "genErr", "noAccess",
-    "wrongType", "wrongLength", "wrongEncoding", "wrongValue", "noCreation",
-    "inconsistentValue", "resourceUnavailable", "commitFailed", "undoFailed",
-    "authorizationError", "notWritable", "inconsistentName",
+    "noError",
+    "tooBig",
+    "noSuchName",
+    "badValue",
+    "readOnly",
+    "genErr",
+    "noAccess",
+    "wrongType",
+    "wrongLength",
+    "wrongEncoding",
+    "wrongValue",
+    "noCreation",
+    "inconsistentValue",
+    "resourceUnavailable",
+    "commitFailed",
+    "undoFailed",
+    "authorizationError",
+    "notWritable",
+    "inconsistentName",
 )
 """RFC 3416 error-status names, as pysnmp's prettyPrint() spells them."""
 
@@ -200,28 +215,52 @@ def encode_value(value: SnmpValue | Typed | None) -> bytes:
 
 
 def encode_message(
-    version: int, community: bytes, pdu_tag: int, request_id: int, error_status: int,
-    error_index: int, varbinds: Sequence[tuple[Oid, SnmpValue | Typed | None]],
+    version: int,
+    community: bytes,
+    pdu_tag: int,
+    request_id: int,
+    error_status: int,
+    error_index: int,
+    varbinds: Sequence[tuple[Oid, SnmpValue | Typed | None]],
 ) -> bytes:
     """Any v1/v2c message with the common PDU shape. For GETBULK, error_status and error_index
     are non-repeaters and max-repetitions (RFC 3416 keeps the same positions)."""
-    vbl = b"".join(encode_tlv(SEQUENCE, encode_oid(oid) + encode_value(value))
-                   for oid, value in varbinds)
-    pdu = (encode_integer(request_id) + encode_integer(error_status)
-           + encode_integer(error_index) + encode_tlv(SEQUENCE, vbl))
-    return encode_tlv(SEQUENCE, encode_integer(version) + encode_tlv(OCTET_STRING, community)
-                      + encode_tlv(pdu_tag, pdu))
+    vbl = b"".join(
+        encode_tlv(SEQUENCE, encode_oid(oid) + encode_value(value)) for oid, value in varbinds
+    )
+    pdu = (
+        encode_integer(request_id)
+        + encode_integer(error_status)
+        + encode_integer(error_index)
+        + encode_tlv(SEQUENCE, vbl)
+    )
+    return encode_tlv(
+        SEQUENCE,
+        encode_integer(version) + encode_tlv(OCTET_STRING, community) + encode_tlv(pdu_tag, pdu),
+    )
 
 
-def encode_request(version: int, community: bytes, pdu_tag: int, request_id: int,
-                   oids: Sequence[Oid], max_repetitions: int = 0) -> bytes:
+def encode_request(
+    version: int,
+    community: bytes,
+    pdu_tag: int,
+    request_id: int,
+    oids: Sequence[Oid],
+    max_repetitions: int = 0,
+) -> bytes:
     """A GET, GETNEXT or GETBULK (non-repeaters 0) request: every value NULL."""
     vbl = b"".join([encode_tlv(SEQUENCE, encode_oid(oid) + b"\x05\x00") for oid in oids])
     second = max_repetitions if pdu_tag == GETBULK else 0
-    pdu = (encode_integer(request_id) + b"\x02\x01\x00" + encode_integer(second)
-           + encode_tlv(SEQUENCE, vbl))
-    return encode_tlv(SEQUENCE, encode_integer(version) + encode_tlv(OCTET_STRING, community)
-                      + encode_tlv(pdu_tag, pdu))
+    pdu = (
+        encode_integer(request_id)
+        + b"\x02\x01\x00"
+        + encode_integer(second)
+        + encode_tlv(SEQUENCE, vbl)
+    )
+    return encode_tlv(
+        SEQUENCE,
+        encode_integer(version) + encode_tlv(OCTET_STRING, community) + encode_tlv(pdu_tag, pdu),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,7 +298,7 @@ def _long_length(data: bytes, pos: int) -> tuple[int, int]:
     end = pos + 1 + k
     if end > len(data):
         raise DecodeError("truncated length", pos)
-    return int.from_bytes(data[pos + 1:end], "big"), end
+    return int.from_bytes(data[pos + 1 : end], "big"), end
 
 
 def read_tlv(data: bytes, pos: int, limit: int) -> tuple[int, int, int]:
@@ -291,8 +330,7 @@ def _int_at(data: bytes, pos: int, limit: int, what: str) -> tuple[int, int]:
     return int.from_bytes(data[start:end], "big", signed=True), end
 
 
-_HEADS = [(0, i) for i in range(40)] + [(1, i) for i in range(40)] + [
-    (2, i) for i in range(48)]
+_HEADS = [(0, i) for i in range(40)] + [(1, i) for i in range(40)] + [(2, i) for i in range(48)]
 
 
 def decode_oid(data: bytes, start: int, end: int) -> Oid:
@@ -361,8 +399,12 @@ def decode_value(tag: int, data: bytes, start: int, end: int, v1: bool = False) 
     raise DecodeError(f"unsupported value tag 0x{tag:02x}", start)
 
 
-def decode_varbinds(data: bytes, pos: int, end: int, v1: bool = False,
-                    ) -> list[tuple[Oid, SnmpValue]]:
+def decode_varbinds(
+    data: bytes,
+    pos: int,
+    end: int,
+    v1: bool = False,
+) -> list[tuple[Oid, SnmpValue]]:
     """The varbinds whose encodings fill data[pos:end] (the content of a VarBindList)."""
     out: list[tuple[Oid, SnmpValue]] = []
     append = out.append
@@ -476,8 +518,15 @@ def decode_message(data: bytes) -> Message:
     if header.pdu_tag == TRAP_V1:
         raise DecodeError("SNMPv1 Trap-PDU is not handled", 0)
     error_status, error_index, varbinds = decode_body(data, header)
-    return Message(header.version, header.community, header.pdu_tag, header.request_id,
-                   error_status, error_index, varbinds)
+    return Message(
+        header.version,
+        header.community,
+        header.pdu_tag,
+        header.request_id,
+        error_status,
+        error_index,
+        varbinds,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,7 +586,8 @@ class FastTransport(asyncio.DatagramProtocol):
     async def open(cls, host: str = "0.0.0.0") -> FastTransport:
         protocol = cls()
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: protocol, local_addr=(host, 0))
+            lambda: protocol, local_addr=(host, 0)
+        )
         protocol._transport = transport
         return protocol
 
@@ -557,7 +607,7 @@ class FastTransport(asyncio.DatagramProtocol):
             self._transport = None
         for pending in self._pending.values():
             if not pending.future.done():
-                pending.future.cancel()
+                pending.future.set_exception(SnmpError("snmp_error", "SNMP transport closed"))
 
     # asyncio.DatagramProtocol
     def connection_lost(self, exc: Exception | None) -> None:
@@ -578,16 +628,26 @@ class FastTransport(asyncio.DatagramProtocol):
                     pending.future.set_result(_UNREADABLE)
             return
         pending = self._pending.get(header.request_id)
-        if (pending is None or pending.future.done() or header.version != pending.version
-                or header.community != pending.community
-                or header.pdu_tag not in (RESPONSE, REPORT)):
+        if (
+            pending is None
+            or pending.future.done()
+            or header.version != pending.version
+            or header.community != pending.community
+            or header.pdu_tag not in (RESPONSE, REPORT)
+        ):
             self.stray += 1
             return
         pending.future.set_result((data, header))
 
-    async def exchange(self, address: tuple[str, int], version: int, community: bytes,
-                       encode: Callable[[int], bytes], timeout: float, retries: int,
-                       ) -> tuple[bytes, Header] | None:
+    async def exchange(
+        self,
+        address: tuple[str, int],
+        version: int,
+        community: bytes,
+        encode: Callable[[int], bytes],
+        timeout: float,
+        retries: int,
+    ) -> tuple[bytes, Header] | None:
         """Send encode(request_id) until an answer comes; (datagram, header) of the answer, or
         None when a datagram from that host could not be read. Raises SnmpTimeout."""
         loop = asyncio.get_running_loop()
@@ -620,8 +680,16 @@ class FastSession(SnmpSession):
     codec; a request whose response it cannot read is sent again through pysnmp (the base
     class) and counted in `fallbacks` by reason."""
 
-    def __init__(self, engine: Any, target: Any, creds: Credentials, transport: FastTransport,
-                 *, timeout: float, retries: int) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        target: Any,
+        creds: Credentials,
+        transport: FastTransport,
+        *,
+        timeout: float,
+        retries: int,
+    ) -> None:
         if creds.version not in ("1", "2c"):
             raise ValueError("the fast path is for SNMP v1 and v2c")
         super().__init__(engine, target, creds)
@@ -636,15 +704,23 @@ class FastSession(SnmpSession):
     def forget_engine(self) -> bool:
         return False  # v1/v2c have no engine ID
 
-    async def _request(self, pdu_tag: int, oids: Sequence[Oid], max_repetitions: int = 0,
-                       ) -> tuple[int, int, list[tuple[Oid, SnmpValue]]] | None:
+    async def _request(
+        self,
+        pdu_tag: int,
+        oids: Sequence[Oid],
+        max_repetitions: int = 0,
+    ) -> tuple[int, int, list[tuple[Oid, SnmpValue]]] | None:
         """(error-status, error-index, varbinds), or None when pysnmp must do this request."""
         self.requests += 1
         version, community = self._mp, self._community
         answer = await self._fast.exchange(
-            self._address, version, community,
+            self._address,
+            version,
+            community,
             lambda rid: encode_request(version, community, pdu_tag, rid, oids, max_repetitions),
-            self._timeout, self._retries)
+            self._timeout,
+            self._retries,
+        )
         if answer is None:
             self.fallbacks["unreadable"] += 1
             return None
@@ -709,7 +785,7 @@ class FastSession(SnmpSession):
         width = len(oids)
         # A truncated last repetition (the agent hit its PDU size) is dropped: the walk goes on
         # from the last complete row.
-        rows = [flat[i:i + width] for i in range(0, len(flat) - width + 1, width)]
+        rows = [flat[i : i + width] for i in range(0, len(flat) - width + 1, width)]
         if not rows:
             raise SnmpError("snmp_error", f"response of {len(flat)} varbinds for {width} columns")
         return rows
