@@ -22,9 +22,9 @@ from agent.snmp import (
     END_OF_MIB,
     Missing,
     Oid,
+    Session,
     SnmpClient,
     SnmpError,
-    SnmpSession,
     SnmpValue,
     oid_tuple,
 )
@@ -116,7 +116,7 @@ class DevicePoller:
         self._next_seq = next_seq
         self._conv = Converter()
         self._reboot = RebootDetector()
-        self._session: SnmpSession | None = None
+        self._session: Session | None = None
         snmp = device.snmp
         self._creds = SnmpCredentials(
             version=snmp.version, community=snmp.community_value, user=snmp.user or "",
@@ -186,7 +186,7 @@ class DevicePoller:
             rebooted=rebooted,
         )
 
-    async def _get_session(self) -> SnmpSession:
+    async def _get_session(self) -> Session:
         if self._session is None:
             d = self.device
             self._session = await self._client.session(
@@ -241,7 +241,7 @@ class DevicePoller:
             groups.extend(await self._table(session, table))
         return groups, rebooted
 
-    async def _redetect(self, session: SnmpSession, ident: dict[Oid, SnmpValue]) -> None:
+    async def _redetect(self, session: Session, ident: dict[Oid, SnmpValue]) -> None:
         oid_value = ident.get(SYS_OBJECT_ID)
         descr = ident.get(SYS_DESCR)
         sys_object_id = oid_value if isinstance(oid_value, str) else ""
@@ -264,7 +264,7 @@ class DevicePoller:
                      self.device.name, sys_object_id, ",".join(p.name for p in profiles))
             self.plan = Plan.of(profiles)
 
-    async def _table(self, session: SnmpSession, table: CompiledTable) -> list[Group]:
+    async def _table(self, session: Session, table: CompiledTable) -> list[Group]:
         columns = [c.oid for c in table.columns] + table.tag_oids
         walked = await self.walk(session, columns)
         indexes: dict[Oid, None] = {}
@@ -314,7 +314,7 @@ class DevicePoller:
                 groups.append(Group(measurement, tags, fields))
         return groups
 
-    async def walk(self, session: SnmpSession, columns: list[Oid],
+    async def walk(self, session: Session, columns: list[Oid],
                    ) -> dict[Oid, dict[Oid, SnmpValue]]:
         """Walk columns together with GETBULK (GETNEXT without bulk); {column: {index: value}}.
 

@@ -1,33 +1,28 @@
-"""The SNMP client: the only module that imports pysnmp.
+"""The SNMP client: plain values, sessions, and the SnmpClient that hands them out.
 
 It speaks in plain Python values (int, bytes, str for OIDs and IP addresses, and three
 sentinels for noSuchObject, noSuchInstance and endOfMibView) so the rest of the agent can be
-tested without pysnmp and the engine can be swapped or sped up in one place. One SnmpEngine
-serves the whole process: engines are costly and bound to their event loop.
+tested without pysnmp and the engine can be swapped or sped up in one place.
+
+v1/v2c sessions take the fast path (agent.snmp_fast); pysnmp (agent.snmp_pysnmp, the only
+module that imports it) serves SNMPv3, sessions with the fast path off, and the requests the fast
+path cannot read. It is imported, and its engines made, on first need: pysnmp and pyasn1 cost
+~30 MB of RSS, which an agent whose devices all speak v1/v2c never pays. One SnmpEngine serves
+the whole process: engines are costly and bound to their event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    ContextData,
-    ObjectIdentity,
-    ObjectType,
-    SnmpEngine,
-    UdpTransportTarget,
-    UsmUserData,
-    bulk_cmd,
-    get_cmd,
-    next_cmd,
-)
-from pysnmp.hlapi.v3arch.asyncio import auth as _auth
-from pysnmp.hlapi.v3arch.asyncio.cmdgen import VB_PROCESSOR
-from pysnmp.proto import errind, rfc1902, rfc1905
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from agent.snmp_fast import FastTransport
 
 
 class Missing:
@@ -73,38 +68,6 @@ class SnmpTimeout(SnmpError):
         super().__init__("timeout", detail)
 
 
-_AUTH = {
-    "MD5": _auth.USM_AUTH_HMAC96_MD5,
-    "SHA": _auth.USM_AUTH_HMAC96_SHA,
-    "SHA-224": _auth.USM_AUTH_HMAC128_SHA224,
-    "SHA-256": _auth.USM_AUTH_HMAC192_SHA256,
-    "SHA-384": _auth.USM_AUTH_HMAC256_SHA384,
-    "SHA-512": _auth.USM_AUTH_HMAC384_SHA512,
-}
-_PRIV = {
-    "DES": _auth.USM_PRIV_CBC56_DES,
-    "3DES": _auth.USM_PRIV_CBC168_3DES,
-    "AES": _auth.USM_PRIV_CFB128_AES,
-    "AES-128": _auth.USM_PRIV_CFB128_AES,
-    # net-snmp and most devices localise AES-192/256 keys the Blumenthal way; Cisco uses
-    # Reeder's ("-C", as Telegraf names them).
-    "AES-192": _auth.USM_PRIV_CFB192_AES_BLUMENTHAL,
-    "AES-256": _auth.USM_PRIV_CFB256_AES_BLUMENTHAL,
-    "AES-192-C": _auth.USM_PRIV_CFB192_AES,
-    "AES-256-C": _auth.USM_PRIV_CFB256_AES,
-}
-
-# Error indications that mean the credentials or security parameters are wrong.
-_AUTH_ERRORS = (
-    errind.UnknownUserName,
-    errind.WrongDigest,
-    errind.DecryptionError,
-    errind.UnsupportedSecurityLevel,
-    errind.UnknownSecurityName,
-    errind.AuthenticationError,
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Credentials:
     version: str  # "1", "2c" or "3"
@@ -128,50 +91,90 @@ def oid_str(oid: Oid) -> str:
     return ".".join(map(str, oid))
 
 
+
+
+def _pysnmp() -> ModuleType:
+    """agent.snmp_pysnmp, imported on first use (blocking: SnmpClient imports it in a thread
+    before it makes its first engine)."""
+    from agent import snmp_pysnmp
+
+    return snmp_pysnmp
+
+
 def convert(value: Any) -> SnmpValue:
     """Turn a pysnmp value object into a plain Python value."""
-    if isinstance(value, rfc1905.NoSuchObject):
-        return NO_SUCH_OBJECT
-    if isinstance(value, rfc1905.NoSuchInstance):
-        return NO_SUCH_INSTANCE
-    if isinstance(value, rfc1905.EndOfMibView):
-        return END_OF_MIB
-    if isinstance(value, rfc1902.IpAddress):
-        return IpValue(".".join(str(b) for b in bytes(value)))
-    if isinstance(value, rfc1902.univ.OctetString):
-        return bytes(value)
-    if isinstance(value, rfc1902.univ.ObjectIdentifier):
-        return OidValue(oid_str(tuple(value)))
-    if isinstance(value, rfc1902.univ.Integer):
-        return int(value)
-    if isinstance(value, rfc1902.univ.Null):
-        return NO_SUCH_OBJECT
-    raise SnmpError("wrong_type", f"unsupported SNMP type {type(value).__name__}")
+    return _pysnmp().convert(value)  # type: ignore[no-any-return]
+
+
+def _auth_data(creds: Credentials) -> Any:
+    """pysnmp's CommunityData or UsmUserData for `creds`."""
+    return _pysnmp().auth_data(creds)
+
+
+def __getattr__(name: str) -> Any:
+    # The protocol tables and error indications live with pysnmp; reading them loads it.
+    lazy = {"_AUTH": "AUTH", "_PRIV": "PRIV", "_AUTH_ERRORS": "AUTH_ERRORS"}
+    if name in lazy:
+        return getattr(_pysnmp(), lazy[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+async def resolve(host: str, port: int) -> tuple[str, int]:
+    """The IPv4 address of `host`, as pysnmp's UdpTransportTarget resolves it (the first of
+    getaddrinfo's answers). SnmpError("resolve") if there is none."""
+    import socket
+
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP
+        )
+        address = infos[0][4]
+        return str(address[0]), int(address[1])
+    except Exception as exc:  # gaierror, and UnicodeError for names IDNA refuses
+        raise SnmpError("resolve", f"cannot resolve {host}: {exc}") from None
+
+
+class Session(Protocol):
+    """Requests to one device: an SnmpSession (pysnmp) or an agent.snmp_fast.FastSession.
+    Every request method raises SnmpError (or SnmpTimeout) on failure."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def requests(self) -> int: ...
+
+    def forget_engine(self) -> bool: ...
+
+    async def get(self, oids: Sequence[Oid]) -> dict[Oid, SnmpValue]: ...
+
+    async def next_rows(
+        self, oids: Sequence[Oid], max_repetitions: int, bulk: bool
+    ) -> list[list[tuple[Oid, SnmpValue]]]: ...
 
 
 class SnmpClient:
-    """Owns the SnmpEngines. Use `async with SnmpClient() as c`.
+    """Owns the SnmpEngines and the fast path's socket. Use `async with SnmpClient() as c`.
 
-    One engine serves every device, except that pysnmp keys its USM user table by user name
-    until it has discovered the device's engine: v3 devices that share a user name but not its
-    keys would overwrite each other's keys, so each such key set gets an engine of its own.
+    Nothing of pysnmp is loaded or made until a session needs it (a v3 session, one with the
+    fast path off, or a fast session's first fallback). One engine serves every device, except
+    that pysnmp keys its USM user table by user name until it has discovered the device's
+    engine: v3 devices that share a user name but not its keys would overwrite each other's
+    keys, so each such key set gets an engine of its own.
     """
 
     def __init__(self) -> None:
-        self._engines: list[tuple[SnmpEngine, dict[str, tuple[str | None, ...]]]] | None = None
-        self._fast: Any = None  # agent.snmp_fast.FastTransport, opened on first use
+        self._open = False
+        self._engines: list[tuple[Any, dict[str, tuple[str | None, ...]]]] | None = None
+        self._engines_lock = asyncio.Lock()
+        self._fast: FastTransport | None = None  # opened on first use
 
     async def __aenter__(self) -> SnmpClient:
-        engine = SnmpEngine()
-        # pysnmp builds its MIB view on the first request, and with pysmi installed a MIB
-        # compiler too (~0.5 s of CPU here, seconds on a gateway): do it now, off the loop, so it
-        # neither stalls the loop nor counts in the first poll's duration.
-        await asyncio.to_thread(VB_PROCESSOR.make_varbinds, engine.cache,
-                                (ObjectType(ObjectIdentity("1.3.6.1.2.1.1.1.0")),))
-        self._engines = [(engine, {})]
+        self._open = True
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._open = False
         for engine, _ in self._engines or ():
             engine.close_dispatcher()
         self._engines = None
@@ -179,63 +182,89 @@ class SnmpClient:
             self._fast.close()
             self._fast = None
 
-    def _engine_for(self, creds: Credentials) -> SnmpEngine:
-        if self._engines is None:
+    def _check_open(self) -> None:
+        if not self._open:
             raise RuntimeError("SnmpClient used outside `async with`")
+
+    async def _first_engines(self) -> list[tuple[Any, dict[str, tuple[str | None, ...]]]]:
+        self._check_open()
+        async with self._engines_lock:
+            if self._engines is None:
+                # Importing pysnmp and building its MIB view (which pysnmp does on the first
+                # request, and with pysmi installed a MIB compiler too: ~0.5 s of CPU here,
+                # seconds on a gateway) happen off the loop, so they neither stall it nor count
+                # in a poll's duration.
+                p = await asyncio.to_thread(importlib.import_module, "agent.snmp_pysnmp")
+                engine = p.new_engine()
+                try:
+                    await asyncio.to_thread(p.warm_up, engine)
+                    self._check_open()  # closed meanwhile
+                except BaseException:
+                    engine.close_dispatcher()
+                    raise
+                self._engines = [(engine, {})]
+            return self._engines
+
+    async def _engine_for(self, creds: Credentials) -> Any:
+        engines = self._engines if self._engines is not None else await self._first_engines()
         if creds.version != "3":
-            return self._engines[0][0]
+            return engines[0][0]
         keys = (creds.auth_protocol, creds.auth_key, creds.priv_protocol, creds.priv_key)
-        for engine, users in self._engines:
+        for engine, users in engines:
             if users.setdefault(creds.user, keys) == keys:
                 return engine
-        engine = SnmpEngine()
-        self._engines.append((engine, {creds.user: keys}))
+        engine = _pysnmp().new_engine()
+        engines.append((engine, {creds.user: keys}))
         return engine
 
     async def session(
         self, host: str, port: int, creds: Credentials, *, timeout: float, retries: int,
         fast: bool = True,
-    ) -> SnmpSession:
+    ) -> Session:
         """A session to one device. v1/v2c sessions take the fast path (agent.snmp_fast)
         unless `fast` is false; it falls back to pysnmp for any response it cannot read."""
-        engine = self._engine_for(creds)
-        try:
-            target = await UdpTransportTarget.create((host, port), timeout=timeout,
-                                                     retries=retries)
-        except Exception as exc:  # pysnmp raises a bare PySnmpError for unresolvable hosts
-            raise SnmpError("resolve", f"cannot resolve {host}: {exc}") from None
+        self._check_open()
         if fast and creds.version in ("1", "2c") and creds.community.isascii():
             from agent.snmp_fast import FastSession, FastTransport  # it imports this module
 
+            address = await resolve(host, port)
             if self._fast is None:
-                self._fast = await FastTransport.open()
-            return FastSession(engine, target, creds, self._fast, timeout=timeout,
+                transport = await FastTransport.open()
+                if self._fast is None and self._open:
+                    self._fast = transport
+                else:  # another session opened one meanwhile, or the client closed
+                    transport.close()
+                    self._check_open()
+            assert self._fast is not None
+            return FastSession(self, address, creds, self._fast, timeout=timeout,
                                retries=retries)
+        return await self.pysnmp_session(host, port, creds, timeout=timeout, retries=retries)
+
+    async def pysnmp_session(
+        self, host: str, port: int, creds: Credentials, *, timeout: float, retries: int
+    ) -> SnmpSession:
+        """A session to one device through pysnmp (importing it and making the engine first,
+        if this is the first)."""
+        engine = await self._engine_for(creds)
+        try:
+            target = await _pysnmp().UdpTransportTarget.create((host, port), timeout=timeout,
+                                                               retries=retries)
+        except Exception as exc:  # pysnmp raises a bare PySnmpError for unresolvable hosts
+            raise SnmpError("resolve", f"cannot resolve {host}: {exc}") from None
         return SnmpSession(engine, target, creds)
 
 
-def _auth_data(creds: Credentials) -> CommunityData | UsmUserData:
-    if creds.version in ("1", "2c"):
-        return CommunityData(creds.community, mpModel=0 if creds.version == "1" else 1)
-    kwargs: dict[str, Any] = {}
-    if creds.auth_key:
-        kwargs["authKey"] = creds.auth_key
-        kwargs["authProtocol"] = _AUTH[creds.auth_protocol or "SHA"]
-    if creds.priv_key:
-        kwargs["privKey"] = creds.priv_key
-        kwargs["privProtocol"] = _PRIV[creds.priv_protocol or "AES"]
-    return UsmUserData(creds.user, **kwargs)
-
-
 class SnmpSession:
-    """Requests to one device. Every method raises SnmpError (or SnmpTimeout) on failure."""
+    """Requests to one device through pysnmp. Every method raises SnmpError (or SnmpTimeout)
+    on failure. Made by SnmpClient, which has imported pysnmp by then."""
 
-    def __init__(self, engine: SnmpEngine, target: UdpTransportTarget, creds: Credentials) -> None:
+    def __init__(self, engine: Any, target: Any, creds: Credentials) -> None:
+        self._p = p = _pysnmp()
         self._engine = engine
         self._target = target
         self._creds = creds
-        self._auth = _auth_data(creds)
-        self._context = ContextData(contextName=creds.context) if creds.context else ContextData()
+        self._auth = p.auth_data(creds)
+        self._context = p.context_data(creds)
         self.requests = 0
 
     @property
@@ -250,7 +279,7 @@ class SnmpSession:
         a device that comes back with a new engine ID (reset, replaced) would fail until then.
         The cache is private to pysnmp; if it moves, the 300 s expiry still applies.
         """
-        mp = self._engine.message_processing_subsystems.get(3)  # type: ignore[call-overload]
+        mp = self._engine.message_processing_subsystems.get(3)
         cache = getattr(mp, "_SnmpV3MessageProcessingModel__engineIdCache", None)
         if not isinstance(cache, dict):
             return False
@@ -261,25 +290,18 @@ class SnmpSession:
 
     def _check(self, error_indication: Any, error_status: Any, error_index: Any,
                var_binds: Sequence[Any]) -> None:
-        if error_indication:
-            if isinstance(error_indication, errind.RequestTimedOut):
-                raise SnmpTimeout()
-            if isinstance(error_indication, _AUTH_ERRORS):
-                raise SnmpError("auth", str(error_indication))
-            if isinstance(error_indication, (errind.NotInTimeWindow, errind.UnknownEngineID)):
-                raise SnmpError("engine", str(error_indication))
-            raise SnmpError("snmp_error", str(error_indication))
+        self._p.check(error_indication)
 
     async def get(self, oids: Sequence[Oid]) -> dict[Oid, SnmpValue]:
         """GET the given OIDs. A v1 noSuchName marks that OID missing and retries the rest."""
+        p = self._p
         pending = list(oids)
         out: dict[Oid, SnmpValue] = {}
         while pending:
             self.requests += 1
-            ei, es, ex, vbs = await get_cmd(
+            ei, es, ex, vbs = await p.get_cmd(
                 self._engine, self._auth, self._target, self._context,
-                *(ObjectType(ObjectIdentity(oid_str(o))) for o in pending),
-                lookupMib=False,
+                *p.object_types(pending), lookupMib=False,
             )
             self._check(ei, es, ex, vbs)
             if es:
@@ -289,7 +311,7 @@ class SnmpSession:
                     continue
                 raise SnmpError("snmp_error", f"{es.prettyPrint()} at index {int(ex)}")
             for name, value in vbs:
-                out[tuple(name)] = convert(value)
+                out[tuple(name)] = p.convert(value)
             break
         return out
 
@@ -300,15 +322,16 @@ class SnmpSession:
 
         A column the device has no more of is reported as END_OF_MIB at its position.
         """
+        p = self._p
         self.requests += 1
-        varbinds = [ObjectType(ObjectIdentity(oid_str(o))) for o in oids]
+        varbinds = p.object_types(oids)
         if bulk:
-            ei, es, ex, vbs = await bulk_cmd(
+            ei, es, ex, vbs = await p.bulk_cmd(
                 self._engine, self._auth, self._target, self._context, 0, max_repetitions,
                 *varbinds, lookupMib=False,
             )
         else:
-            ei, es, ex, vbs = await next_cmd(
+            ei, es, ex, vbs = await p.next_cmd(
                 self._engine, self._auth, self._target, self._context, *varbinds,
                 lookupMib=False,
             )
@@ -325,7 +348,7 @@ class SnmpSession:
                 return rows
             raise SnmpError("snmp_error", f"{es.prettyPrint()} at index {int(ex)}")
         width = len(oids)
-        flat = [(tuple(name), convert(value)) for name, value in vbs]
+        flat = [(tuple(name), p.convert(value)) for name, value in vbs]
         if not flat:
             return [[(o, END_OF_MIB) for o in oids]]
         # A truncated last repetition (the agent hit its PDU size) is dropped: the walk goes on

@@ -11,7 +11,8 @@ values agent.snmp.convert() returns for the same varbinds.
 It accepts a strict subset of what pysnmp accepts: a response it cannot read (malformed,
 truncated, a type or value range it does not handle) raises DecodeError, and FastSession then
 sends that request again through pysnmp (counted in FastSession.fallbacks), which either reads
-it or fails it the way the pysnmp path always did. Nothing is dropped.
+it or fails it the way the pysnmp path always did. Nothing is dropped. pysnmp itself is loaded
+on the first such fallback (agent.snmp_pysnmp): this module does not need it.
 
 Requests behave like pysnmp's: a request-id from a sequence that starts at random, a new one for
 each re-send, `timeout` seconds per attempt and `retries` re-sends, responses matched by
@@ -26,7 +27,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agent.snmp import (
     END_OF_MIB,
@@ -38,10 +39,12 @@ from agent.snmp import (
     Oid,
     OidValue,
     SnmpError,
-    SnmpSession,
     SnmpTimeout,
     SnmpValue,
 )
+
+if TYPE_CHECKING:
+    from agent.snmp import SnmpClient, SnmpSession
 
 # Universal tags
 INTEGER = 0x02
@@ -675,15 +678,16 @@ class FastTransport(asyncio.DatagramProtocol):
 # The session
 
 
-class FastSession(SnmpSession):
-    """An SnmpSession for v1/v2c whose requests go through FastTransport and this module's
-    codec; a request whose response it cannot read is sent again through pysnmp (the base
-    class) and counted in `fallbacks` by reason."""
+class FastSession:
+    """A session (agent.snmp.Session) for v1/v2c whose requests go through FastTransport and
+    this module's codec; a request whose response it cannot read is sent again through pysnmp
+    and counted in `fallbacks` by reason. The pysnmp session (and with the first of them pysnmp
+    itself) is made on the first fallback: most devices never need one."""
 
     def __init__(
         self,
-        engine: Any,
-        target: Any,
+        client: SnmpClient,
+        address: tuple[str, int],
         creds: Credentials,
         transport: FastTransport,
         *,
@@ -692,17 +696,39 @@ class FastSession(SnmpSession):
     ) -> None:
         if creds.version not in ("1", "2c"):
             raise ValueError("the fast path is for SNMP v1 and v2c")
-        super().__init__(engine, target, creds)
+        self._client = client
+        self._creds = creds
         self._fast = transport
-        self._address: tuple[str, int] = tuple(target.transport_address)[:2]  # type: ignore[assignment]
+        self._address = address
         self._mp = VERSION_1 if creds.version == "1" else VERSION_2C
         self._community = creds.community.encode("latin-1")  # as pyasn1's OctetString does
         self._timeout = timeout
         self._retries = retries
+        self._slow: SnmpSession | None = None
+        self._requests = 0
         self.fallbacks: Counter[str] = Counter()
+
+    @property
+    def version(self) -> str:
+        return self._creds.version
+
+    @property
+    def requests(self) -> int:
+        """Requests sent, through either path (a fallback counts twice: it is sent twice)."""
+        return self._requests + (self._slow.requests if self._slow is not None else 0)
 
     def forget_engine(self) -> bool:
         return False  # v1/v2c have no engine ID
+
+    async def _pysnmp(self) -> SnmpSession:
+        """The pysnmp session to this device, made on the first fallback."""
+        if self._slow is None:
+            slow = await self._client.pysnmp_session(
+                *self._address, self._creds, timeout=self._timeout, retries=self._retries
+            )
+            if self._slow is None:  # unless a concurrent fallback made one meanwhile
+                self._slow = slow
+        return self._slow
 
     async def _request(
         self,
@@ -711,7 +737,7 @@ class FastSession(SnmpSession):
         max_repetitions: int = 0,
     ) -> tuple[int, int, list[tuple[Oid, SnmpValue]]] | None:
         """(error-status, error-index, varbinds), or None when pysnmp must do this request."""
-        self.requests += 1
+        self._requests += 1
         version, community = self._mp, self._community
         answer = await self._fast.exchange(
             self._address,
@@ -741,7 +767,7 @@ class FastSession(SnmpSession):
         while pending:
             answer = await self._request(GET, pending)
             if answer is None:
-                out.update(await super().get(pending))
+                out.update(await (await self._pysnmp()).get(pending))
                 return out
             status, index1, varbinds = answer
             if status:
@@ -767,7 +793,7 @@ class FastSession(SnmpSession):
         else:
             answer = await self._request(GETNEXT, oids)
         if answer is None:
-            return await super().next_rows(oids, max_repetitions, bulk)
+            return await (await self._pysnmp()).next_rows(oids, max_repetitions, bulk)
         status, index1, flat = answer
         if status:
             index = index1 - 1

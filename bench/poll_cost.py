@@ -42,7 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agent.snmp import END_OF_MIB, Credentials, SnmpClient, SnmpSession  # noqa: E402
+from agent.snmp import END_OF_MIB, Credentials, Session, SnmpClient  # noqa: E402
 from tests.support.servers import Snmpd, SnmpSim, free_port, snmp_cli_env, wait_for  # noqa: E402
 
 IF_TABLE = (1, 3, 6, 1, 2, 1, 2, 2)
@@ -296,7 +296,7 @@ def bulkwalk(host: str, port: int, community: str, workdir: Path) -> tuple[float
     return cpu, lines
 
 
-async def walk(session: SnmpSession) -> int:
+async def walk(session: Session) -> int:
     """Both tables with GETBULK, as snmpbulkwalk walks them; the varbinds received."""
     total = 0
     for table in TABLES:

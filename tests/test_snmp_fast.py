@@ -15,9 +15,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pyasn1.codec.ber import decoder as ber_decoder
 from pyasn1.codec.ber import encoder as ber_encoder
 from pysnmp.proto.api import v1 as pv1
@@ -1011,3 +1015,97 @@ def test_typed_values_check_their_payloads():
             [(NAME, Typed(IP_ADDRESS, "1.2.3.4")), (NAME, Typed(INTEGER, -5))],
         )
     ).varbinds == [(NAME, IpValue("1.2.3.4")), (NAME, -5)]
+
+
+# ---------------------------------------------------------------------------------------------
+# pysnmp is loaded on first need only (issue 7: ~30 MB of RSS an all-v1/v2c agent never needs)
+
+LAZY_SCRIPT = """
+import asyncio, json, sys
+from pathlib import Path
+from agent.config import load_agent_config
+from agent.probe import probe
+from agent.snmp import Credentials, SnmpClient
+
+def loaded():
+    return sorted({m.split(".")[0] for m in sys.modules} & {"pysnmp", "pyasn1", "pysmi"})
+
+cfg = load_agent_config(Path(sys.argv[1]))
+results = asyncio.run(probe(cfg, list(cfg.devices)))
+out = {"up": {r.sample_set.device: r.sample_set.up for r in results},
+       "values": {r.sample_set.device: len(r.rows()) for r in results},
+       "after_probe": loaded()}
+
+async def through_pysnmp():
+    device = cfg.devices[0]
+    async with SnmpClient() as client:
+        session = await client.session(device.host, device.port, Credentials("2c", sys.argv[2]),
+                                       timeout=5, retries=0, fast=False)
+        return await session.get([(1, 3, 6, 1, 2, 1, 1, 3, 0)])
+
+out["pysnmp_answer"] = [repr(v) for v in asyncio.run(through_pysnmp()).values()]
+out["after_pysnmp"] = loaded()
+print(json.dumps(out))
+"""
+
+
+def test_v1_v2c_polls_never_load_pysnmp(tmp_path: Path, snmpsim: SnmpSim):
+    """A probe of v1 and v2c devices in a fresh interpreter leaves pysnmp (and pyasn1)
+    unimported; the first session that needs pysnmp then loads it and works."""
+    devices = [("radio", "ceraos", "2c"), ("gateway", "routeros_rb750gr3", "1")]
+    assert {c for _, c, _ in devices} <= set(snmpsim.communities)
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump({
+        "site": "lab",
+        "defaults": {"timeout": 5.0, "retries": 1, "ping": False},
+        "devices": [{"name": name, "host": snmpsim.host, "port": snmpsim.port,
+                     "snmp": {"version": version, "community": community}}
+                    for name, community, version in devices],
+    }))
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", LAZY_SCRIPT, str(config), devices[0][1]],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["up"] == {"radio": True, "gateway": True}
+    assert all(n > 10 for n in out["values"].values()), out["values"]
+    assert out["after_probe"] == []
+    assert len(out["pysnmp_answer"]) == 1 and int(out["pysnmp_answer"][0]) > 0
+    assert {"pysnmp", "pyasn1"} <= set(out["after_pysnmp"])
+
+
+def test_engines_are_made_on_the_first_fallback_only(snmpsim: SnmpSim):
+    """A fresh SnmpClient makes no pysnmp engine for fast sessions that never fall back; the
+    first fallback makes it (and the session's pysnmp session), and counts its request."""
+
+    async def run() -> None:
+        async with SnmpClient() as client:
+            session = await client.session(snmpsim.host, snmpsim.port, V2C_RADIO, timeout=5,
+                                           retries=0)
+            assert isinstance(session, FastSession)
+            assert isinstance(await session.get([SYS_UPTIME]), dict)
+            assert client._engines is None and session._slow is None
+            assert session.requests == 1 and session.fallbacks == {}
+            # An answer the fast decoder refuses: routed to pysnmp, made now.
+            real = session._request
+
+            async def refuse(*args: Any, **kwargs: Any) -> Any:
+                await real(*args, **kwargs)
+                session.fallbacks["decode"] += 1
+                return None
+
+            session._request = refuse  # type: ignore[method-assign]
+            value = (await session.get([SYS_UPTIME]))[SYS_UPTIME]
+            assert isinstance(value, int) and value > 0
+            assert client._engines is not None and len(client._engines) == 1
+            assert session._slow is not None and session._slow.requests == 1
+            assert session.requests == 3 and session.fallbacks == {"decode": 1}
+            assert session.forget_engine() is False
+        assert client._engines is None
+
+    asyncio.run(run())
+
+
+V2C_RADIO = Credentials("2c", "ceraos")
