@@ -27,6 +27,7 @@ from agent.snmp import (
     SnmpError,
     SnmpValue,
     oid_tuple,
+    takes_fast_path,
 )
 from agent.snmp import Credentials as SnmpCredentials
 from agent.wire import Field, Group, SampleSet
@@ -123,6 +124,12 @@ class DevicePoller:
             auth_protocol=snmp.auth_protocol, auth_key=snmp.auth_key,
             priv_protocol=snmp.priv_protocol, priv_key=snmp.priv_key, context=snmp.context,
         )
+
+    @property
+    def needs_pysnmp(self) -> bool:
+        """Whether this device's session goes through pysnmp (SNMPv3, fast path off)."""
+        return self.device.snmp_enabled and not takes_fast_path(self._creds,
+                                                                 self.device.fast_snmp)
 
     @property
     def errors(self) -> Counter[str]:

@@ -81,6 +81,8 @@ async def probe(cfg: AgentConfig, devices: list[Device]) -> list[ProbeResult]:
         # A probe publishes nothing, so its sample sets need no real sequence numbers.
         pinger = Pinger()
         pollers = [DevicePoller(cfg.site, d, client, lambda _: 0, pinger) for d in devices]
+        if any(p.needs_pysnmp for p in pollers):
+            await client.preload()  # not in the first poll's duration
         results = await asyncio.gather(*(p.poll() for p in pollers))
     return [ProbeResult(p.device, r, p.plan.profiles)
             for p, r in zip(pollers, results, strict=True)]

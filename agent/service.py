@@ -81,6 +81,8 @@ class Agent:
             pinger = Pinger()
             pollers = [DevicePoller(self.cfg.site, d, client, self.outbox.next_seq, pinger)
                        for d in self.cfg.devices]
+            if any(p.needs_pysnmp for p in pollers):
+                await client.preload()  # pysnmp is loaded only for configs that need it
             tasks = [asyncio.create_task(self._device_loop(p, limit, stop), name=p.device.name)
                      for p in pollers]
             # systemd (Type=notify): READY once polling and the broker answered or had its

@@ -119,6 +119,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def takes_fast_path(creds: Credentials, fast: bool = True) -> bool:
+    """Whether SnmpClient.session() gives these credentials a fast session (agent.snmp_fast)."""
+    return fast and creds.version in ("1", "2c") and creds.community.isascii()
+
+
 async def resolve(host: str, port: int) -> tuple[str, int]:
     """The IPv4 address of `host`, as pysnmp's UdpTransportTarget resolves it (the first of
     getaddrinfo's answers). SnmpError("resolve") if there is none."""
@@ -171,6 +176,7 @@ class SnmpClient:
 
     async def __aenter__(self) -> SnmpClient:
         self._open = True
+        self._engines_lock = asyncio.Lock()  # of this loop
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -192,8 +198,8 @@ class SnmpClient:
             if self._engines is None:
                 # Importing pysnmp and building its MIB view (which pysnmp does on the first
                 # request, and with pysmi installed a MIB compiler too: ~0.5 s of CPU here,
-                # seconds on a gateway) happen off the loop, so they neither stall it nor count
-                # in a poll's duration.
+                # seconds on a gateway) happen off the loop, so they do not stall it; preload()
+                # at start-up keeps them out of the first poll's duration too.
                 p = await asyncio.to_thread(importlib.import_module, "agent.snmp_pysnmp")
                 engine = p.new_engine()
                 try:
@@ -204,6 +210,11 @@ class SnmpClient:
                     raise
                 self._engines = [(engine, {})]
             return self._engines
+
+    async def preload(self) -> None:
+        """Import pysnmp and make the first engine now (off the loop), as a config with devices
+        that need pysnmp does at start-up: the first poll's duration then does not hold it."""
+        await self._first_engines()
 
     async def _engine_for(self, creds: Credentials) -> Any:
         engines = self._engines if self._engines is not None else await self._first_engines()
@@ -224,7 +235,7 @@ class SnmpClient:
         """A session to one device. v1/v2c sessions take the fast path (agent.snmp_fast)
         unless `fast` is false; it falls back to pysnmp for any response it cannot read."""
         self._check_open()
-        if fast and creds.version in ("1", "2c") and creds.community.isascii():
+        if takes_fast_path(creds, fast):
             from agent.snmp_fast import FastSession, FastTransport  # it imports this module
 
             address = await resolve(host, port)

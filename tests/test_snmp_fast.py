@@ -999,6 +999,20 @@ def test_poller_asks_for_the_configured_path(tmp_path: Path):
     assert asked == [True, False]
 
 
+def test_only_devices_that_need_pysnmp_say_so(tmp_path: Path):
+    path = tmp_path / "a.yaml"
+    path.write_text(
+        "site: s\ndefaults: {ping: false}\ndevices:\n"
+        "  - {name: a, host: h}\n"
+        "  - {name: b, host: h, snmp: {version: '1'}}\n"
+        "  - {name: c, host: h, fast_snmp: false}\n"
+        "  - {name: d, host: h, snmp: {version: '3', user: u}}\n"
+    )
+    pollers = [DevicePoller("s", d, SnmpClient(), lambda _: 1)
+               for d in load_agent_config(path).devices]
+    assert [p.needs_pysnmp for p in pollers] == [False, False, True, True]
+
+
 def test_typed_values_check_their_payloads():
     with pytest.raises(TypeError):
         encode_message(1, b"c", RESPONSE, 1, 0, 0, [(NAME, Typed(COUNTER32, b"1"))])
