@@ -83,6 +83,11 @@ class Intake:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def alive(self) -> bool:
+        """The MQTT network thread runs (an exception in a callback would end it)."""
+        thread = self._client._thread  # paho keeps no public handle on it
+        return thread is not None and thread.is_alive()
+
     def ack(self, msg: Inbound) -> None:
         if msg.qos == 0:
             return

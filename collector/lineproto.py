@@ -44,22 +44,77 @@ def _field(kind: Kind, value: object) -> str:
     return '"' + str(value).translate(_STRING) + '"'
 
 
+# The hot path builds every line of every message, so it avoids per-value function calls and
+# the sort of every row's tags: the order of a row's tags (with site and device merged in) is
+# worked out once per set of tag keys, and escaped tag values are remembered (interface names,
+# indexes and aliases repeat in every poll). Both caches are bounded, and start afresh when full.
+_MAX_CACHED = 100_000
+_escaped: dict[str, str] = {}
+_layouts: dict[tuple[str, ...], list[tuple[str, str | None]]] = {}
+_SITE, _DEVICE = "site", "device"
+_COUNTER, _GAUGE, _STATE = Kind.COUNTER, Kind.GAUGE, Kind.STATE
+
+
+def _layout(keys: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """(",<escaped key>=", the group's key, or None for site/device), in sorted key order."""
+    merged = sorted({*keys, _SITE, _DEVICE})
+    layout = [(f",{k.translate(_KEY)}=", None if k in (_SITE, _DEVICE) else k) for k in merged]
+    if len(_layouts) >= 1000:
+        _layouts.clear()
+    _layouts[keys] = layout
+    return layout
+
+
+def _escape_tag_value(value: str) -> str:
+    out = _tag_value(value)
+    if len(_escaped) >= _MAX_CACHED:
+        _escaped.clear()
+    _escaped[value] = out
+    return out
+
+
 def sample_set_lines(ss: SampleSet) -> list[str]:
-    base = f",device={ss.device.translate(_KEY)},site={ss.site.translate(_KEY)}"
-    ts = ss.ts_ms
+    site, device = _tag_value(ss.site), _tag_value(ss.device)
+    ts = f" {ss.ts_ms}"
     lines = [
-        f"{POLL_MEASUREMENT}{base} up={int(ss.up)}i,duration_seconds={ss.duration_ms / 1000!r},"
-        f'seq={ss.seq}i,rebooted={int(ss.rebooted)}i,reason="{ss.reason.translate(_STRING)}" '
+        f"{POLL_MEASUREMENT},device={ss.device.translate(_KEY)},site={ss.site.translate(_KEY)}"
+        f" up={int(ss.up)}i,duration_seconds={ss.duration_ms / 1000!r},"
+        f'seq={ss.seq}i,rebooted={int(ss.rebooted)}i,reason="{ss.reason.translate(_STRING)}"'
         f"{ts}"
     ]
+    escaped, layouts = _escaped, _layouts
     for group in ss.groups:
         if not group.fields:
             continue
-        tags = dict(group.tags)
-        tags["site"] = ss.site
-        tags["device"] = ss.device
-        fields = ",".join(f"{f.name}={_field(f.kind, f.value)}" for f in group.fields)
-        lines.append(f"{group.measurement.translate(_MEASUREMENT)}{_tagset(tags)} {fields} {ts}")
+        tags = group.tags
+        keys = tuple(tags)
+        layout = layouts.get(keys) or _layout(keys)
+        parts = [group.measurement.translate(_MEASUREMENT)]
+        for prefix, key in layout:
+            if key is None:
+                value = site if prefix == ",site=" else device
+            else:
+                raw = tags[key]
+                value = escaped.get(raw)
+                if value is None:
+                    value = _escape_tag_value(raw)
+            if value:
+                parts.append(prefix)
+                parts.append(value)
+        sep = " "
+        for f in group.fields:
+            kind, v = f.kind, f.value
+            if kind is _COUNTER:
+                parts.append(f"{sep}{f.name}={v}u")
+            elif kind is _GAUGE:
+                parts.append(f"{sep}{f.name}={float(v)!r}")  # type: ignore[arg-type]
+            elif kind is _STATE:
+                parts.append(f"{sep}{f.name}={v}i")
+            else:
+                parts.append(f'{sep}{f.name}="{str(v).translate(_STRING)}"')
+            sep = ","
+        parts.append(ts)
+        lines.append("".join(parts))
     return lines
 
 

@@ -4,6 +4,14 @@ A message is acknowledged to the broker only after InfluxDB accepted its points,
 was rejected and set aside; so a collector killed at any moment loses nothing, the broker
 redelivers. While InfluxDB is down the pipeline retries with backoff and holds its batch; the
 broker's Receive Maximum stops the flow, and the persistent session keeps the rest.
+
+Two threads share the work so that checking never waits for the network: the pipeline thread
+decodes, checks and turns messages into line protocol, while a writer thread sends the previous
+batch and then acknowledges its messages. At most one batch waits between them (and one is being
+written), so memory stays bounded; batches are written and acknowledged in the order they were
+filled. A batch goes to the writer when it holds `batch_size` points, when `flush_interval` has
+passed since its first message, or at once when the writer is idle and no message is waiting:
+a light load is written with little delay, and a heavy one in large batches.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.backoff import Backoff
@@ -55,12 +64,29 @@ class RejectedStore:
             log.error("cannot set rejected message aside path=%s error=%s", self.path, exc)
 
 
+def _nothing() -> None:
+    pass
+
+
+@dataclass(slots=True)
+class Batch:
+    lines: list[str] = field(default_factory=list)
+    msgs: list[Inbound] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)  # accounting, once written
+    first: float = 0.0  # monotonic time of its first message
+
+
 class Pipeline:
     def __init__(self, *, sink: InfluxSink, state: State, metrics: SelfMetrics,
                  ack: Callable[[Inbound], None], rejected: RejectedStore,
                  max_message_bytes: int, batch_size: int, flush_interval: float,
-                 retry_min: float = 0.5, retry_max: float = 30.0) -> None:
+                 retry_min: float = 0.5, retry_max: float = 30.0,
+                 settle_holes: bool = True) -> None:
+        """`settle_holes=False` when this collector sees only part of each device's stream
+        (a member of a shared-subscription group): a heartbeat then cannot tell a hole that
+        is lost from a sample set a sibling wrote, so only gap records count as losses."""
         self.sink = sink
+        self.settle_holes = settle_holes
         self.state = state
         self.metrics = metrics
         self.ack = ack
@@ -69,29 +95,49 @@ class Pipeline:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.backoff = Backoff(retry_min, retry_max)
-        self._lines: list[str] = []
-        self._msgs: list[Inbound] = []
-        self._after: list[Callable[[], None]] = []  # accounting, once the batch is written
-        self._first = 0.0
+        self._batch = Batch()
+        self._handoff: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self._writer_idle = threading.Event()
+        self._handed = 0  # points handed to the writer and not yet written or given up
+        self._handed_lock = threading.Lock()
         self._warn = RateLimitedLog(log)
         self.influx_ok = threading.Event()
 
+    # -- the pipeline thread ---------------------------------------------------------------
+
     def run(self, inbox: queue.Queue[Inbound], stop: threading.Event) -> None:
-        while not stop.is_set():
-            timeout = self.flush_interval
-            if self._msgs:
-                timeout = max(0.0, self._first + self.flush_interval - time.monotonic())
-            try:
-                msg = inbox.get(timeout=min(timeout, 0.5))
-            except queue.Empty:
-                msg = None
-            if msg is not None:
-                self.handle(msg)
-            if self._msgs and (len(self._lines) >= self.batch_size
-                               or time.monotonic() - self._first >= self.flush_interval):
-                self.flush(stop)
-        if self._msgs:
-            self.flush(stop, attempts=1)  # last chance; what fails stays with the broker
+        writer = threading.Thread(target=self._write_loop, args=(stop,),
+                                  name="pipeline-writer", daemon=True)
+        writer.start()
+        try:
+            while not stop.is_set():
+                batch = self._batch
+                timeout = 0.5
+                if batch.msgs:
+                    timeout = min(timeout, batch.first + self.flush_interval - time.monotonic())
+                try:
+                    msg = inbox.get(timeout=timeout) if timeout > 0 else inbox.get_nowait()
+                except queue.Empty:
+                    msg = None
+                if msg is not None:
+                    self.handle(msg)
+                batch = self._batch
+                if batch.msgs and (
+                    len(batch.lines) >= self.batch_size
+                    or (self._writer_idle.is_set() and inbox.empty())
+                    or time.monotonic() - batch.first >= self.flush_interval
+                ):
+                    self._hand_over(writer)
+        finally:
+            if self._batch.msgs and writer.is_alive():
+                self._hand_over(writer)  # one attempt: what fails stays with the broker
+            while writer.is_alive():  # the writer finishes what it holds, then ends
+                try:
+                    self._handoff.put(None, timeout=1.0)
+                    break
+                except queue.Full:
+                    continue
+            writer.join()
 
     def handle(self, msg: Inbound) -> None:
         try:
@@ -113,7 +159,8 @@ class Pipeline:
                 status = check_status(site, msg.payload, self.max_message_bytes)
                 self.state.on_status(status)
                 lines = [status_line(status, int(time.time() * 1000))]
-                after = functools.partial(self.state.written_status, status)
+                after = (functools.partial(self.state.written_status, status)
+                         if self.settle_holes else _nothing)
         except Rejected as exc:
             self.metrics.rejected.labels(exc.reason).inc()
             self._warn.warning(exc.reason, "message rejected reason=%s topic=%s detail=%s",
@@ -121,28 +168,63 @@ class Pipeline:
             self.rejected.add(msg, exc.reason, exc.detail)
             self.ack(msg)
             return
-        if not self._msgs:
-            self._first = time.monotonic()
-        self._lines.extend(lines)
-        self._msgs.append(msg)
-        self._after.append(after)
-        self.metrics.pending.set(len(self._lines))
+        batch = self._batch
+        if not batch.msgs:
+            batch.first = time.monotonic()
+        batch.lines.extend(lines)
+        batch.msgs.append(msg)
+        batch.after.append(after)
+        self.metrics.pending.set(len(batch.lines) + self._handed)
 
-    def flush(self, stop: threading.Event, attempts: int | None = None) -> bool:
+    def _hand_over(self, writer: threading.Thread) -> None:
+        """Give the current batch to the writer, waiting while it still holds the one before."""
+        batch, self._batch = self._batch, Batch()
+        self._writer_idle.clear()  # busy from now on, as far as this thread is concerned
+        with self._handed_lock:
+            self._handed += len(batch.lines)
+        while True:
+            try:
+                self._handoff.put(batch, timeout=1.0)
+                return
+            except queue.Full:
+                if not writer.is_alive():
+                    raise RuntimeError("the InfluxDB writer thread died") from None
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    def _write_loop(self, stop: threading.Event) -> None:
+        while True:
+            try:
+                batch = self._handoff.get_nowait()
+            except queue.Empty:
+                self._writer_idle.set()
+                batch = self._handoff.get()
+                self._writer_idle.clear()
+            if batch is None:
+                return
+            try:
+                # Once stopping, one attempt per batch: what fails stays with the broker.
+                self.flush(batch, stop, attempts=1 if stop.is_set() else None)
+            finally:
+                with self._handed_lock:
+                    self._handed -= len(batch.lines)
+                self.metrics.pending.set(len(self._batch.lines) + self._handed)
+
+    def flush(self, batch: Batch, stop: threading.Event, attempts: int | None = None) -> bool:
         """Write the batch, retrying while InfluxDB is unavailable; ack only what was written."""
         tries = 0
         while True:
             tries += 1
             t0 = time.monotonic()
             try:
-                self.sink.write(self._lines)
+                self.sink.write(batch.lines)
             except WriteFailed as exc:
                 self.metrics.write_errors.labels(exc.reason).inc()
                 if not exc.retry:
                     # InfluxDB refuses the data itself: retrying cannot help. Set it aside.
                     log.error("influx refused batch reason=%s detail=%s points=%d",
-                              exc.reason, exc.detail, len(self._lines))
-                    for msg in self._msgs:
+                              exc.reason, exc.detail, len(batch.lines))
+                    for msg in batch.msgs:
                         self.metrics.rejected.labels("influx_refused").inc()
                         self.rejected.add(msg, "influx_refused", exc.detail)
                     break
@@ -150,21 +232,17 @@ class Pipeline:
                 delay = self.backoff.next()
                 self._warn.warning("write", "influx write failed reason=%s detail=%s "
                                    "retry_in=%.1fs points=%d", exc.reason, exc.detail, delay,
-                                   len(self._lines))
+                                   len(batch.lines))
                 if (attempts is not None and tries >= attempts) or stop.wait(delay):
                     return False
                 continue
             self.metrics.write_latency.observe(time.monotonic() - t0)
-            self.metrics.points.inc(len(self._lines))
+            self.metrics.points.inc(len(batch.lines))
             self.influx_ok.set()
             self.backoff.reset()
-            for account in self._after:
+            for account in batch.after:
                 account()
             break
-        for msg in self._msgs:
+        for msg in batch.msgs:
             self.ack(msg)
-        self._lines = []
-        self._msgs = []
-        self._after = []
-        self.metrics.pending.set(0)
         return True

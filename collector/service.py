@@ -13,6 +13,7 @@ import time
 
 from prometheus_client import CollectorRegistry
 
+from agent.sdnotify import Notifier, Supervisor
 from collector.config import CollectorFile
 from collector.exposition import SelfMetrics, StateCollector
 from collector.http import HttpServer, make_app
@@ -40,8 +41,11 @@ class Collector:
             max_message_bytes=cfg.max_message_bytes, batch_size=cfg.influx.batch_size,
             flush_interval=cfg.influx.flush_interval, retry_min=cfg.influx.retry_min,
             retry_max=cfg.influx.retry_max,
+            # In a shared group another collector writes some of a device's sequence numbers:
+            # only the agent's gap records can then prove a loss.
+            settle_holes=cfg.mqtt.shared_group is None,
         )
-        self.http = HttpServer(cfg.http.address, make_app(self.registry, self.ready))
+        self.http = HttpServer(cfg.http.address, make_app(self.registry, self.ready, self.state))
         self._ping_cache = (0.0, False)
 
     def ready(self) -> tuple[bool, str]:
@@ -61,6 +65,11 @@ class Collector:
             self._ping_cache = (time.monotonic(), ok)
         return ok
 
+    def _systemd_status(self) -> str:
+        broker = "subscribed" if self.intake.subscribed.is_set() else "not subscribed"
+        influx = "writing" if self.pipeline.influx_ok.is_set() else "no write confirmed yet"
+        return f"broker: {broker}; InfluxDB: {influx}; http {self.cfg.http.listen}"
+
     def run(self, stop: threading.Event) -> None:
         self.http.start()
         log.info("collector listening http=%s:%d", self.cfg.http.address[0], self.http.port)
@@ -68,10 +77,18 @@ class Collector:
                                   name="pipeline")
         worker.start()
         self.intake.start()
+        # systemd (Type=notify): READY once HTTP serves and the subscription is in place (or
+        # after READY_WAIT); WATCHDOG only while this loop, the pipeline and MQTT threads live.
+        supervisor = Supervisor(Notifier(), status=self._systemd_status,
+                                overdue=lambda: [name for name, alive in (
+                                    ("pipeline", worker.is_alive()),
+                                    ("mqtt", self.intake.alive())) if not alive])
         try:
-            while not stop.wait(1.0):
+            while not stop.wait(min(1.0, supervisor.period) if supervisor.is_ready else 0.1):
                 self.metrics.connected.set(1 if self.intake.subscribed.is_set() else 0)
+                supervisor.tick(self.intake.subscribed.is_set())
         finally:
+            supervisor.stopping()
             self.intake.stop()
             worker.join()
             self.http.stop()

@@ -43,8 +43,10 @@ class InfluxSink:
         self.last_ok = 0.0
 
     def write(self, lines: list[str]) -> None:
+        # One prepared body: handed a list, influxdb-client would look at every line again.
+        body = "\n".join(lines).encode()
         try:
-            self._write.write(bucket=self.cfg.bucket, org=self.cfg.org, record=lines,
+            self._write.write(bucket=self.cfg.bucket, org=self.cfg.org, record=body,
                               write_precision=WritePrecision.MS)
         except ApiException as exc:
             status = int(exc.status or 0)

@@ -59,9 +59,12 @@ def check_sample_set(topic_site: str, topic_device: str, payload: bytes,
     if len(payload) > max_bytes:
         raise Rejected("oversize", f"{len(payload)} bytes > {max_bytes}")
     try:
-        ss = decode_sample_set(payload, max_inflated=max_bytes * 16)
+        ss = decode_sample_set(payload, max_inflated=max_bytes * 16, site=topic_site,
+                               device=topic_device)
     except WireError as exc:
         raise Rejected(exc.reason, exc.detail) from None
+    # Version 2 checks site and device against the topic while decoding (a CRC-16 of each is
+    # in its header); version 1 carries them in full.
     if ss.site != topic_site:
         raise Rejected("site_mismatch", f"payload site {ss.site[:64]!r} on topic of site "
                                         f"{topic_site!r}")
@@ -73,25 +76,69 @@ def check_sample_set(topic_site: str, topic_device: str, payload: bytes,
         raise Rejected("bad_timestamp", f"ts_ms {ss.ts_ms} is implausible")
     if not 0 <= ss.seq <= INT64_MAX or not 0 <= ss.duration_ms <= INT64_MAX:
         raise Rejected("bad_value", "seq or duration_ms out of range")
+    # The hot path (every value of every message): names are checked against the sets of
+    # names already found valid before any regular expression runs, and each value is checked
+    # inline by kind, most frequent first (an interface row is mostly counters).
+    names, tag_keys = _valid_names, _valid_tag_keys
     for group in ss.groups:
-        if not _NAME.match(group.measurement):
+        if group.measurement not in names and not _valid_name(group.measurement):
             raise Rejected("bad_name", f"measurement {group.measurement[:64]!r}")
         for key, value in group.tags.items():
-            if not _TAG.match(key) or key in _RESERVED_TAGS:
+            if key not in tag_keys and not _valid_tag_key(key):
                 raise Rejected("bad_name", f"tag key {key[:64]!r}")
             if len(value) > 256:
                 raise Rejected("bad_value", f"tag {key} value longer than 256")
         for f in group.fields:
-            if not _NAME.match(f.name):
-                raise Rejected("bad_name", f"field {f.name[:64]!r}")
-            _check_value(f.kind, f.value, f.name)
+            name, kind, value = f.name, f.kind, f.value
+            if name not in names and not _valid_name(name):
+                raise Rejected("bad_name", f"field {name[:64]!r}")
+            t = type(value)
+            if kind is _COUNTER:
+                if t is not int or value < 0 or value > UINT64_MAX:  # type: ignore[operator]
+                    _check_value(kind, value, name)
+            elif kind is _GAUGE:
+                # x - x is 0.0 for a finite float, nan for inf and nan
+                if t is not float and t is not int or t is float and value - value != 0.0:  # type: ignore[operator]
+                    _check_value(kind, value, name)
+            elif kind is _STATE:
+                if t is not int or not -INT64_MAX <= value <= INT64_MAX:  # type: ignore[operator]
+                    _check_value(kind, value, name)
+            elif t is not str or len(value) > 4096:  # type: ignore[arg-type]
+                _check_value(kind, value, name)
     for key, count in ss.errors.items():
         if not _NAME.match(key) or not 0 <= count <= INT64_MAX:
             raise Rejected("bad_value", f"errors[{key[:64]!r}]")
     return ss
 
 
+# Names (measurements, fields, tag keys) come from profiles: a small vocabulary repeated in
+# every message. Once one passed its regular expression it is remembered; the sets are bounded
+# so that a sender inventing names cannot grow them without limit.
+_MAX_REMEMBERED = 10_000
+_valid_names: set[str] = set()
+_valid_tag_keys: set[str] = set()
+_COUNTER, _GAUGE, _STATE = Kind.COUNTER, Kind.GAUGE, Kind.STATE
+
+
+def _valid_name(name: str) -> bool:
+    if not _NAME.match(name):
+        return False
+    if len(_valid_names) < _MAX_REMEMBERED:
+        _valid_names.add(name)
+    return True
+
+
+def _valid_tag_key(key: str) -> bool:
+    if not _TAG.match(key) or key in _RESERVED_TAGS:
+        return False
+    if len(_valid_tag_keys) < _MAX_REMEMBERED:
+        _valid_tag_keys.add(key)
+    return True
+
+
 def _check_value(kind: Kind, value: object, name: str) -> None:
+    """The complete check of one value, and the reason it is refused (the hot loop above calls
+    it only for values its quick tests did not pass)."""
     if kind is Kind.INFO:
         if not isinstance(value, str) or len(value) > 4096:
             raise Rejected("bad_value", f"{name}: info must be a string of at most 4096")
