@@ -40,35 +40,44 @@ class TlsConfig(StrictModel):
         return self
 
 
-class BrokerConfig(StrictModel):
-    host: str = "127.0.0.1"
-    port: int = pydantic.Field(1883, ge=1, le=65535)
-    client_id: str | None = None
-    keepalive: int = pydantic.Field(30, ge=5, le=3600)
-    tls: TlsConfig | None = None
+class MqttLogin(StrictModel):
+    """Username and a password from a file or an environment variable (agent and collector)."""
+
     username: str | None = None
     password_file: Path | None = None
     password_env: str | None = None
-    reconnect_min: Seconds = 1.0
-    reconnect_max: Seconds = 60.0
 
     _password: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
 
     @pydantic.model_validator(mode="after")
-    def _secrets(self) -> BrokerConfig:
+    def _secrets(self) -> MqttLogin:
         if self.password_file is not None and self.password_env is not None:
             raise ValueError("give password_file or password_env, not both")
         secret = read_secret(file=self.password_file, env=self.password_env, what="password")
         if secret is not None and self.username is None:
             raise ValueError("a password needs a username")
         self._password = pydantic.SecretStr(secret) if secret is not None else None
-        if self.reconnect_min > self.reconnect_max:
-            raise ValueError("reconnect_min must not exceed reconnect_max")
         return self
 
     @property
     def password(self) -> str | None:
         return self._password.get_secret_value() if self._password else None
+
+
+class BrokerConfig(MqttLogin):
+    host: str = "127.0.0.1"
+    port: int = pydantic.Field(1883, ge=1, le=65535)
+    client_id: str | None = None
+    keepalive: int = pydantic.Field(30, ge=5, le=3600)
+    tls: TlsConfig | None = None
+    reconnect_min: Seconds = 1.0
+    reconnect_max: Seconds = 60.0
+
+    @pydantic.model_validator(mode="after")
+    def _backoff(self) -> BrokerConfig:
+        if self.reconnect_min > self.reconnect_max:
+            raise ValueError("reconnect_min must not exceed reconnect_max")
+        return self
 
 
 class PollSettings(StrictModel):

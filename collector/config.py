@@ -7,40 +7,21 @@ from typing import Annotated
 
 import pydantic
 
-from agent.config import LogConfig, TlsConfig
+from agent.config import LogConfig, MqttLogin, TlsConfig
 from agent.configfile import StrictModel, load_yaml, read_secret, validate
 
 Seconds = Annotated[float, pydantic.Field(gt=0, le=86400 * 365)]
 
 
-class MqttConfig(StrictModel):
+class MqttConfig(MqttLogin):
     host: str = "127.0.0.1"
     port: int = pydantic.Field(1883, ge=1, le=65535)
     client_id: str = pydantic.Field("pantau-collector", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     keepalive: int = pydantic.Field(30, ge=5, le=3600)
     tls: TlsConfig | None = None
-    username: str | None = None
-    password_file: Path | None = None
-    password_env: str | None = None
     shared_group: str | None = pydantic.Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     receive_maximum: int = pydantic.Field(1000, ge=1, le=65535)
     session_expiry: Seconds = 7 * 86400.0
-
-    _password: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
-
-    @pydantic.model_validator(mode="after")
-    def _secrets(self) -> MqttConfig:
-        if self.password_file is not None and self.password_env is not None:
-            raise ValueError("give password_file or password_env, not both")
-        secret = read_secret(file=self.password_file, env=self.password_env, what="password")
-        if secret is not None and self.username is None:
-            raise ValueError("a password needs a username")
-        self._password = pydantic.SecretStr(secret) if secret is not None else None
-        return self
-
-    @property
-    def password(self) -> str | None:
-        return self._password.get_secret_value() if self._password else None
 
 
 class InfluxConfig(StrictModel):
