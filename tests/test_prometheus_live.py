@@ -96,7 +96,7 @@ SITE_A_DEVICES = {  # name -> (recording = community, profiles)
 SITE_B_DEVICES = {"gw": ("routeros_rb750gr3", ["system", "if-mib"])}
 GENSET = "himoinsa-gensets"  # arrives with issue 4's recordings; used when present
 if (REPO / "tests" / "data" / "devices" / f"{GENSET}.snmprec").exists():
-    SITE_B_DEVICES["genset"] = (GENSET, ["system", "test-himoinsa-power"])
+    SITE_B_DEVICES["genset"] = (GENSET, ["system", "himoinsa-genset"])  # the shipped profile
 
 # The vendor-neutral names the rules and dashboards assume (docs/alerts.md).
 ASSUMED_NAMES = [
@@ -110,9 +110,6 @@ ASSUMED_NAMES = [
 NOT_IN_RECORDINGS = {
     "pantau_signal_esno_db": "no recording in tests/data/devices reports Es/N0 (the UHP "
                              "terminal reports SNR, the satellite receivers C/N and Eb/N0)",
-    "pantau_power_generator_running": "the only genset recording (Himoinsa) has 'running' as "
-                                      "bit 0 of a status bitmap, which a profile cannot "
-                                      "extract (scale/offset only)",
 }
 if "genset" not in SITE_B_DEVICES:
     NOT_IN_RECORDINGS["pantau_power_fuel_percent"] = (
