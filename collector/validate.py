@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from agent.wire import (
     TOPIC_PREFIX,
@@ -22,6 +24,8 @@ from agent.wire import (
     decode_sample_set,
 )
 from agent.wire import decode_status as _decode_status
+
+T = TypeVar("T")
 
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -56,21 +60,11 @@ def parse_topic(topic: str) -> tuple[str, str, str | None]:
 
 def check_sample_set(topic_site: str, topic_device: str, payload: bytes,
                      max_bytes: int, now_ms: int | None = None) -> SampleSet:
-    if len(payload) > max_bytes:
-        raise Rejected("oversize", f"{len(payload)} bytes > {max_bytes}")
-    try:
-        ss = decode_sample_set(payload, max_inflated=max_bytes * 16, site=topic_site,
-                               device=topic_device)
-    except WireError as exc:
-        raise Rejected(exc.reason, exc.detail) from None
+    ss = _decoded(payload, max_bytes, lambda p: decode_sample_set(
+        p, max_inflated=max_bytes * 16, site=topic_site, device=topic_device))
     # Version 2 checks site and device against the topic while decoding (a CRC-16 of each is
     # in its header); version 1 carries them in full.
-    if ss.site != topic_site:
-        raise Rejected("site_mismatch", f"payload site {ss.site[:64]!r} on topic of site "
-                                        f"{topic_site!r}")
-    if ss.device != topic_device:
-        raise Rejected("device_mismatch", f"payload device {ss.device[:64]!r} on topic of "
-                                          f"device {topic_device!r}")
+    _same_origin("payload", ss.site, ss.device, topic_site, topic_device)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if not MIN_TS_MS <= ss.ts_ms <= now_ms + FUTURE_SLACK_MS:
         raise Rejected("bad_timestamp", f"ts_ms {ss.ts_ms} is implausible")
@@ -154,19 +148,29 @@ def _check_value(kind: Kind, value: object, name: str) -> None:
         raise Rejected("bad_value", f"{name}: gauge must be a finite number")
 
 
-def check_gap(topic_site: str, topic_device: str, payload: bytes, max_bytes: int) -> Gap:
+def _decoded(payload: bytes, max_bytes: int, decode: Callable[[bytes], T]) -> T:
+    """Size limit first, then decode; a wire error becomes a rejection with its reason."""
     if len(payload) > max_bytes:
         raise Rejected("oversize", f"{len(payload)} bytes > {max_bytes}")
     try:
-        gap = decode_gap(payload)
+        return decode(payload)
     except WireError as exc:
         raise Rejected(exc.reason, exc.detail) from None
-    if gap.site != topic_site:
-        raise Rejected("site_mismatch", f"gap for site {gap.site[:64]!r} on topic of site "
+
+
+def _same_origin(what: str, site: str, device: str, topic_site: str, topic_device: str) -> None:
+    """A site may publish only under its own topic: the payload must say the same."""
+    if site != topic_site:
+        raise Rejected("site_mismatch", f"{what} site {site[:64]!r} on topic of site "
                                         f"{topic_site!r}")
-    if gap.device != topic_device:
-        raise Rejected("device_mismatch", f"gap for device {gap.device[:64]!r} on topic of "
+    if device != topic_device:
+        raise Rejected("device_mismatch", f"{what} device {device[:64]!r} on topic of "
                                           f"device {topic_device!r}")
+
+
+def check_gap(topic_site: str, topic_device: str, payload: bytes, max_bytes: int) -> Gap:
+    gap = _decoded(payload, max_bytes, decode_gap)
+    _same_origin("gap for", gap.site, gap.device, topic_site, topic_device)
     if not (0 <= gap.first_seq <= gap.last_seq <= INT64_MAX
             and gap.count == gap.last_seq - gap.first_seq + 1):
         raise Rejected("bad_value", "gap range is inconsistent")
@@ -174,12 +178,7 @@ def check_gap(topic_site: str, topic_device: str, payload: bytes, max_bytes: int
 
 
 def check_status(topic_site: str, payload: bytes, max_bytes: int) -> Status:
-    if len(payload) > max_bytes:
-        raise Rejected("oversize", f"{len(payload)} bytes > {max_bytes}")
-    try:
-        status = _decode_status(payload)
-    except WireError as exc:
-        raise Rejected(exc.reason, exc.detail) from None
+    status = _decoded(payload, max_bytes, _decode_status)
     if status.site != topic_site:
         raise Rejected("site_mismatch", f"status for {status.site[:64]!r} on topic of "
                                         f"{topic_site!r}")

@@ -10,7 +10,7 @@ lacks, including the MIB's 2147483647 "invalid value" sentinel.
 
 from __future__ import annotations
 
-from tests.support.profiles import field_values, poll_recording, values
+from tests.support.profiles import field_values, fields, poll_recording, row
 
 # The profiles of this area: detection must pick exactly the right one of them for each device.
 POWER_PROFILES = {"eltek-enexus", "vertiv-netsure", "delta-orion", "huawei-smu", "apc-ups",
@@ -27,13 +27,7 @@ def poll(tmp_path, snmpsim, community: str, profile: str):
 
 def scalars(ss, measurement: str = "power") -> dict[str, object]:
     """The untagged (scalar) fields of one measurement."""
-    return {f: v for (m, tags, f), v in values(ss).items() if m == measurement and not tags}
-
-
-def row(ss, measurement: str, **tags: str) -> dict[str, object]:
-    """Fields of the rows of `measurement` whose tags include `tags`."""
-    want = set(tags.items())
-    return {f: v for (m, t, f), v in values(ss).items() if m == measurement and want <= set(t)}
+    return fields(ss, measurement)
 
 
 def test_eltek_enexus(tmp_path, snmpsim):

@@ -9,7 +9,7 @@ UPS on battery with alarms present, and sentinel readings that must give no valu
 
 from __future__ import annotations
 
-from tests.support.profiles import field_values, poll_recording, values
+from tests.support.profiles import field_values, fields, poll_recording, row, values
 
 STANDARD = {"ups-mib", "host-resources"}
 
@@ -23,12 +23,7 @@ def poll(tmp_path, snmpsim, community: str, profile: str, **kw):
 
 
 def scalars(ss, measurement: str) -> dict[str, object]:
-    return {f: v for (m, tags, f), v in values(ss).items() if m == measurement and not tags}
-
-
-def row(ss, measurement: str, **tags: str) -> dict[str, object]:
-    want = set(tags.items())
-    return {f: v for (m, t, f), v in values(ss).items() if m == measurement and want <= set(t)}
+    return fields(ss, measurement)
 
 
 def test_ups_mib_generex(tmp_path, snmpsim):

@@ -8,14 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.profiles import field_values, poll_recording, values
+from tests.support.profiles import field_values, fields, poll_recording, values
 from tests.support.servers import SnmpSim
-
-
-def fields(ss, measurement: str = "signal", **tags: str) -> dict[str, object]:
-    """The fields of the one group with exactly these tags."""
-    want = tuple(sorted(tags.items()))
-    return {n: v for (m, t, n), v in values(ss).items() if m == measurement and t == want}
 
 
 def test_uhp_terminal(tmp_path: Path, snmpsim: SnmpSim) -> None:

@@ -53,3 +53,15 @@ def field_values(ss: SampleSet, measurement: str, name: str) -> dict[tuple[tuple
                                                                         object]:
     """{sorted tags: value} of one field across rows."""
     return {tags: v for (m, tags, n), v in values(ss).items() if m == measurement and n == name}
+
+
+def fields(ss: SampleSet, measurement: str = "signal", **tags: str) -> dict[str, object]:
+    """The fields of the one group with exactly these tags (none: the untagged scalars)."""
+    want = tuple(sorted(tags.items()))
+    return {n: v for (m, t, n), v in values(ss).items() if m == measurement and t == want}
+
+
+def row(ss: SampleSet, measurement: str, **tags: str) -> dict[str, object]:
+    """Fields of the rows of `measurement` whose tags include `tags`."""
+    want = set(tags.items())
+    return {f: v for (m, t, f), v in values(ss).items() if m == measurement and want <= set(t)}
