@@ -39,7 +39,22 @@ class PrometheusError(RuntimeError):
     """Prometheus answered with an error (bad query, HTTP error)."""
 
 
-class Prometheus(_Server):
+class _ReadyServer(_Server):
+    """Prometheus and Alertmanager both answer /-/ready once they serve."""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _ready(self) -> bool:
+        try:
+            with _OPENER.open(f"{self.url}/-/ready", timeout=0.5) as resp:
+                return int(resp.status) == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+
+class Prometheus(_ReadyServer):
     """Prometheus scraping `targets` ({job: ["host:port", ...]}) and evaluating `rule_files`."""
 
     name = "prometheus"
@@ -64,10 +79,6 @@ class Prometheus(_Server):
         self.evaluation_interval = evaluation_interval
         self.config_path = self.workdir / "prometheus.yml"
         self.data_dir = self.workdir / "data"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def _prepare(self) -> None:
         rules_dir = self.workdir / "rules"
@@ -103,13 +114,6 @@ class Prometheus(_Server):
             "--storage.tsdb.retention.time=1d",
             "--log.level=warn",
         ]
-
-    def _ready(self) -> bool:
-        try:
-            with _OPENER.open(f"{self.url}/-/ready", timeout=0.5) as resp:
-                return int(resp.status) == 200
-        except (OSError, urllib.error.URLError):
-            return False
 
     # HTTP API ---------------------------------------------------------------------------------
     def api(self, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:
@@ -178,7 +182,7 @@ class Prometheus(_Server):
         return found[0]
 
 
-class Alertmanager(_Server):
+class Alertmanager(_ReadyServer):
     """Alertmanager with a given config file, alone (no cluster), data in workdir."""
 
     name = "alertmanager"
@@ -193,10 +197,6 @@ class Alertmanager(_Server):
         return Path(cls.binary).is_file() or shutil.which(Path(cls.binary).name) is not None
 
     @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
@@ -209,13 +209,6 @@ class Alertmanager(_Server):
             "--cluster.listen-address=",
             "--log.level=warn",
         ]
-
-    def _ready(self) -> bool:
-        try:
-            with _OPENER.open(f"{self.url}/-/ready", timeout=0.5) as resp:
-                return int(resp.status) == 200
-        except (OSError, urllib.error.URLError):
-            return False
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every alert Alertmanager holds, with status.state (active, suppressed) and
