@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.configfile import ConfigError
+from pantau.settings import ConfigError
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -27,15 +27,17 @@ def _load(path: Path) -> AgentConfig:
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     profiles = sorted({p.name for d in cfg.devices for p in d.profiles})
-    print(f"{cfg.path}: ok: site {cfg.site}, {len(cfg.devices)} device(s), "
-          f"profiles: {', '.join(profiles)}")
+    print(
+        f"{cfg.path}: ok: site {cfg.site}, {len(cfg.devices)} device(s), "
+        f"profiles: {', '.join(profiles)}"
+    )
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agent.logs import setup_logging
     from agent.outbox import OutboxError
     from agent.service import Agent, open_outbox
+    from pantau.logs import setup_logging
 
     cfg = _load(args.config)
     setup_logging(cfg.log.level, cfg.log.format)
@@ -85,8 +87,15 @@ def cmd_discover(args: argparse.Namespace) -> int:
     snmp: dict[str, object] = {"version": args.snmp_version}
     if args.snmp_version == "3":
         snmp["user"] = args.user
-        for key in ("auth_protocol", "auth_key_file", "auth_key_env", "priv_protocol",
-                    "priv_key_file", "priv_key_env", "context"):
+        for key in (
+            "auth_protocol",
+            "auth_key_file",
+            "auth_key_env",
+            "priv_protocol",
+            "priv_key_file",
+            "priv_key_env",
+            "context",
+        ):
             value = getattr(args, key)
             if value is not None:
                 snmp[key] = str(value)
@@ -95,8 +104,14 @@ def cmd_discover(args: argparse.Namespace) -> int:
             value = getattr(args, key)
             if value is not None:
                 snmp[key] = str(value)
-    cfg = build_config(args.host, args.port, snmp, timeout=args.timeout, retries=args.retries,
-                       profile_files=args.profiles_file or [])
+    cfg = build_config(
+        args.host,
+        args.port,
+        snmp,
+        timeout=args.timeout,
+        retries=args.retries,
+        profile_files=args.profiles_file or [],
+    )
     result, profiles, sys_object_id, sys_descr = asyncio.run(discover(cfg))
     if args.json:
         doc = result.as_json()
@@ -125,8 +140,9 @@ def _discover_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--context")
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--retries", type=int, default=1)
-    p.add_argument("--profiles-file", type=Path, action="append",
-                   help="extra profile file(s) to consider")
+    p.add_argument(
+        "--profiles-file", type=Path, action="append", help="extra profile file(s) to consider"
+    )
     p.add_argument("--json", action="store_true")
 
 
@@ -134,9 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pantau-agent", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pantau-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("run", "poll devices and publish to the broker"),
-                           ("check-config", "validate the config and exit"),
-                           ("probe", "poll once and print what each device answers")):
+    for name, helptext in (
+        ("run", "poll devices and publish to the broker"),
+        ("check-config", "validate the config and exit"),
+        ("probe", "poll once and print what each device answers"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--config", "-c", type=Path, required=True)
         if name == "probe":
@@ -144,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--json", action="store_true", help="machine-readable output")
     _discover_parser(sub)
     args = parser.parse_args(argv)
-    handler = {"run": cmd_run, "check-config": cmd_check_config, "probe": cmd_probe,
-               "discover": cmd_discover}
+    handler = {
+        "run": cmd_run,
+        "check-config": cmd_check_config,
+        "probe": cmd_probe,
+        "discover": cmd_discover,
+    }
     try:
         return handler[args.command](args)
     except ConfigError as exc:

@@ -12,56 +12,25 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from agent.configfile import ConfigError, StrictModel, load_yaml, read_secret, validate
 from agent.icmp import PingSettings
-from agent.profile import Profile, builtin_profiles, load_profile_file
+from agent.profiles.model import Profile, builtin_profiles, load_profile_file
+from pantau.settings import (
+    ConfigError,
+    LogConfig,
+    MqttLogin,
+    Secret,
+    StrictModel,
+    TlsConfig,
+    load_yaml,
+    read_secret,
+    validate,
+)
+from pantau.wire import IDENTIFIER
 
-Identifier = Annotated[
-    str, pydantic.StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-]
+Identifier = Annotated[str, pydantic.StringConstraints(pattern=IDENTIFIER.pattern)]
 """Site and device names: they become MQTT topic levels and tag values, so no '/', '+', '#'."""
 
 Seconds = Annotated[float, pydantic.Field(gt=0, le=86400)]
-
-
-class TlsConfig(StrictModel):
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-    @pydantic.model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        for label, path in (("ca_file", self.ca_file), ("cert_file", self.cert_file),
-                            ("key_file", self.key_file)):
-            if path is not None and not path.is_file():
-                raise ValueError(f"{label}: no such file: {path}")
-        return self
-
-
-class MqttLogin(StrictModel):
-    """Username and a password from a file or an environment variable (agent and collector)."""
-
-    username: str | None = None
-    password_file: Path | None = None
-    password_env: str | None = None
-
-    _password: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
-
-    @pydantic.model_validator(mode="after")
-    def _secrets(self) -> MqttLogin:
-        if self.password_file is not None and self.password_env is not None:
-            raise ValueError("give password_file or password_env, not both")
-        secret = read_secret(file=self.password_file, env=self.password_env, what="password")
-        if secret is not None and self.username is None:
-            raise ValueError("a password needs a username")
-        self._password = pydantic.SecretStr(secret) if secret is not None else None
-        return self
-
-    @property
-    def password(self) -> str | None:
-        return self._password.get_secret_value() if self._password else None
 
 
 class BrokerConfig(MqttLogin):
@@ -91,7 +60,7 @@ class PollSettings(StrictModel):
     bulk: bool | None = None
     deadline: Seconds | None = None
     ping: bool | None = None  # ICMP echo alongside each poll (RTT and loss)
-    fast_snmp: bool | None = None  # v1/v2c through agent.snmp_fast (falls back to pysnmp)
+    fast_snmp: bool | None = None  # v1/v2c through agent.snmp.fast (falls back to pysnmp)
 
 
 class Defaults(PollSettings):
@@ -111,8 +80,9 @@ class Defaults(PollSettings):
 
 
 AuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
-PrivProtocol = Literal["DES", "3DES", "AES", "AES-128", "AES-192", "AES-256", "AES-192-C",
-                       "AES-256-C"]
+PrivProtocol = Literal[
+    "DES", "3DES", "AES", "AES-128", "AES-192", "AES-256", "AES-192-C", "AES-256-C"
+]
 
 
 class SnmpConfig(StrictModel):
@@ -131,9 +101,9 @@ class SnmpConfig(StrictModel):
     priv_key_env: str | None = None
     context: str = ""
 
-    _community: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
-    _auth_key: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
-    _priv_key: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
+    _community: Secret | None = pydantic.PrivateAttr(None)
+    _auth_key: Secret | None = pydantic.PrivateAttr(None)
+    _priv_key: Secret | None = pydantic.PrivateAttr(None)
 
     @pydantic.field_validator("version", mode="before")
     @classmethod
@@ -142,20 +112,31 @@ class SnmpConfig(StrictModel):
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> SnmpConfig:
-        v3_keys = [k for k in ("user", "auth_protocol", "auth_key_file", "auth_key_env",
-                               "priv_protocol", "priv_key_file", "priv_key_env")
-                   if getattr(self, k) is not None]
-        community_keys = [k for k in ("community", "community_file", "community_env")
-                          if getattr(self, k) is not None]
+        v3_keys = [
+            k
+            for k in (
+                "user",
+                "auth_protocol",
+                "auth_key_file",
+                "auth_key_env",
+                "priv_protocol",
+                "priv_key_file",
+                "priv_key_env",
+            )
+            if getattr(self, k) is not None
+        ]
+        community_keys = [
+            k
+            for k in ("community", "community_file", "community_env")
+            if getattr(self, k) is not None
+        ]
         if self.version in ("1", "2c"):
             if v3_keys:
                 raise ValueError(f"{', '.join(v3_keys)}: only for version 3")
             if len(community_keys) > 1:
                 raise ValueError("give one of community, community_file, community_env")
-            secret = read_secret(file=self.community_file, env=self.community_env,
-                                 what="community")
-            self._community = pydantic.SecretStr(secret if secret is not None
-                                                 else self.community or "public")
+            secret = read_secret(file=self.community_file, env=self.community_env, what="community")
+            self._community = secret if secret is not None else Secret(self.community or "public")
             return self
         if community_keys:
             raise ValueError(f"{', '.join(community_keys)}: not used by version 3")
@@ -164,31 +145,33 @@ class SnmpConfig(StrictModel):
         auth = read_secret(file=self.auth_key_file, env=self.auth_key_env, what="auth key")
         priv = read_secret(file=self.priv_key_file, env=self.priv_key_env, what="priv key")
         if (auth is None) != (self.auth_protocol is None):
-            raise ValueError("auth_protocol and an auth key (auth_key_file/auth_key_env) go "
-                             "together")
+            raise ValueError(
+                "auth_protocol and an auth key (auth_key_file/auth_key_env) go together"
+            )
         if (priv is None) != (self.priv_protocol is None):
-            raise ValueError("priv_protocol and a priv key (priv_key_file/priv_key_env) go "
-                             "together")
+            raise ValueError(
+                "priv_protocol and a priv key (priv_key_file/priv_key_env) go together"
+            )
         if priv is not None and auth is None:
             raise ValueError("privacy needs authentication (authPriv)")
         for label, key in (("auth key", auth), ("priv key", priv)):
-            if key is not None and len(key) < 8:
+            if key is not None and len(key.reveal()) < 8:
                 raise ValueError(f"{label} must be at least 8 characters (RFC 3414)")
-        self._auth_key = pydantic.SecretStr(auth) if auth else None
-        self._priv_key = pydantic.SecretStr(priv) if priv else None
+        self._auth_key = auth
+        self._priv_key = priv
         return self
 
     @property
     def community_value(self) -> str:
-        return self._community.get_secret_value() if self._community else "public"
+        return self._community.reveal() if self._community else "public"
 
     @property
     def auth_key(self) -> str | None:
-        return self._auth_key.get_secret_value() if self._auth_key else None
+        return self._auth_key.reveal() if self._auth_key else None
 
     @property
     def priv_key(self) -> str | None:
-        return self._priv_key.get_secret_value() if self._priv_key else None
+        return self._priv_key.reveal() if self._priv_key else None
 
 
 DEFAULT_PROFILES = ["system", "if-mib"]
@@ -229,11 +212,6 @@ class OutboxConfig(StrictModel):
     backfill_rate: int = pydantic.Field(0, ge=0)  # bytes/s for the backlog; 0 = unlimited
     heartbeat: Seconds = 60.0
     shutdown_timeout: Seconds = 5.0
-
-
-class LogConfig(StrictModel):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["text", "json"] = "text"
 
 
 class AgentFile(StrictModel):
@@ -286,8 +264,12 @@ class AgentConfig(StrictModel):
         return self.broker.client_id or f"pantau-agent-{self.site}"
 
 
-def _merge(device: DeviceConfig, defaults: Defaults, profiles: tuple[Profile, ...],
-           candidates: tuple[Profile, ...]) -> Device:
+def _merge(
+    device: DeviceConfig,
+    defaults: Defaults,
+    profiles: tuple[Profile, ...],
+    candidates: tuple[Profile, ...],
+) -> Device:
     def pick(key: str) -> object:
         value = getattr(device, key)
         return getattr(defaults, key) if value is None else value
@@ -318,8 +300,9 @@ def _merge(device: DeviceConfig, defaults: Defaults, profiles: tuple[Profile, ..
 
 
 def _ping(defaults: Defaults) -> PingSettings:
-    return PingSettings(count=defaults.ping_count, interval=defaults.ping_interval,
-                        timeout=defaults.ping_timeout)
+    return PingSettings(
+        count=defaults.ping_count, interval=defaults.ping_interval, timeout=defaults.ping_timeout
+    )
 
 
 def load_agent_config(path: Path) -> AgentConfig:
@@ -334,8 +317,9 @@ def load_agent_config(path: Path) -> AgentConfig:
             for profile in load_profile_file(file):
                 known[profile.name] = profile
         except ConfigError as exc:
-            errors.append(f"{path}:{lines.line(('profile_files', i))}: profile_files[{i}]: "
-                          f"{file} is invalid:")
+            errors.append(
+                f"{path}:{lines.line(('profile_files', i))}: profile_files[{i}]: {file} is invalid:"
+            )
             errors.extend("  " + e for e in exc.errors)
     for profile in doc.profiles:
         known[profile.name] = profile
@@ -343,37 +327,61 @@ def load_agent_config(path: Path) -> AgentConfig:
     seen: set[str] = set()
     for i, dev in enumerate(doc.devices):
         if dev.name in seen:
-            errors.append(f"{path}:{lines.line(('devices', i, 'name'))}: devices[{i}].name: "
-                          f"duplicate device names: {dev.name}")
+            errors.append(
+                f"{path}:{lines.line(('devices', i, 'name'))}: devices[{i}].name: "
+                f"duplicate device names: {dev.name}"
+            )
         seen.add(dev.name)
         resolved = []
         auto = dev.profiles is None
-        names = [("profiles", j, n) for j, n in enumerate(DEFAULT_PROFILES if auto
-                                                           else dev.profiles or [])]
+        names = [
+            ("profiles", j, n)
+            for j, n in enumerate(DEFAULT_PROFILES if auto else dev.profiles or [])
+        ]
         names += [("extra_profiles", j, n) for j, n in enumerate(dev.extra_profiles)]
         for key, j, name in names:
             if name not in known:
                 hint = ", ".join(sorted(known))
-                errors.append(f"{path}:{lines.line(('devices', i, key, j))}: "
-                              f"devices[{i}].{key}[{j}]: unknown profile {name!r} "
-                              f"(known: {hint})")
+                errors.append(
+                    f"{path}:{lines.line(('devices', i, key, j))}: "
+                    f"devices[{i}].{key}[{j}]: unknown profile {name!r} "
+                    f"(known: {hint})"
+                )
             elif known[name] not in resolved:
                 resolved.append(known[name])
-        candidates = tuple(p for p in known.values() if p.match is not None
-                           and p not in resolved) if auto else ()
+        candidates = (
+            tuple(p for p in known.values() if p.match is not None and p not in resolved)
+            if auto
+            else ()
+        )
         if dev.enabled:
             devices.append(_merge(dev, doc.defaults, tuple(resolved), candidates))
     for i, target in enumerate(doc.ping_targets):
         if target.name in seen:
-            errors.append(f"{path}:{lines.line(('ping_targets', i, 'name'))}: "
-                          f"ping_targets[{i}].name: {target.name} is also a device name")
+            errors.append(
+                f"{path}:{lines.line(('ping_targets', i, 'name'))}: "
+                f"ping_targets[{i}].name: {target.name} is also a device name"
+            )
         seen.add(target.name)
         interval = target.interval or doc.defaults.interval
-        devices.append(Device(name=target.name, host=target.host, port=0, snmp=SnmpConfig(),
-                              profiles=(), interval=interval, timeout=doc.defaults.timeout,
-                              retries=0, max_repetitions=1, max_varbinds=1, bulk=False,
-                              deadline=min(interval, doc.defaults.deadline or interval * 0.9),
-                              snmp_enabled=False, ping=_ping(doc.defaults)))
+        devices.append(
+            Device(
+                name=target.name,
+                host=target.host,
+                port=0,
+                snmp=SnmpConfig(),
+                profiles=(),
+                interval=interval,
+                timeout=doc.defaults.timeout,
+                retries=0,
+                max_repetitions=1,
+                max_varbinds=1,
+                bulk=False,
+                deadline=min(interval, doc.defaults.deadline or interval * 0.9),
+                snmp_enabled=False,
+                ping=_ping(doc.defaults),
+            )
+        )
     if errors:
         raise ConfigError(errors)
     if not devices:
@@ -381,8 +389,13 @@ def load_agent_config(path: Path) -> AgentConfig:
     outbox = doc.outbox
     if not outbox.path.is_absolute():
         outbox = outbox.model_copy(update={"path": path.parent / outbox.path})
-    return AgentConfig(path=path, site=doc.site, broker=doc.broker,
-                       concurrency=doc.defaults.concurrency, jitter=doc.defaults.jitter,
-                       devices=tuple(devices), outbox=outbox, log=doc.log)
-
-
+    return AgentConfig(
+        path=path,
+        site=doc.site,
+        broker=doc.broker,
+        concurrency=doc.defaults.concurrency,
+        jitter=doc.defaults.jitter,
+        devices=tuple(devices),
+        outbox=outbox,
+        log=doc.log,
+    )

@@ -17,25 +17,45 @@ from agent.config import AgentConfig, load_agent_config
 from agent.probe import ProbeResult, probe
 
 
-def build_config(host: str, port: int, snmp: dict[str, Any], *, timeout: float,
-                 retries: int, profile_files: list[Path]) -> AgentConfig:
+def build_config(
+    host: str,
+    port: int,
+    snmp: dict[str, Any],
+    *,
+    timeout: float,
+    retries: int,
+    profile_files: list[Path],
+) -> AgentConfig:
     """A one-device config with detection on, validated like any other."""
-    doc = {"site": "discover", "devices": [{"name": "device", "host": host, "port": port,
-                                            "timeout": timeout, "retries": retries,
-                                            "snmp": snmp}],
-           "profile_files": [str(p.resolve()) for p in profile_files]}
+    doc = {
+        "site": "discover",
+        "devices": [
+            {
+                "name": "device",
+                "host": host,
+                "port": port,
+                "timeout": timeout,
+                "retries": retries,
+                "snmp": snmp,
+            }
+        ],
+        "profile_files": [str(p.resolve()) for p in profile_files],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "discover.yaml"
         path.write_text(yaml.safe_dump(doc))
         return load_agent_config(path)
 
 
-def explain(result: ProbeResult, plan_profiles: tuple[str, ...], sys_object_id: str,
-            sys_descr: str) -> str:
+def explain(
+    result: ProbeResult, plan_profiles: tuple[str, ...], sys_object_id: str, sys_descr: str
+) -> str:
     device = result.device
-    lines = [f"device      {device.host}:{device.port}",
-             f"sysObjectID {sys_object_id or '(none)'}",
-             f"sysDescr    {sys_descr or '(none)'}"]
+    lines = [
+        f"device      {device.host}:{device.port}",
+        f"sysObjectID {sys_object_id or '(none)'}",
+        f"sysDescr    {sys_descr or '(none)'}",
+    ]
     fixed = {p.name for p in device.profiles}
     for profile in (*device.profiles, *device.candidates):
         if profile.name not in plan_profiles:
@@ -52,7 +72,10 @@ def explain(result: ProbeResult, plan_profiles: tuple[str, ...], sys_object_id: 
 
 async def discover(cfg: AgentConfig) -> tuple[ProbeResult, tuple[str, ...], str, str]:
     (result,) = await probe(cfg, list(cfg.devices))
-    values = {f.name: f.value for g in result.sample_set.groups if g.measurement == "system"
-              for f in g.fields}
-    return (result, result.profiles, str(values.get("object_id", "")),
-            str(values.get("descr", "")))
+    values = {
+        f.name: f.value
+        for g in result.sample_set.groups
+        if g.measurement == "system"
+        for f in g.fields
+    }
+    return (result, result.profiles, str(values.get("object_id", "")), str(values.get("descr", "")))

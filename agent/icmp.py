@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from icmplib import ICMPLibError, SocketPermissionError, async_ping
 
-from agent.wire import Field, Group, Kind
+from pantau.wire import Field, Group, Kind
 
 log = logging.getLogger("pantau.agent.icmp")
 MEASUREMENT = "icmp"
@@ -33,28 +33,37 @@ class Pinger:
     async def ping(self, host: str, settings: PingSettings) -> Group | None:
         """An `icmp` group (sent, received, loss_ratio, and RTTs if any reply), or None if
         ICMP cannot be used at all here (then it is logged once)."""
-        for privileged in ([self._privileged] if self._privileged is not None
-                           else [False, True]):
+        for privileged in [self._privileged] if self._privileged is not None else [False, True]:
             try:
-                result = await async_ping(host, count=settings.count,
-                                          interval=settings.interval,
-                                          timeout=settings.timeout, privileged=privileged)
+                result = await async_ping(
+                    host,
+                    count=settings.count,
+                    interval=settings.interval,
+                    timeout=settings.timeout,
+                    privileged=privileged,
+                )
             except SocketPermissionError:
                 continue
             except ICMPLibError as exc:  # name lookup failure, bad address
                 log.warning("ping failed host=%s error=%s", host, exc)
                 return None
             self._privileged = privileged
-            fields = [Field("sent", Kind.GAUGE, result.packets_sent),
-                      Field("received", Kind.GAUGE, result.packets_received),
-                      Field("loss_ratio", Kind.GAUGE, round(result.packet_loss, 4))]
+            fields = [
+                Field("sent", Kind.GAUGE, result.packets_sent),
+                Field("received", Kind.GAUGE, result.packets_received),
+                Field("loss_ratio", Kind.GAUGE, round(result.packet_loss, 4)),
+            ]
             if result.packets_received:
-                fields += [Field("rtt_seconds", Kind.GAUGE, round(result.avg_rtt / 1000, 6)),
-                           Field("rtt_min_seconds", Kind.GAUGE, round(result.min_rtt / 1000, 6)),
-                           Field("rtt_max_seconds", Kind.GAUGE, round(result.max_rtt / 1000, 6))]
+                fields += [
+                    Field("rtt_seconds", Kind.GAUGE, round(result.avg_rtt / 1000, 6)),
+                    Field("rtt_min_seconds", Kind.GAUGE, round(result.min_rtt / 1000, 6)),
+                    Field("rtt_max_seconds", Kind.GAUGE, round(result.max_rtt / 1000, 6)),
+                ]
             return Group(MEASUREMENT, {}, fields)
         if self._privileged is None:
-            log.error("ICMP is not available: allow unprivileged ICMP "
-                      "(sysctl net.ipv4.ping_group_range) or grant CAP_NET_RAW; pings are off")
+            log.error(
+                "ICMP is not available: allow unprivileged ICMP "
+                "(sysctl net.ipv4.ping_group_range) or grant CAP_NET_RAW; pings are off"
+            )
             self._privileged = False
         return None

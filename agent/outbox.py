@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.logs import RateLimitedLog
+from pantau.logs import RateLimitedLog
 
 log = logging.getLogger("pantau.agent.outbox")
 
@@ -90,8 +90,15 @@ GapEncoder = Callable[[Dropped], tuple[str, bytes]]
 class Outbox:
     """Use as `with Outbox(path, ...) as box:`; all methods run on the event loop's thread."""
 
-    def __init__(self, path: Path, *, max_bytes: int, max_age_s: float,
-                 gap_encoder: GapEncoder | None = None, ack_batch_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int,
+        max_age_s: float,
+        gap_encoder: GapEncoder | None = None,
+        ack_batch_s: float = 0.5,
+    ) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
@@ -116,25 +123,34 @@ class Outbox:
 
     def open(self) -> Outbox:
         if self.path.parent.exists() and not self.path.parent.is_dir():
-            raise OutboxError(f"cannot open outbox {self.path}: {self.path.parent} is not a "
-                              "directory")
+            raise OutboxError(
+                f"cannot open outbox {self.path}: {self.path.parent} is not a directory"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not os.access(self.path.parent, os.W_OK):
-                raise OutboxError(f"outbox directory {self.path.parent} is not writable "
-                                  f"(running as uid {os.getuid()})")
+                raise OutboxError(
+                    f"outbox directory {self.path.parent} is not writable "
+                    f"(running as uid {os.getuid()})"
+                )
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
             self._db = db
             self._bytes, self._count = db.execute(
-                "SELECT coalesce(sum(length(payload)), 0), count(*) FROM outbox").fetchone()
+                "SELECT coalesce(sum(length(payload)), 0), count(*) FROM outbox"
+            ).fetchone()
             self._seq = dict(db.execute("SELECT device, last FROM sequences"))
-            self._newest = dict(db.execute("SELECT device, max(id) FROM outbox WHERE kind=? "
-                                           "GROUP BY device", (KIND_SAMPLES,)))
-            self._gaps = db.execute("SELECT count(*) FROM outbox WHERE kind=?",
-                                    (KIND_GAP,)).fetchone()[0]
+            self._newest = dict(
+                db.execute(
+                    "SELECT device, max(id) FROM outbox WHERE kind=? GROUP BY device",
+                    (KIND_SAMPLES,),
+                )
+            )
+            self._gaps = db.execute(
+                "SELECT count(*) FROM outbox WHERE kind=?", (KIND_GAP,)
+            ).fetchone()[0]
             row = db.execute("SELECT value FROM counters WHERE name='dropped'").fetchone()
             self.dropped_total = int(row[0]) if row else 0
             # A probe write: a full disk or read-only file system fails here, at start.
@@ -144,8 +160,9 @@ class Outbox:
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"cannot open outbox {self.path}: {exc}") from None
         if self._count:
-            log.info("outbox reopened path=%s pending=%d bytes=%d", self.path, self._count,
-                     self._bytes)
+            log.info(
+                "outbox reopened path=%s pending=%d bytes=%d", self.path, self._count, self._bytes
+            )
             self._ready.set()
         return self
 
@@ -182,11 +199,16 @@ class Outbox:
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
-            cur = db.execute("INSERT INTO outbox (kind, device, seq, first, ts_ms, topic, "
-                             "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (KIND_SAMPLES, device, seq, seq, ts_ms, topic, payload))
-            db.execute("INSERT INTO sequences VALUES (?, ?) ON CONFLICT(device) "
-                       "DO UPDATE SET last = max(last, excluded.last)", (device, seq))
+            cur = db.execute(
+                "INSERT INTO outbox (kind, device, seq, first, ts_ms, topic, "
+                "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (KIND_SAMPLES, device, seq, seq, ts_ms, topic, payload),
+            )
+            db.execute(
+                "INSERT INTO sequences VALUES (?, ?) ON CONFLICT(device) "
+                "DO UPDATE SET last = max(last, excluded.last)",
+                (device, seq),
+            )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             db.execute("ROLLBACK") if db.in_transaction else None
@@ -207,8 +229,9 @@ class Outbox:
         victims: list[tuple[int, str, int, int]] = []
         # Oldest first by id (insertion order): stops at the first row within both budgets.
         for item_id, device, seq, size, ts in db.execute(
-            "SELECT id, device, seq, length(payload), ts_ms FROM outbox WHERE kind=? "
-            "ORDER BY id", (KIND_SAMPLES,)):
+            "SELECT id, device, seq, length(payload), ts_ms FROM outbox WHERE kind=? ORDER BY id",
+            (KIND_SAMPLES,),
+        ):
             if excess <= 0 and ts >= cutoff:
                 break
             if item_id in self._claimed:
@@ -226,8 +249,9 @@ class Outbox:
                 if self.gap_encoder is not None:
                     gap_bytes += self._record_gap(drop, now_ms)
             self.dropped_total += len(victims)
-            db.execute("INSERT OR REPLACE INTO counters VALUES ('dropped', ?)",
-                       (self.dropped_total,))
+            db.execute(
+                "INSERT OR REPLACE INTO counters VALUES ('dropped', ?)", (self.dropped_total,)
+            )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             db.execute("ROLLBACK") if db.in_transaction else None
@@ -239,9 +263,15 @@ class Outbox:
         self._backlog.clear()
         self._backlog_cursor = 0
         for drop in drops:
-            self._warn.warning(drop.device, "outbox over budget: dropped device=%s seq=%d..%d "
-                               "count=%d dropped_total=%d", drop.device, drop.first_seq,
-                               drop.last_seq, drop.count, self.dropped_total)
+            self._warn.warning(
+                drop.device,
+                "outbox over budget: dropped device=%s seq=%d..%d count=%d dropped_total=%d",
+                drop.device,
+                drop.first_seq,
+                drop.last_seq,
+                drop.count,
+                self.dropped_total,
+            )
         return drops
 
     def _record_gap(self, drop: Dropped, now_ms: int) -> int:
@@ -250,20 +280,24 @@ class Outbox:
         assert self.gap_encoder is not None
         db = self.db
         for item_id, first, last, size in db.execute(
-                "SELECT id, first, seq, length(payload) FROM outbox WHERE kind=? AND device=? "
-                "ORDER BY id DESC LIMIT 1", (KIND_GAP, drop.device)):
+            "SELECT id, first, seq, length(payload) FROM outbox WHERE kind=? AND device=? "
+            "ORDER BY id DESC LIMIT 1",
+            (KIND_GAP, drop.device),
+        ):
             if item_id not in self._claimed and last + 1 == drop.first_seq:
-                merged = Dropped(drop.device, first, drop.last_seq,
-                                 drop.last_seq - first + 1)
+                merged = Dropped(drop.device, first, drop.last_seq, drop.last_seq - first + 1)
                 topic, payload = self.gap_encoder(merged)
-                db.execute("UPDATE outbox SET seq=?, ts_ms=?, payload=? WHERE id=?",
-                           (merged.last_seq, now_ms, payload, item_id))
+                db.execute(
+                    "UPDATE outbox SET seq=?, ts_ms=?, payload=? WHERE id=?",
+                    (merged.last_seq, now_ms, payload, item_id),
+                )
                 return len(payload) - size
         topic, payload = self.gap_encoder(drop)
-        db.execute("INSERT INTO outbox (kind, device, seq, first, ts_ms, topic, payload) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (KIND_GAP, drop.device, drop.last_seq, drop.first_seq, now_ms, topic,
-                    payload))
+        db.execute(
+            "INSERT INTO outbox (kind, device, seq, first, ts_ms, topic, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (KIND_GAP, drop.device, drop.last_seq, drop.first_seq, now_ms, topic, payload),
+        )
         self._count += 1
         self._gaps += 1
         return len(payload)
@@ -285,24 +319,32 @@ class Outbox:
         self._maybe_flush_acks()
         claimed = self._claimed
         if self._gaps:
-            for row in db.execute("SELECT id, kind, device, seq, topic, payload FROM outbox "
-                                  "WHERE kind=? ORDER BY id LIMIT 64", (KIND_GAP,)):
+            for row in db.execute(
+                "SELECT id, kind, device, seq, topic, payload FROM outbox "
+                "WHERE kind=? ORDER BY id LIMIT 64",
+                (KIND_GAP,),
+            ):
                 if row[0] not in claimed:
                     return self._claim(row, live=False)
         for device, item_id in sorted(self._newest.items(), key=lambda kv: kv[1]):
             if item_id in claimed:
                 continue
-            row = db.execute("SELECT id, kind, device, seq, topic, payload FROM outbox "
-                             "WHERE id=?", (item_id,)).fetchone()
+            row = db.execute(
+                "SELECT id, kind, device, seq, topic, payload FROM outbox WHERE id=?", (item_id,)
+            ).fetchone()
             if row is None:  # dropped over budget
                 del self._newest[device]
                 continue
             return self._claim(row, live=True)
         while backlog:
             if not self._backlog:
-                ids = [r[0] for r in db.execute(
-                    "SELECT id FROM outbox WHERE kind=? AND id>? ORDER BY id LIMIT 256",
-                    (KIND_SAMPLES, self._backlog_cursor))]
+                ids = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT id FROM outbox WHERE kind=? AND id>? ORDER BY id LIMIT 256",
+                        (KIND_SAMPLES, self._backlog_cursor),
+                    )
+                ]
                 if not ids:
                     return None
                 self._backlog.extend(ids)
@@ -310,8 +352,9 @@ class Outbox:
             item_id = self._backlog.popleft()
             if item_id in claimed:
                 continue
-            row = db.execute("SELECT id, kind, device, seq, topic, payload FROM outbox "
-                             "WHERE id=?", (item_id,)).fetchone()
+            row = db.execute(
+                "SELECT id, kind, device, seq, topic, payload FROM outbox WHERE id=?", (item_id,)
+            ).fetchone()
             if row is not None:
                 return self._claim(row, live=False)
         return None
@@ -342,8 +385,9 @@ class Outbox:
             self._ready.set()
 
     def _maybe_flush_acks(self) -> None:
-        if self._acked and (len(self._acked) >= 256 or
-                            time.monotonic() - self._last_ack_flush >= self.ack_batch_s):
+        if self._acked and (
+            len(self._acked) >= 256 or time.monotonic() - self._last_ack_flush >= self.ack_batch_s
+        ):
             self._flush_acks()
 
     def _flush_acks(self) -> None:
@@ -379,14 +423,16 @@ class Outbox:
         pending_from: dict[str, int] = {}
         for device, seq, ts in self.db.execute(
             "SELECT device, min(seq), min(ts_ms) FROM outbox WHERE kind=? GROUP BY device",
-            (KIND_SAMPLES,)):
+            (KIND_SAMPLES,),
+        ):
             pending_from[device] = seq
             oldest = ts if oldest is None else min(oldest, ts)
         if acked:  # rows acked but not yet deleted: recompute exactly
             pending_from = {}
             oldest = None
             for item_id, device, seq, ts in self.db.execute(
-                "SELECT id, device, seq, ts_ms FROM outbox WHERE kind=?", (KIND_SAMPLES,)):
+                "SELECT id, device, seq, ts_ms FROM outbox WHERE kind=?", (KIND_SAMPLES,)
+            ):
                 if item_id in acked:
                     continue
                 pending_from[device] = min(seq, pending_from.get(device, seq))

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from agent.config import Device
 from agent.icmp import Pinger
-from agent.plan import CompiledTable, Converter, Plan, decode_text
-from agent.profile import Profile
+from agent.profiles.model import Profile
+from agent.profiles.plan import CompiledTable, Converter, Plan, decode_text
 from agent.snmp import (
     END_OF_MIB,
     Missing,
@@ -30,7 +30,7 @@ from agent.snmp import (
     takes_fast_path,
 )
 from agent.snmp import Credentials as SnmpCredentials
-from agent.wire import Field, Group, SampleSet
+from pantau.wire import Field, Group, SampleSet
 
 log = logging.getLogger("pantau.agent.poller")
 
@@ -45,12 +45,16 @@ REDETECT_S = 24 * 3600.0
 WRAP_TICKS = 2**32
 
 
-def select_profiles(device: Device, sys_object_id: str, sys_descr: str,
-                    values: dict[str, str] | None = None) -> tuple[Profile, ...]:
+def select_profiles(
+    device: Device, sys_object_id: str, sys_descr: str, values: dict[str, str] | None = None
+) -> tuple[Profile, ...]:
     """The device's fixed profiles plus every candidate whose `match` fits, best first.
     `values`: text answers to the candidates' `match.oid_value` OIDs."""
-    scored = [(p.match.matches(sys_object_id, sys_descr, values), i, p)
-              for i, p in enumerate(device.candidates) if p.match is not None]
+    scored = [
+        (p.match.matches(sys_object_id, sys_descr, values), i, p)
+        for i, p in enumerate(device.candidates)
+        if p.match is not None
+    ]
     chosen = [p for score, _, p in sorted(scored, key=lambda t: (-t[0], t[1])) if score]
     return (*device.profiles, *chosen)
 
@@ -70,8 +74,11 @@ class RebootDetector:
         if uptime is not None and self.uptime is not None and uptime < self.uptime:
             expected = self.uptime + int((now - self.at) * 100)
             wrapped = expected >= WRAP_TICKS and uptime <= expected - WRAP_TICKS + 6000
-            if not wrapped or (engine_time is not None and self.engine_time is not None
-                               and engine_time < self.engine_time):
+            if not wrapped or (
+                engine_time is not None
+                and self.engine_time is not None
+                and engine_time < self.engine_time
+            ):
                 rebooted = True
         elif uptime is None and engine_time is not None and self.engine_time is not None:
             rebooted = engine_time < self.engine_time
@@ -83,7 +90,7 @@ class RebootDetector:
 
 
 def _chunks(items: list[Oid], size: int) -> list[list[Oid]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _multiply(table: CompiledTable, fields: list[Field]) -> list[Field]:
@@ -105,8 +112,14 @@ def _multiply(table: CompiledTable, fields: list[Field]) -> list[Field]:
 class DevicePoller:
     """Polls one device; holds its compiled plan, detection result and anomaly counters."""
 
-    def __init__(self, site: str, device: Device, client: SnmpClient,
-                 next_seq: Callable[[str], int], pinger: Pinger | None = None) -> None:
+    def __init__(
+        self,
+        site: str,
+        device: Device,
+        client: SnmpClient,
+        next_seq: Callable[[str], int],
+        pinger: Pinger | None = None,
+    ) -> None:
         self.site = site
         self._pinger = pinger if device.ping is not None else None
         self.device = device
@@ -120,16 +133,20 @@ class DevicePoller:
         self._session: Session | None = None
         snmp = device.snmp
         self._creds = SnmpCredentials(
-            version=snmp.version, community=snmp.community_value, user=snmp.user or "",
-            auth_protocol=snmp.auth_protocol, auth_key=snmp.auth_key,
-            priv_protocol=snmp.priv_protocol, priv_key=snmp.priv_key, context=snmp.context,
+            version=snmp.version,
+            community=snmp.community_value,
+            user=snmp.user or "",
+            auth_protocol=snmp.auth_protocol,
+            auth_key=snmp.auth_key,
+            priv_protocol=snmp.priv_protocol,
+            priv_key=snmp.priv_key,
+            context=snmp.context,
         )
 
     @property
     def needs_pysnmp(self) -> bool:
         """Whether this device's session goes through pysnmp (SNMPv3, fast path off)."""
-        return self.device.snmp_enabled and not takes_fast_path(self._creds,
-                                                                 self.device.fast_snmp)
+        return self.device.snmp_enabled and not takes_fast_path(self._creds, self.device.fast_snmp)
 
     @property
     def errors(self) -> Counter[str]:
@@ -158,8 +175,11 @@ class DevicePoller:
             reason = "deadline"
         except SnmpError as exc:
             reason = exc.reason
-            if (exc.reason in ("engine", "auth", "timeout") and self._creds.version == "3"
-                    and self._session is not None):
+            if (
+                exc.reason in ("engine", "auth", "timeout")
+                and self._creds.version == "3"
+                and self._session is not None
+            ):
                 # A v3 device that came back with a new engine ID (reset or replaced) is
                 # discovered again on the next poll, without restarting the agent.
                 self._session.forget_engine()
@@ -175,8 +195,11 @@ class DevicePoller:
             if icmp is not None:
                 groups.append(icmp)  # also when SNMP failed: "answers ping, not SNMP"
             if not self.device.snmp_enabled and not reason:
-                replies = next((f.value for f in icmp.fields if f.name == "received"), 0) \
-                    if icmp is not None else 0
+                replies = (
+                    next((f.value for f in icmp.fields if f.name == "received"), 0)
+                    if icmp is not None
+                    else 0
+                )
                 if not replies:
                     reason = "unreachable"
         return SampleSet(
@@ -197,7 +220,11 @@ class DevicePoller:
         if self._session is None:
             d = self.device
             self._session = await self._client.session(
-                d.host, d.port, self._creds, timeout=d.timeout, retries=d.retries,
+                d.host,
+                d.port,
+                self._creds,
+                timeout=d.timeout,
+                retries=d.retries,
                 fast=d.fast_snmp,
             )
         return self._session
@@ -212,9 +239,11 @@ class DevicePoller:
         ident = await session.get(probe)
         uptime = ident.get(SYS_UPTIME)
         engine_time = ident.get(ENGINE_TIME)
-        rebooted = self._reboot.update(uptime if isinstance(uptime, int) else None,
-                                       engine_time if isinstance(engine_time, int) else None,
-                                       time.monotonic())
+        rebooted = self._reboot.update(
+            uptime if isinstance(uptime, int) else None,
+            engine_time if isinstance(engine_time, int) else None,
+            time.monotonic(),
+        )
         if due or (rebooted and self._detect):
             await self._redetect(session, ident)
         groups: list[Group] = []
@@ -226,9 +255,15 @@ class DevicePoller:
         for chunk in _chunks(wanted, self.device.max_varbinds):
             raw.update(await session.get(chunk))
         # Objects the device lacks, where the profile names another place to look.
-        fallbacks = list(dict.fromkeys(
-            v.fallback_oid for v in every if v.fallback_oid is not None
-            and isinstance(raw.get(v.oid, END_OF_MIB), Missing) and v.fallback_oid not in raw))
+        fallbacks = list(
+            dict.fromkeys(
+                v.fallback_oid
+                for v in every
+                if v.fallback_oid is not None
+                and isinstance(raw.get(v.oid, END_OF_MIB), Missing)
+                and v.fallback_oid not in raw
+            )
+        )
         for chunk in _chunks(fallbacks, self.device.max_varbinds):
             raw.update(await session.get(chunk))
         for measurement, tags, values in self.plan.scalars:
@@ -236,8 +271,9 @@ class DevicePoller:
             for spec in values:
                 primary = raw.get(spec.oid, END_OF_MIB)
                 if isinstance(primary, Missing) and spec.fallback_oid is not None:
-                    value = self._conv.value(spec, raw.get(spec.fallback_oid, primary),
-                                             spec.fallback_scale)
+                    value = self._conv.value(
+                        spec, raw.get(spec.fallback_oid, primary), spec.fallback_scale
+                    )
                 else:
                     value = self._conv.value(spec, primary)
                 if value is not None:
@@ -257,18 +293,24 @@ class DevicePoller:
             return  # the device did not say who it is; try again next poll
         self._detected_at = time.monotonic()
         # Candidates recognised by what an object answers: one GET for all of them.
-        probes = sorted({o for p in self.device.candidates if p.match is not None
-                         for o in p.match.oid_value})
+        probes = sorted(
+            {o for p in self.device.candidates if p.match is not None for o in p.match.oid_value}
+        )
         answers: dict[str, str] = {}
         for chunk in _chunks([oid_tuple(o) for o in probes], self.device.max_varbinds):
             for oid, raw in (await session.get(chunk)).items():
                 if not isinstance(raw, Missing):
                     answers[".".join(map(str, oid))] = (
-                        decode_text(raw) if isinstance(raw, bytes) else str(raw))
+                        decode_text(raw) if isinstance(raw, bytes) else str(raw)
+                    )
         profiles = select_profiles(self.device, sys_object_id, sys_descr, answers)
         if tuple(p.name for p in profiles) != self.plan.profiles:
-            log.info("profiles selected device=%s sysObjectID=%s profiles=%s",
-                     self.device.name, sys_object_id, ",".join(p.name for p in profiles))
+            log.info(
+                "profiles selected device=%s sysObjectID=%s profiles=%s",
+                self.device.name,
+                sys_object_id,
+                ",".join(p.name for p in profiles),
+            )
             self.plan = Plan.of(profiles)
 
     async def _table(self, session: Session, table: CompiledTable) -> list[Group]:
@@ -278,12 +320,16 @@ class DevicePoller:
         for col in table.columns:
             indexes.update(dict.fromkeys(walked[col.oid]))
         # Rows that lack a column with a fallback (e.g. no ifHCInOctets): walk the fallbacks.
-        fallback_cols = [c for c in table.columns if c.fallback_oid is not None
-                         and any(i not in walked[c.oid] for i in indexes)]
+        fallback_cols = [
+            c
+            for c in table.columns
+            if c.fallback_oid is not None and any(i not in walked[c.oid] for i in indexes)
+        ]
         fallback: dict[Oid, dict[Oid, SnmpValue]] = {}
         if fallback_cols:
-            fallback = await self.walk(session, [c.fallback_oid for c in fallback_cols
-                                                 if c.fallback_oid is not None])
+            fallback = await self.walk(
+                session, [c.fallback_oid for c in fallback_cols if c.fallback_oid is not None]
+            )
             for c in fallback_cols:
                 assert c.fallback_oid is not None
                 indexes.update(dict.fromkeys(fallback[c.fallback_oid]))
@@ -305,8 +351,9 @@ class DevicePoller:
                 if raw is not None:
                     value = self._conv.value(col, raw)
                 elif col.fallback_oid is not None and index in fallback.get(col.fallback_oid, {}):
-                    value = self._conv.value(col, fallback[col.fallback_oid][index],
-                                             col.fallback_scale)
+                    value = self._conv.value(
+                        col, fallback[col.fallback_oid][index], col.fallback_scale
+                    )
                 else:
                     continue
                 if value is not None:
@@ -315,14 +362,18 @@ class DevicePoller:
                 fields = _multiply(table, fields)
             measurement = table.measurement
             if table.transform is not None:
-                measurement, fields = table.transform({f.name: f.value for f in fields}, tags,
-                                                      measurement)
+                measurement, fields = table.transform(
+                    {f.name: f.value for f in fields}, tags, measurement
+                )
             if fields:
                 groups.append(Group(measurement, tags, fields))
         return groups
 
-    async def walk(self, session: Session, columns: list[Oid],
-                   ) -> dict[Oid, dict[Oid, SnmpValue]]:
+    async def walk(
+        self,
+        session: Session,
+        columns: list[Oid],
+    ) -> dict[Oid, dict[Oid, SnmpValue]]:
         """Walk columns together with GETBULK (GETNEXT without bulk); {column: {index: value}}.
 
         An agent that returns OIDs out of order (aviat-wtm does) is followed, and counted, as
@@ -333,17 +384,18 @@ class DevicePoller:
             position = {c: c for c in chunk}
             while position:
                 active = list(position)
-                rows = await session.next_rows([position[c] for c in active],
-                                               self.device.max_repetitions, self.device.bulk)
+                rows = await session.next_rows(
+                    [position[c] for c in active], self.device.max_repetitions, self.device.bulk
+                )
                 done: set[Oid] = set()
                 for row in rows:
                     for col, (oid, value) in zip(active, row, strict=False):
                         if col in done:
                             continue
-                        if value is END_OF_MIB or oid[:len(col)] != col or len(oid) == len(col):
+                        if value is END_OF_MIB or oid[: len(col)] != col or len(oid) == len(col):
                             done.add(col)
                             continue
-                        index = oid[len(col):]
+                        index = oid[len(col) :]
                         if oid <= position[col]:
                             self._conv.errors["oid_not_increasing"] += 1
                             if index in out[col]:

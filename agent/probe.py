@@ -9,7 +9,7 @@ from agent.config import AgentConfig, Device
 from agent.icmp import Pinger
 from agent.poller import DevicePoller
 from agent.snmp import SnmpClient
-from agent.wire import Kind, SampleSet
+from pantau.wire import Kind, SampleSet
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,14 @@ class ProbeResult:
         for g in self.sample_set.groups:
             for f in g.fields:
                 unit, states = units.get((g.measurement, f.name), ("", None))
-                row: dict[str, object] = {"measurement": g.measurement, "tags": g.tags,
-                                          "name": f.name, "kind": f.kind.name.lower(),
-                                          "value": f.value, "unit": unit}
+                row: dict[str, object] = {
+                    "measurement": g.measurement,
+                    "tags": g.tags,
+                    "name": f.name,
+                    "kind": f.kind.name.lower(),
+                    "value": f.value,
+                    "unit": unit,
+                }
                 if f.kind is Kind.STATE and states and isinstance(f.value, int):
                     row["state"] = states.get(f.value, "")
                 rows.append(row)
@@ -46,18 +51,29 @@ class ProbeResult:
 
     def as_json(self) -> dict[str, object]:
         s = self.sample_set
-        return {"device": s.device, "host": self.device.host, "up": s.up, "reason": s.reason,
-                "profiles": list(self.profiles), "ts_ms": s.ts_ms,
-                "duration_ms": s.duration_ms, "errors": s.errors, "values": self.rows()}
+        return {
+            "device": s.device,
+            "host": self.device.host,
+            "up": s.up,
+            "reason": s.reason,
+            "profiles": list(self.profiles),
+            "ts_ms": s.ts_ms,
+            "duration_ms": s.duration_ms,
+            "errors": s.errors,
+            "values": self.rows(),
+        }
 
     def as_table(self) -> str:
         s = self.sample_set
-        head = (f"== {s.device} ({self.device.host}:{self.device.port}) "
-                f"{'up' if s.up else 'DOWN: ' + s.reason} in {s.duration_ms} ms")
+        head = (
+            f"== {s.device} ({self.device.host}:{self.device.port}) "
+            f"{'up' if s.up else 'DOWN: ' + s.reason} in {s.duration_ms} ms"
+        )
         lines = [head]
         if s.errors:
-            lines.append("   anomalies: " + ", ".join(f"{k}={v}" for k, v in
-                                                     sorted(s.errors.items())))
+            lines.append(
+                "   anomalies: " + ", ".join(f"{k}={v}" for k, v in sorted(s.errors.items()))
+            )
         table = []
         for r in self.rows():
             tags = r["tags"]
@@ -66,13 +82,21 @@ class ProbeResult:
             value = str(r["value"])
             if "state" in r:
                 value += f" ({r['state']})"
-            table.append((f"{r['measurement']}{'{' + label + '}' if label else ''}",
-                          str(r["name"]), value, str(r["unit"])))
+            table.append(
+                (
+                    f"{r['measurement']}{'{' + label + '}' if label else ''}",
+                    str(r["name"]),
+                    value,
+                    str(r["unit"]),
+                )
+            )
         if table:
             widths = [max(len(row[i]) for row in table) for i in range(3)]
             for row in table:
-                lines.append(f"   {row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  "
-                             f"{row[2]:>{widths[2]}} {row[3]}".rstrip())
+                lines.append(
+                    f"   {row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  "
+                    f"{row[2]:>{widths[2]}} {row[3]}".rstrip()
+                )
         return "\n".join(lines)
 
 
@@ -84,5 +108,6 @@ async def probe(cfg: AgentConfig, devices: list[Device]) -> list[ProbeResult]:
         if any(p.needs_pysnmp for p in pollers):
             await client.preload()  # not in the first poll's duration
         results = await asyncio.gather(*(p.poll() for p in pollers))
-    return [ProbeResult(p.device, r, p.plan.profiles)
-            for p, r in zip(pollers, results, strict=True)]
+    return [
+        ProbeResult(p.device, r, p.plan.profiles) for p, r in zip(pollers, results, strict=True)
+    ]

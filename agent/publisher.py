@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 import aiomqtt
 
-from agent.backoff import Backoff
 from agent.config import AgentConfig
 from agent.outbox import Outbox, OutItem
-from agent.wire import Status, encode_status, status_topic
+from pantau.backoff import Backoff
+from pantau.wire import Status, encode_status, status_topic
 
 log = logging.getLogger("pantau.agent.publisher")
 
@@ -69,8 +69,14 @@ class TokenBucket:
 class Publisher:
     """Drains an outbox to the broker. `await run(stop)` until `stop` is set."""
 
-    def __init__(self, cfg: AgentConfig, outbox: Outbox,
-                 status: Callable[[Outbox, float], Status], *, window: int = 32) -> None:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        outbox: Outbox,
+        status: Callable[[Outbox, float], Status],
+        *,
+        window: int = 32,
+    ) -> None:
         self.cfg = cfg
         self.outbox = outbox
         self.status = status
@@ -108,8 +114,12 @@ class Publisher:
         while not stop.is_set():
             try:
                 async with self._client() as client:
-                    log.info("connected to broker host=%s port=%s pending=%d", b.host, b.port,
-                             len(self.outbox))
+                    log.info(
+                        "connected to broker host=%s port=%s pending=%d",
+                        b.host,
+                        b.port,
+                        len(self.outbox),
+                    )
                     backoff.reset()
                     await self._publish_status(client)
                     self.connected.set()
@@ -120,19 +130,34 @@ class Publisher:
                     finally:
                         heartbeat.cancel()
                     await self._drain(client, self.cfg.outbox.shutdown_timeout)
-                    offline = Status(v=1, site=self.cfg.site, online=False,
-                                     ts_ms=int(time.time() * 1000), reason="agent stopped")
-                    await client.publish(status_topic(self.cfg.site), encode_status(offline),
-                                         qos=1, retain=True,
-                                         timeout=self.cfg.outbox.shutdown_timeout)
+                    offline = Status(
+                        v=1,
+                        site=self.cfg.site,
+                        online=False,
+                        ts_ms=int(time.time() * 1000),
+                        reason="agent stopped",
+                    )
+                    await client.publish(
+                        status_topic(self.cfg.site),
+                        encode_status(offline),
+                        qos=1,
+                        retain=True,
+                        timeout=self.cfg.outbox.shutdown_timeout,
+                    )
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self.attempted.set()
                 self.outbox.release()
                 delay = backoff.next()
-                log.warning("broker unavailable host=%s port=%s error=%r retry_in=%.1fs "
-                            "pending=%d", b.host, b.port, str(exc), delay, len(self.outbox))
+                log.warning(
+                    "broker unavailable host=%s port=%s error=%r retry_in=%.1fs pending=%d",
+                    b.host,
+                    b.port,
+                    str(exc),
+                    delay,
+                    len(self.outbox),
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
         self.connected.clear()
@@ -140,8 +165,7 @@ class Publisher:
 
     async def _publish_status(self, client: aiomqtt.Client) -> None:
         status = self.status(self.outbox, self.publish_latency_s)
-        await client.publish(status_topic(self.cfg.site), encode_status(status), qos=1,
-                             retain=True)
+        await client.publish(status_topic(self.cfg.site), encode_status(status), qos=1, retain=True)
 
     async def _heartbeat(self, client: aiomqtt.Client) -> None:
         while True:
@@ -164,8 +188,9 @@ class Publisher:
         try:
             while True:
                 if len(inflight) >= self.window:
-                    done, inflight = await asyncio.wait(inflight,
-                                                        return_when=asyncio.FIRST_COMPLETED)
+                    done, inflight = await asyncio.wait(
+                        inflight, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for task in done:
                         task.result()  # re-raise a failed publish
                     continue

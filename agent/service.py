@@ -18,9 +18,9 @@ from agent.icmp import Pinger
 from agent.outbox import Dropped, Outbox, OutboxError
 from agent.poller import DevicePoller
 from agent.publisher import Publisher
-from agent.sdnotify import Liveness, Notifier, Supervisor, supervise
 from agent.snmp import SnmpClient
-from agent.wire import (
+from pantau.systemd import Liveness, Notifier, Supervisor, supervise
+from pantau.wire import (
     Gap,
     SampleSet,
     Status,
@@ -37,12 +37,22 @@ def open_outbox(cfg: AgentConfig) -> Outbox:
     """Open (and check) the durable outbox; raises OutboxError with a clear reason."""
 
     def gap(drop: Dropped) -> tuple[str, bytes]:
-        record = Gap(cfg.site, drop.device, drop.first_seq, drop.last_seq, drop.count,
-                     int(time.time() * 1000))
+        record = Gap(
+            cfg.site,
+            drop.device,
+            drop.first_seq,
+            drop.last_seq,
+            drop.count,
+            int(time.time() * 1000),
+        )
         return gap_topic(cfg.site, drop.device), encode_gap(record)
 
-    return Outbox(cfg.outbox.path, max_bytes=cfg.outbox.max_bytes,
-                  max_age_s=cfg.outbox.max_age, gap_encoder=gap).open()
+    return Outbox(
+        cfg.outbox.path,
+        max_bytes=cfg.outbox.max_bytes,
+        max_age_s=cfg.outbox.max_age,
+        gap_encoder=gap,
+    ).open()
 
 
 class Agent:
@@ -73,22 +83,32 @@ class Agent:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("agent starting site=%s devices=%d outbox=%s pending=%d", self.cfg.site,
-                 len(self.cfg.devices), self.cfg.outbox.path, len(self.outbox))
+        log.info(
+            "agent starting site=%s devices=%d outbox=%s pending=%d",
+            self.cfg.site,
+            len(self.cfg.devices),
+            self.cfg.outbox.path,
+            len(self.outbox),
+        )
         publisher = asyncio.create_task(self.publisher.run(stop), name="publisher")
         async with SnmpClient() as client:
             limit = asyncio.Semaphore(self.cfg.concurrency)
             pinger = Pinger()
-            pollers = [DevicePoller(self.cfg.site, d, client, self.outbox.next_seq, pinger)
-                       for d in self.cfg.devices]
+            pollers = [
+                DevicePoller(self.cfg.site, d, client, self.outbox.next_seq, pinger)
+                for d in self.cfg.devices
+            ]
             if any(p.needs_pysnmp for p in pollers):
                 await client.preload()  # pysnmp is loaded only for configs that need it
-            tasks = [asyncio.create_task(self._device_loop(p, limit, stop), name=p.device.name)
-                     for p in pollers]
+            tasks = [
+                asyncio.create_task(self._device_loop(p, limit, stop), name=p.device.name)
+                for p in pollers
+            ]
             # systemd (Type=notify): READY once polling and the broker answered or had its
             # chance; WATCHDOG only while every device loop keeps its promises; STOPPING.
-            supervisor = Supervisor(Notifier(), status=self._systemd_status,
-                                    overdue=self.liveness.overdue)
+            supervisor = Supervisor(
+                Notifier(), status=self._systemd_status, overdue=self.liveness.overdue
+            )
             notify = asyncio.create_task(supervise(supervisor, stop, self.publisher.attempted))
             await stop.wait()
             await notify
@@ -96,19 +116,26 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         await publisher
-        log.info("agent stopped site=%s unpublished=%d (kept on disk)", self.cfg.site,
-                 len(self.outbox))
+        log.info(
+            "agent stopped site=%s unpublished=%d (kept on disk)", self.cfg.site, len(self.outbox)
+        )
         if self.fatal is not None:
             raise self.fatal
 
     def _systemd_status(self) -> str:
-        broker = "broker connected" if self.publisher.connected.is_set() else \
-            "broker unreachable, keeping sample sets in the outbox"
-        return (f"site {self.cfg.site}: polling {len(self.cfg.devices)} device(s); {broker}; "
-                f"outbox {len(self.outbox)} pending")
+        broker = (
+            "broker connected"
+            if self.publisher.connected.is_set()
+            else "broker unreachable, keeping sample sets in the outbox"
+        )
+        return (
+            f"site {self.cfg.site}: polling {len(self.cfg.devices)} device(s); {broker}; "
+            f"outbox {len(self.outbox)} pending"
+        )
 
-    async def _device_loop(self, poller: DevicePoller, limit: asyncio.Semaphore,
-                           stop: asyncio.Event) -> None:
+    async def _device_loop(
+        self, poller: DevicePoller, limit: asyncio.Semaphore, stop: asyncio.Event
+    ) -> None:
         interval = poller.device.interval
         due = time.monotonic() + random.uniform(0, interval * self.cfg.jitter)
         name = poller.device.name
@@ -123,12 +150,17 @@ class Agent:
                 sample_set = await poller.poll()
             self.last[poller.device.name] = sample_set
             if not sample_set.up:
-                log.warning("poll failed device=%s reason=%s", poller.device.name,
-                            sample_set.reason)
+                log.warning(
+                    "poll failed device=%s reason=%s", poller.device.name, sample_set.reason
+                )
             try:
-                self.outbox.put(metrics_topic(self.cfg.site, poller.device.name),
-                                encode_sample_set(sample_set), device=poller.device.name,
-                                seq=sample_set.seq, ts_ms=sample_set.ts_ms)
+                self.outbox.put(
+                    metrics_topic(self.cfg.site, poller.device.name),
+                    encode_sample_set(sample_set),
+                    device=poller.device.name,
+                    seq=sample_set.seq,
+                    ts_ms=sample_set.ts_ms,
+                )
             except OutboxError as exc:
                 # Disk full or gone: polling on would lose data silently. Stop, and let
                 # systemd restart us once the disk has room; what is on disk stays.

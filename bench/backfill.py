@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.outbox import Outbox  # noqa: E402
-from agent.wire import decode_sample_set, encode_sample_set, metrics_topic  # noqa: E402
-from tests.support import procs  # noqa: E402
-from tests.support.profiles import poll_recording  # noqa: E402
-from tests.support.servers import Mosquitto, SnmpSim  # noqa: E402
+from devstack import procs  # noqa: E402
+from devstack.polling import poll_recording  # noqa: E402
+from devstack.servers import Mosquitto, SnmpSim  # noqa: E402
+from pantau.wire import decode_sample_set, encode_sample_set, metrics_topic  # noqa: E402
 
 SITE = "vsat-bench"
 DEVICES = 20
@@ -46,19 +46,33 @@ def fill(path: Path, templates: list, hours: float, interval: float = 60.0) -> t
         ts = now_ms - int((polls - p) * interval * 1000)
         for d in range(DEVICES):
             t = templates[d % len(templates)]
-            ss = type(t)(site=SITE, device=f"d{d:02d}", seq=p + 1, ts_ms=ts,
-                         duration_ms=t.duration_ms, up=True, reason="", groups=t.groups,
-                         errors=t.errors)
+            ss = type(t)(
+                site=SITE,
+                device=f"d{d:02d}",
+                seq=p + 1,
+                ts_ms=ts,
+                duration_ms=t.duration_ms,
+                up=True,
+                reason="",
+                groups=t.groups,
+                errors=t.errors,
+            )
             payload = encode_sample_set(ss)
-            rows.append((0, f"d{d:02d}", p + 1, p + 1, ts, metrics_topic(SITE, f"d{d:02d}"),
-                         payload))
+            rows.append(
+                (0, f"d{d:02d}", p + 1, p + 1, ts, metrics_topic(SITE, f"d{d:02d}"), payload)
+            )
             size += len(payload)
     db = box.db
     db.execute("BEGIN")
-    db.executemany("INSERT INTO outbox (kind, device, seq, first, ts_ms, topic, payload) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    db.executemany("INSERT OR REPLACE INTO sequences VALUES (?, ?)",
-                   [(f"d{d:02d}", polls) for d in range(DEVICES)])
+    db.executemany(
+        "INSERT INTO outbox (kind, device, seq, first, ts_ms, topic, payload) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO sequences VALUES (?, ?)",
+        [(f"d{d:02d}", polls) for d in range(DEVICES)],
+    )
     db.execute("COMMIT")
     box.close()
     return len(rows), size
@@ -99,19 +113,28 @@ class Watcher:
         self.client.disconnect()
 
 
-def run(tmp: Path, sim: SnmpSim, broker: Mosquitto, templates: list, hours: float,
-        rate: int) -> dict[str, float]:
+def run(
+    tmp: Path, sim: SnmpSim, broker: Mosquitto, templates: list, hours: float, rate: int
+) -> dict[str, float]:
     outbox = tmp / f"{SITE}-outbox.sqlite"
     for f in tmp.glob(f"{SITE}-outbox.sqlite*"):
         f.unlink()
     count, size = fill(outbox, templates, hours)
-    devices = [procs.snmpsim_device(f"d{d:02d}", COMMUNITIES[d % len(COMMUNITIES)], sim.port)
-               for d in range(DEVICES)]
-    cfg = procs.agent_config(tmp / "agent.yaml", site=SITE, broker_port=broker.port,
-                             devices=devices, interval=5.0, timeout=2.0, retries=1,
-                             defaults={"ping": False},
-                             outbox={"path": str(outbox), "backfill_rate": rate,
-                                     "max_bytes": 1 << 30})
+    devices = [
+        procs.snmpsim_device(f"d{d:02d}", COMMUNITIES[d % len(COMMUNITIES)], sim.port)
+        for d in range(DEVICES)
+    ]
+    cfg = procs.agent_config(
+        tmp / "agent.yaml",
+        site=SITE,
+        broker_port=broker.port,
+        devices=devices,
+        interval=5.0,
+        timeout=2.0,
+        retries=1,
+        defaults={"ping": False},
+        outbox={"path": str(outbox), "backfill_rate": rate, "max_bytes": 1 << 30},
+    )
     started_ms = int(time.time() * 1000)
     watcher = Watcher(broker.port, started_ms)
     t0 = time.monotonic()
@@ -120,12 +143,16 @@ def run(tmp: Path, sim: SnmpSim, broker: Mosquitto, templates: list, hours: floa
             time.sleep(0.2)
     watcher.stop()
     drain = watcher.last_backlog_at - watcher.first_backlog_at
-    return {"count": count, "bytes": size, "drain_s": drain,
-            "speedup": hours * 3600 / drain if drain else float("inf"),
-            "rate": watcher.backlog_bytes / drain if drain else 0.0,
-            "live_p50": statistics.median(watcher.live_delay) if watcher.live_delay else -1,
-            "live_max": max(watcher.live_delay) if watcher.live_delay else -1,
-            "live_n": len(watcher.live_delay)}
+    return {
+        "count": count,
+        "bytes": size,
+        "drain_s": drain,
+        "speedup": hours * 3600 / drain if drain else float("inf"),
+        "rate": watcher.backlog_bytes / drain if drain else 0.0,
+        "live_p50": statistics.median(watcher.live_delay) if watcher.live_delay else -1,
+        "live_max": max(watcher.live_delay) if watcher.live_delay else -1,
+        "live_n": len(watcher.live_delay),
+    }
 
 
 def main() -> None:
@@ -137,16 +164,22 @@ def main() -> None:
             rate = 100_000
             throttled = [run(tmp, sim, broker, templates, 2, rate) for _ in range(3)]
     med = {k: statistics.median(r[k] for r in full) for k in full[0]}
-    print(f"24 h backlog, {DEVICES} devices: {int(med['count'])} sample sets, "
-          f"{med['bytes'] / 1e6:.1f} MB")
-    print(f"  unthrottled: drained in {med['drain_s']:.1f} s = {med['speedup']:.0f}x real time "
-          f"(target >= 20x: {'met' if med['speedup'] >= 20 else 'NOT met'}), "
-          f"{med['rate'] / 1e6:.2f} MB/s; live sample sets during it: "
-          f"{int(med['live_n'])}, delay p50 {med['live_p50']:.2f} s, max {med['live_max']:.2f} s")
+    print(
+        f"24 h backlog, {DEVICES} devices: {int(med['count'])} sample sets, "
+        f"{med['bytes'] / 1e6:.1f} MB"
+    )
+    print(
+        f"  unthrottled: drained in {med['drain_s']:.1f} s = {med['speedup']:.0f}x real time "
+        f"(target >= 20x: {'met' if med['speedup'] >= 20 else 'NOT met'}), "
+        f"{med['rate'] / 1e6:.2f} MB/s; live sample sets during it: "
+        f"{int(med['live_n'])}, delay p50 {med['live_p50']:.2f} s, max {med['live_max']:.2f} s"
+    )
     tmed = {k: statistics.median(r[k] for r in throttled) for k in throttled[0]}
-    print(f"2 h backlog throttled to {rate / 1000:.0f} kB/s: measured {tmed['rate'] / 1000:.1f} "
-          f"kB/s ({tmed['rate'] / rate:.2f}x the configured rate); live delay p50 "
-          f"{tmed['live_p50']:.2f} s, max {tmed['live_max']:.2f} s ({int(tmed['live_n'])} live)")
+    print(
+        f"2 h backlog throttled to {rate / 1000:.0f} kB/s: measured {tmed['rate'] / 1000:.1f} "
+        f"kB/s ({tmed['rate'] / rate:.2f}x the configured rate); live delay p50 "
+        f"{tmed['live_p50']:.2f} s, max {tmed['live_max']:.2f} s ({int(tmed['live_n'])} live)"
+    )
 
 
 if __name__ == "__main__":

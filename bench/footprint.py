@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support import procs  # noqa: E402
-from tests.support.servers import Mosquitto, SnmpSim  # noqa: E402
+from devstack import procs  # noqa: E402
+from devstack.servers import Mosquitto, SnmpSim  # noqa: E402
 
 COMMUNITIES = ["ceraos", "rutos-rutx_rut955", "routeros_rb750gr3", "uhp", "linux_powermon"]
 COUNTS = [1, 50, 200]
@@ -28,26 +28,46 @@ RUNS = 3
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
-                  .splitlines() if ":" in line)
+    fields = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
 def baseline(code: str) -> int:
     """VmRSS (KiB) of a fresh interpreter after `code`. Not ru_maxrss: a child's maximum RSS
     counts the forked copy of this (larger) bench process from before its exec."""
-    out = subprocess.run([sys.executable, "-c", code + "\nimport re;print(re.search("
-                          "r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read())[1])"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code + "\nimport re;print(re.search("
+            "r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read())[1])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(out.stdout.split()[-1])
 
 
 def agent_rss(tmp: Path, sim: SnmpSim, broker: Mosquitto, count: int) -> tuple[int, int]:
-    devices = [procs.snmpsim_device(f"d{i}", COMMUNITIES[i % len(COMMUNITIES)], sim.port)
-               for i in range(count)]
-    cfg = procs.agent_config(tmp / f"a{count}.yaml", site=f"fp{count}", broker_port=broker.port,
-                             devices=devices, interval=10.0, timeout=2.0, retries=1,
-                             defaults={"ping": False, "concurrency": 32})
+    devices = [
+        procs.snmpsim_device(f"d{i}", COMMUNITIES[i % len(COMMUNITIES)], sim.port)
+        for i in range(count)
+    ]
+    cfg = procs.agent_config(
+        tmp / f"a{count}.yaml",
+        site=f"fp{count}",
+        broker_port=broker.port,
+        devices=devices,
+        interval=10.0,
+        timeout=2.0,
+        retries=1,
+        defaults={"ping": False, "concurrency": 32},
+    )
     outbox = tmp / f"fp{count}-outbox.sqlite"
     with procs.agent(cfg, tmp / f"a{count}.log") as agent:
         deadline = time.monotonic() + 120
@@ -81,10 +101,11 @@ def main() -> None:
     for count in COUNTS:
         rss = statistics.median(r for r, _ in results[count]) / 1024
         hwm = statistics.median(h for _, h in results[count]) / 1024
-        target = "  target <= 45 MB: " + ("met" if rss <= 45 else "NOT met") if count == 50 \
-            else ""
-        print(f"agent, {count:3d} devices: RSS {rss:6.1f} MB, peak {hwm:6.1f} MB, "
-              f"{rss * 1024 / stack:4.2f}x baseline{target}")
+        target = "  target <= 45 MB: " + ("met" if rss <= 45 else "NOT met") if count == 50 else ""
+        print(
+            f"agent, {count:3d} devices: RSS {rss:6.1f} MB, peak {hwm:6.1f} MB, "
+            f"{rss * 1024 / stack:4.2f}x baseline{target}"
+        )
 
 
 if __name__ == "__main__":

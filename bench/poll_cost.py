@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.snmp import END_OF_MIB, Credentials, Session, SnmpClient  # noqa: E402
-from tests.support.servers import Snmpd, SnmpSim, free_port, snmp_cli_env, wait_for  # noqa: E402
+from devstack.servers import Snmpd, SnmpSim, free_port, snmp_cli_env, wait_for  # noqa: E402
 
 IF_TABLE = (1, 3, 6, 1, 2, 1, 2, 2)
 IF_X_TABLE = (1, 3, 6, 1, 2, 1, 31, 1, 1)

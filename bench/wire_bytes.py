@@ -34,11 +34,11 @@ import msgspec
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agent import wire  # noqa: E402
-from agent.wire import SampleSet, encode_sample_set, metrics_topic  # noqa: E402
 from collector.lineproto import sample_set_lines  # noqa: E402
-from tests.support.profiles import poll_recording  # noqa: E402
-from tests.support.servers import SnmpSim  # noqa: E402
+from devstack.polling import poll_recording  # noqa: E402
+from devstack.servers import SnmpSim  # noqa: E402
+from pantau.wire import SampleSet, encode_sample_set, metrics_topic  # noqa: E402
+from pantau.wire import codec as wire  # noqa: E402
 
 TARGET = 0.15
 PUBACK = 4  # fixed header, remaining length 2, packet id (MQTT 3.1.1; 5.0 without reason code)
@@ -49,7 +49,7 @@ def publish_bytes(topic: str, payload: int) -> int:
     """One MQTT PUBLISH at QoS 1 and its PUBACK, in bytes."""
     remaining = 2 + len(topic.encode()) + 2 + payload
     length = 1
-    while remaining >= 128 ** length:
+    while remaining >= 128**length:
         length += 1
     return 1 + length + remaining + PUBACK
 
@@ -59,21 +59,32 @@ def alias_publish_bytes(payload: int) -> int:
     properties length 1 + Topic Alias property 3; PUBACK without reason code."""
     remaining = 2 + 2 + 4 + payload
     length = 1
-    while remaining >= 128 ** length:
+    while remaining >= 128**length:
         length += 1
     return 1 + length + remaining + PUBACK
 
 
 def ideas(sets: list[SampleSet]) -> None:
     """Totals over the same sample sets with one part of version 2 switched off at a time."""
-    def total(encode: object = encode_sample_set) -> int:
-        return sum(publish_bytes(metrics_topic(ss.site, ss.device), len(encode(ss)))  # type: ignore
-                   for ss in sets)
 
-    lp = sum(publish_bytes(f"telegraf/{ss.site}/snmp",
-                           len(("\n".join(sample_set_lines(ss)) + "\n").encode())) for ss in sets)
-    rows = [("version 1 (row-wise MessagePack, zlib above 256 B, site and device inside)",
-             total(lambda ss: encode_sample_set(ss, version=1)))]
+    def total(encode: object = encode_sample_set) -> int:
+        return sum(
+            publish_bytes(metrics_topic(ss.site, ss.device), len(encode(ss)))  # type: ignore
+            for ss in sets
+        )
+
+    lp = sum(
+        publish_bytes(
+            f"telegraf/{ss.site}/snmp", len(("\n".join(sample_set_lines(ss)) + "\n").encode())
+        )
+        for ss in sets
+    )
+    rows = [
+        (
+            "version 1 (row-wise MessagePack, zlib above 256 B, site and device inside)",
+            total(lambda ss: encode_sample_set(ss, version=1)),
+        )
+    ]
     saved = wire.DICTIONARIES[wire.DICTIONARY_ID]
     wire.DICTIONARIES[wire.DICTIONARY_ID] = b""
     try:
@@ -93,11 +104,18 @@ def ideas(sets: list[SampleSet]) -> None:
         print("\n(zstandard is not installed: pip install zstandard to compare zstd too)")
     else:
         params = zstandard.ZstdCompressionParameters.from_level(
-            19, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_checksum=0,
-            write_content_size=0, write_dict_id=0)
-        zstd = zstandard.ZstdCompressor(compression_params=params, dict_data=zstandard.
-                                        ZstdCompressionDict(saved, dict_type=zstandard.
-                                                            DICT_TYPE_RAWCONTENT))
+            19,
+            format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+            write_checksum=0,
+            write_content_size=0,
+            write_dict_id=0,
+        )
+        zstd = zstandard.ZstdCompressor(
+            compression_params=params,
+            dict_data=zstandard.ZstdCompressionDict(
+                saved, dict_type=zstandard.DICT_TYPE_RAWCONTENT
+            ),
+        )
 
         def zstd_payload(ss: SampleSet) -> bytes:
             payload = encode_sample_set(ss)
@@ -106,10 +124,18 @@ def ideas(sets: list[SampleSet]) -> None:
                 body = zlib.decompressobj(-15, zdict=saved).decompress(body)
             return payload[:6] + min(body, zstd.compress(body), key=len)
 
-        rows.append(("version 2 with zstd level 19 (magicless, same dictionary) for DEFLATE",
-                     total(zstd_payload)))
-    rows.append(("version 2 + MQTT 5 topic alias (not implemented: a publisher change)",
-                 sum(alias_publish_bytes(len(encode_sample_set(ss))) for ss in sets)))
+        rows.append(
+            (
+                "version 2 with zstd level 19 (magicless, same dictionary) for DEFLATE",
+                total(zstd_payload),
+            )
+        )
+    rows.append(
+        (
+            "version 2 + MQTT 5 topic alias (not implemented: a publisher change)",
+            sum(alias_publish_bytes(len(encode_sample_set(ss))) for ss in sets),
+        )
+    )
     print(f"\nwhat each part is worth, all devices, one poll each (line protocol: {lp} bytes):")
     for label, value in rows:
         print(f"  {label:78} {value:7d} bytes  {value / lp:6.1%}")
@@ -124,8 +150,9 @@ def measure(ss: SampleSet) -> dict[str, int]:
     return {
         "samples": samples(ss),
         "v2": publish_bytes(metrics_topic(ss.site, ss.device), len(encode_sample_set(ss))),
-        "v1": publish_bytes(metrics_topic(ss.site, ss.device),
-                            len(encode_sample_set(ss, version=1))),
+        "v1": publish_bytes(
+            metrics_topic(ss.site, ss.device), len(encode_sample_set(ss, version=1))
+        ),
         "lp": publish_bytes(f"telegraf/{ss.site}/snmp", len(lines)),
         "lp_payload": len(lines),
     }
@@ -147,8 +174,7 @@ def main() -> None:
                     ss, _ = poll_recording(Path(tmp), sim.port, rec.stem)
                     # the recording's device under a plausible name, at a plausible site
                     device = rec.stem.split("_")[0][:63]
-                    ss = msgspec.structs.replace(ss, site=args.site, device=device,
-                                                 seq=SEQ + run)
+                    ss = msgspec.structs.replace(ss, site=args.site, device=device, seq=SEQ + run)
                     results.setdefault(rec.stem, []).append(measure(ss))
                     if run == args.runs - 1:
                         last.append(ss)
@@ -156,11 +182,15 @@ def main() -> None:
     def med(rows: list[dict[str, int]], key: str) -> float:
         return statistics.median(r[key] for r in rows)
 
-    print(f"site {args.site!r}; MQTT 3.1.1 QoS 1: PUBLISH + PUBACK bytes per device poll "
-          f"(median of {args.runs}); pantau v2 on pantau/<site>/<device>/metrics, line protocol "
-          f"on telegraf/<site>/snmp")
-    head = (f"{'device':26} {'samples':>7} {'LP bytes':>8} {'v1 bytes':>8} {'v2 bytes':>8}  "
-            f"{'LP B/s':>6} {'v2 B/s':>6}  {'v1/LP':>6} {'v2/LP':>6}  target")
+    print(
+        f"site {args.site!r}; MQTT 3.1.1 QoS 1: PUBLISH + PUBACK bytes per device poll "
+        f"(median of {args.runs}); pantau v2 on pantau/<site>/<device>/metrics, line protocol "
+        f"on telegraf/<site>/snmp"
+    )
+    head = (
+        f"{'device':26} {'samples':>7} {'LP bytes':>8} {'v1 bytes':>8} {'v2 bytes':>8}  "
+        f"{'LP B/s':>6} {'v2 B/s':>6}  {'v1/LP':>6} {'v2/LP':>6}  target"
+    )
     print(head)
     print("-" * len(head))
     totals = {"samples": 0.0, "lp": 0.0, "v1": 0.0, "v2": 0.0}
@@ -171,16 +201,22 @@ def main() -> None:
             totals[key] += value
         ok = v2 / lp <= TARGET
         met += ok
-        print(f"{name[:26]:26} {n:7.0f} {lp:8.0f} {v1:8.0f} {v2:8.0f}  {lp / n:6.1f} {v2 / n:6.1f}"
-              f"  {v1 / lp:6.1%} {v2 / lp:6.1%}  {'met' if ok else '-'}")
+        print(
+            f"{name[:26]:26} {n:7.0f} {lp:8.0f} {v1:8.0f} {v2:8.0f}  {lp / n:6.1f} {v2 / n:6.1f}"
+            f"  {v1 / lp:6.1%} {v2 / lp:6.1%}  {'met' if ok else '-'}"
+        )
     print("-" * len(head))
     n, lp, v1, v2 = totals["samples"], totals["lp"], totals["v1"], totals["v2"]
-    print(f"{'all devices':26} {n:7.0f} {lp:8.0f} {v1:8.0f} {v2:8.0f}  {lp / n:6.1f} {v2 / n:6.1f}"
-          f"  {v1 / lp:6.1%} {v2 / lp:6.1%}")
-    print(f"\nbytes on the MQTT wire per sample: pantau {v2 / n:.2f}, line protocol {lp / n:.2f}, "
-          f"ratio {v2 / lp:.1%} (version 1: {v1 / lp:.1%}); "
-          f"target <= {TARGET:.0%}: {'met' if v2 / lp <= TARGET else 'NOT met'} "
-          f"(per device: met by {met} of {len(results)})")
+    print(
+        f"{'all devices':26} {n:7.0f} {lp:8.0f} {v1:8.0f} {v2:8.0f}  {lp / n:6.1f} {v2 / n:6.1f}"
+        f"  {v1 / lp:6.1%} {v2 / lp:6.1%}"
+    )
+    print(
+        f"\nbytes on the MQTT wire per sample: pantau {v2 / n:.2f}, line protocol {lp / n:.2f}, "
+        f"ratio {v2 / lp:.1%} (version 1: {v1 / lp:.1%}); "
+        f"target <= {TARGET:.0%}: {'met' if v2 / lp <= TARGET else 'NOT met'} "
+        f"(per device: met by {met} of {len(results)})"
+    )
     if args.ideas:
         ideas(last)
 

@@ -8,16 +8,18 @@ import sys
 import threading
 from pathlib import Path
 
-from agent.configfile import ConfigError
 from collector import __version__
+from pantau.settings import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pantau-collector", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pantau-collector {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("run", "subscribe, write InfluxDB, serve /metrics"),
-                           ("check-config", "validate the config and exit")):
+    for name, helptext in (
+        ("run", "subscribe, write InfluxDB, serve /metrics"),
+        ("check-config", "validate the config and exit"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--config", "-c", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -31,11 +33,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        print(f"{args.config}: ok: broker {cfg.mqtt.host}:{cfg.mqtt.port}, "
-              f"influx {cfg.influx.url}, http {cfg.http.listen}")
+        print(
+            f"{args.config}: ok: broker {cfg.mqtt.host}:{cfg.mqtt.port}, "
+            f"influx {cfg.influx.url}, http {cfg.http.listen}"
+        )
         return 0
-    from agent.logs import setup_logging
     from collector.service import Collector
+    from pantau.logs import setup_logging
 
     setup_logging(cfg.log.level, cfg.log.format)
     stop = threading.Event()

@@ -7,8 +7,16 @@ from typing import Annotated
 
 import pydantic
 
-from agent.config import LogConfig, MqttLogin, TlsConfig
-from agent.configfile import StrictModel, load_yaml, read_secret, validate
+from pantau.settings import (
+    LogConfig,
+    MqttLogin,
+    Secret,
+    StrictModel,
+    TlsConfig,
+    load_yaml,
+    read_secret,
+    validate,
+)
 
 Seconds = Annotated[float, pydantic.Field(gt=0, le=86400 * 365)]
 
@@ -37,19 +45,19 @@ class InfluxConfig(StrictModel):
     retry_max: Seconds = 30.0
     gzip: bool = False
 
-    _token: pydantic.SecretStr | None = pydantic.PrivateAttr(None)
+    _token: Secret | None = pydantic.PrivateAttr(None)
 
     @pydantic.model_validator(mode="after")
     def _secrets(self) -> InfluxConfig:
         if self.token_file is not None and self.token_env is not None:
             raise ValueError("give token_file or token_env, not both")
         secret = read_secret(file=self.token_file, env=self.token_env, what="token")
-        self._token = pydantic.SecretStr(secret) if secret is not None else None
+        self._token = secret
         return self
 
     @property
     def token(self) -> str:
-        return self._token.get_secret_value() if self._token else ""
+        return self._token.reveal() if self._token else ""
 
 
 class HttpConfig(StrictModel):

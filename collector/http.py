@@ -9,13 +9,12 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
-
 from collector import statuspage
 from collector.state import State
 
 StartResponse = Callable[..., Any]
 Ready = Callable[[], tuple[bool, str]]
+WsgiApp = Callable[..., Iterable[bytes]]
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -38,18 +37,19 @@ _PAGE_HEADERS = [
 ]
 
 
-def make_app(registry: CollectorRegistry, ready: Ready,
-             state: State | None = None) -> Callable[..., Iterable[bytes]]:
-    """The WSGI app; without `state` there is no status page (/ answers 404)."""
-    metrics_app = make_wsgi_app(registry)
+def make_app(metrics_app: WsgiApp, ready: Ready, state: State | None = None) -> WsgiApp:
+    """The WSGI app; `metrics_app` serves /metrics; without `state` there is no status page (/
+    answers 404)."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path in ("/", "/index.html") and state is not None:
             method = environ.get("REQUEST_METHOD", "GET")
             if method not in ("GET", "HEAD"):
-                start_response("405 Method Not Allowed",
-                               [("Content-Type", "text/plain"), ("Allow", "GET, HEAD")])
+                start_response(
+                    "405 Method Not Allowed",
+                    [("Content-Type", "text/plain"), ("Allow", "GET, HEAD")],
+                )
                 return [b"the status page is read-only\n"]
             page = statuspage.render(state.snapshot()).encode()
             start_response("200 OK", [*_PAGE_HEADERS, ("Content-Length", str(len(page)))])
@@ -61,8 +61,9 @@ def make_app(registry: CollectorRegistry, ready: Ready,
             return [b"ok\n"]
         if path == "/readyz":
             ok, why = ready()
-            start_response("200 OK" if ok else "503 Service Unavailable",
-                           [("Content-Type", "text/plain")])
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")]
+            )
             return [why.encode() + b"\n"]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found: try /, /metrics, /healthz or /readyz\n"]
@@ -71,11 +72,11 @@ def make_app(registry: CollectorRegistry, ready: Ready,
 
 
 class HttpServer:
-    def __init__(self, address: tuple[str, int], app: Callable[..., Iterable[bytes]]) -> None:
-        self._server = make_server(address[0], address[1], app, server_class=_Server,
-                                   handler_class=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http",
-                                        daemon=True)
+    def __init__(self, address: tuple[str, int], app: WsgiApp) -> None:
+        self._server = make_server(
+            address[0], address[1], app, server_class=_Server, handler_class=_QuietHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property
     def port(self) -> int:

@@ -21,13 +21,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.wire import TOPIC_PREFIX
 from collector.config import MqttConfig
+from pantau.wire import TOPIC_PREFIX
 
 log = logging.getLogger("pantau.collector.mqtt")
 
-SUBSCRIPTIONS = (f"{TOPIC_PREFIX}/+/+/metrics", f"{TOPIC_PREFIX}/+/+/gap",
-                 f"{TOPIC_PREFIX}/+/status")
+SUBSCRIPTIONS = (
+    f"{TOPIC_PREFIX}/+/+/metrics",
+    f"{TOPIC_PREFIX}/+/+/gap",
+    f"{TOPIC_PREFIX}/+/status",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +52,12 @@ class Intake:
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         self._pending_sub: int | None = None
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -60,7 +67,8 @@ class Intake:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls is not None:
             ctx = ssl.create_default_context(
-                cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None)
+                cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None
+            )
             if cfg.tls.cert_file and cfg.tls.key_file:
                 ctx.load_cert_chain(str(cfg.tls.cert_file), str(cfg.tls.key_file))
             client.tls_set_context(ctx)
@@ -75,8 +83,9 @@ class Intake:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = int(self.cfg.session_expiry)
         props.ReceiveMaximum = self.cfg.receive_maximum
-        self._client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive,
-                                   clean_start=False, properties=props)
+        self._client.connect_async(
+            self.cfg.host, self.cfg.port, self.cfg.keepalive, clean_start=False, properties=props
+        )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -96,21 +105,41 @@ class Intake:
                 return  # the broker redelivers it on the new connection
             self._client.ack(msg.mid, msg.qos)
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                    reason: object, properties: object) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: object,
+        properties: object,
+    ) -> None:
         if getattr(reason, "is_failure", False):
-            log.warning("broker refused connection host=%s port=%s reason=%s",
-                        self.cfg.host, self.cfg.port, reason)
+            log.warning(
+                "broker refused connection host=%s port=%s reason=%s",
+                self.cfg.host,
+                self.cfg.port,
+                reason,
+            )
             return
         with self._lock:
             self.epoch += 1
-        log.info("connected to broker host=%s port=%s session_present=%s",
-                 self.cfg.host, self.cfg.port, flags.session_present)
+        log.info(
+            "connected to broker host=%s port=%s session_present=%s",
+            self.cfg.host,
+            self.cfg.port,
+            flags.session_present,
+        )
         result, mid = client.subscribe([(t, 1) for t in self.topics()])
         self._pending_sub = mid
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
-                      reason_codes: list[object], properties: object) -> None:
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[object],
+        properties: object,
+    ) -> None:
         failed = [r for r in reason_codes if getattr(r, "is_failure", False)]
         if failed:
             log.error("subscription refused by broker: %s", failed)
@@ -119,12 +148,18 @@ class Intake:
             self.subscribed.set()
             log.info("subscribed topics=%s", ",".join(self.topics()))
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
-                       reason: object, properties: object) -> None:
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: object,
+        properties: object,
+    ) -> None:
         self.subscribed.clear()
         log.warning("disconnected from broker reason=%s", reason)
 
-    def _on_message(self, client: mqtt.Client, userdata: object,
-                    message: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Inbound(message.topic, message.payload, message.mid, message.qos,
-                               self.epoch))
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self.inbox.put(
+            Inbound(message.topic, message.payload, message.mid, message.qos, self.epoch)
+        )

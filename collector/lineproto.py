@@ -9,7 +9,7 @@ lines (same measurement, tags and timestamp), so duplicates collapse in the data
 
 from __future__ import annotations
 
-from agent.wire import Gap, Kind, SampleSet, Status
+from pantau.wire import Gap, Kind, SampleSet, Status
 
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
@@ -29,8 +29,7 @@ def _tag_value(value: str) -> str:
 
 def _tagset(tags: dict[str, str]) -> str:
     return "".join(
-        f",{k.translate(_KEY)}={_tag_value(v)}" for k, v in sorted(tags.items())
-        if v.rstrip("\\")
+        f",{k.translate(_KEY)}={_tag_value(v)}" for k, v in sorted(tags.items()) if v.rstrip("\\")
     )
 
 
@@ -120,9 +119,11 @@ def sample_set_lines(ss: SampleSet) -> list[str]:
 
 def gap_line(gap: Gap) -> str:
     """Sample sets the agent dropped over its budget, stamped with the last dropped number."""
-    return (f"{GAP_MEASUREMENT},device={gap.device.translate(_KEY)},"
-            f"site={gap.site.translate(_KEY)} first_seq={gap.first_seq}i,"
-            f"last_seq={gap.last_seq}i,count={gap.count}i {gap.ts_ms}")
+    return (
+        f"{GAP_MEASUREMENT},device={gap.device.translate(_KEY)},"
+        f"site={gap.site.translate(_KEY)} first_seq={gap.first_seq}i,"
+        f"last_seq={gap.last_seq}i,count={gap.count}i {gap.ts_ms}"
+    )
 
 
 def status_line(status: Status, received_ms: int) -> str:
@@ -131,9 +132,13 @@ def status_line(status: Status, received_ms: int) -> str:
     ts = status.ts_ms or received_ms
     health = ""
     if status.online:
-        health = (f",outbox_pending={status.outbox_pending}i,outbox_bytes={status.outbox_bytes}i,"
-                  f"outbox_oldest_age_seconds={float(status.outbox_oldest_age_s)!r},"
-                  f"dropped_total={status.dropped_total}i,"
-                  f"publish_latency_seconds={float(status.publish_latency_s)!r}")
-    return (f"{SITE_MEASUREMENT},site={status.site.translate(_KEY)} online={int(status.online)}i,"
-            f'reason="{status.reason.translate(_STRING)}"{health} {ts}')
+        health = (
+            f",outbox_pending={status.outbox_pending}i,outbox_bytes={status.outbox_bytes}i,"
+            f"outbox_oldest_age_seconds={float(status.outbox_oldest_age_s)!r},"
+            f"dropped_total={status.dropped_total}i,"
+            f"publish_latency_seconds={float(status.publish_latency_s)!r}"
+        )
+    return (
+        f"{SITE_MEASUREMENT},site={status.site.translate(_KEY)} online={int(status.online)}i,"
+        f'reason="{status.reason.translate(_STRING)}"{health} {ts}'
+    )

@@ -26,15 +26,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from agent.backoff import Backoff
-from agent.logs import RateLimitedLog
-from collector.exposition import SelfMetrics
 from collector.intake import Inbound
 from collector.lineproto import gap_line, sample_set_lines, status_line
 from collector.sink import InfluxSink, WriteFailed
 from collector.state import State
 from collector.validate import Rejected, check_gap, check_sample_set, check_status, parse_topic
+from pantau.backoff import Backoff
+from pantau.logs import RateLimitedLog
 
 log = logging.getLogger("pantau.collector.pipeline")
 
@@ -50,9 +50,15 @@ class RejectedStore:
     def add(self, msg: Inbound, reason: str, detail: str) -> None:
         if self.path is None:
             return
-        record = json.dumps({"ts": time.time(), "topic": msg.topic, "reason": reason,
-                             "detail": detail[:500],
-                             "payload_b64": base64.b64encode(msg.payload[:65536]).decode()})
+        record = json.dumps(
+            {
+                "ts": time.time(),
+                "topic": msg.topic,
+                "reason": reason,
+                "detail": detail[:500],
+                "payload_b64": base64.b64encode(msg.payload[:65536]).decode(),
+            }
+        )
         try:
             size = self.path.stat().st_size if self.path.exists() else 0
             if size + len(record) > self.max_bytes:
@@ -68,6 +74,20 @@ def _nothing() -> None:
     pass
 
 
+class PipelineMetrics(Protocol):
+    """What the pipeline reports (collector.exposition.SelfMetrics exposes it)."""
+
+    def received(self, kind: str) -> None: ...
+
+    def rejected(self, reason: str) -> None: ...
+
+    def pending(self, points: int) -> None: ...
+
+    def write_failed(self, reason: str) -> None: ...
+
+    def written(self, points: int, seconds: float) -> None: ...
+
+
 @dataclass(slots=True)
 class Batch:
     lines: list[str] = field(default_factory=list)
@@ -77,11 +97,21 @@ class Batch:
 
 
 class Pipeline:
-    def __init__(self, *, sink: InfluxSink, state: State, metrics: SelfMetrics,
-                 ack: Callable[[Inbound], None], rejected: RejectedStore,
-                 max_message_bytes: int, batch_size: int, flush_interval: float,
-                 retry_min: float = 0.5, retry_max: float = 30.0,
-                 settle_holes: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        sink: InfluxSink,
+        state: State,
+        metrics: PipelineMetrics,
+        ack: Callable[[Inbound], None],
+        rejected: RejectedStore,
+        max_message_bytes: int,
+        batch_size: int,
+        flush_interval: float,
+        retry_min: float = 0.5,
+        retry_max: float = 30.0,
+        settle_holes: bool = True,
+    ) -> None:
         """`settle_holes=False` when this collector sees only part of each device's stream
         (a member of a shared-subscription group): a heartbeat then cannot tell a hole that
         is lost from a sample set a sibling wrote, so only gap records count as losses."""
@@ -106,8 +136,9 @@ class Pipeline:
     # -- the pipeline thread ---------------------------------------------------------------
 
     def run(self, inbox: queue.Queue[Inbound], stop: threading.Event) -> None:
-        writer = threading.Thread(target=self._write_loop, args=(stop,),
-                                  name="pipeline-writer", daemon=True)
+        writer = threading.Thread(
+            target=self._write_loop, args=(stop,), name="pipeline-writer", daemon=True
+        )
         writer.start()
         try:
             while not stop.is_set():
@@ -142,7 +173,7 @@ class Pipeline:
     def handle(self, msg: Inbound) -> None:
         try:
             kind, site, device = parse_topic(msg.topic)
-            self.metrics.received.labels(kind).inc()
+            self.metrics.received(kind)
             after: Callable[[], None]
             if kind == "metrics":
                 assert device is not None
@@ -159,12 +190,20 @@ class Pipeline:
                 status = check_status(site, msg.payload, self.max_message_bytes)
                 self.state.on_status(status)
                 lines = [status_line(status, int(time.time() * 1000))]
-                after = (functools.partial(self.state.written_status, status)
-                         if self.settle_holes else _nothing)
+                after = (
+                    functools.partial(self.state.written_status, status)
+                    if self.settle_holes
+                    else _nothing
+                )
         except Rejected as exc:
-            self.metrics.rejected.labels(exc.reason).inc()
-            self._warn.warning(exc.reason, "message rejected reason=%s topic=%s detail=%s",
-                               exc.reason, msg.topic[:200], exc.detail)
+            self.metrics.rejected(exc.reason)
+            self._warn.warning(
+                exc.reason,
+                "message rejected reason=%s topic=%s detail=%s",
+                exc.reason,
+                msg.topic[:200],
+                exc.detail,
+            )
             self.rejected.add(msg, exc.reason, exc.detail)
             self.ack(msg)
             return
@@ -174,7 +213,7 @@ class Pipeline:
         batch.lines.extend(lines)
         batch.msgs.append(msg)
         batch.after.append(after)
-        self.metrics.pending.set(len(batch.lines) + self._handed)
+        self.metrics.pending(len(batch.lines) + self._handed)
 
     def _hand_over(self, writer: threading.Thread) -> None:
         """Give the current batch to the writer, waiting while it still holds the one before."""
@@ -208,7 +247,7 @@ class Pipeline:
             finally:
                 with self._handed_lock:
                     self._handed -= len(batch.lines)
-                self.metrics.pending.set(len(self._batch.lines) + self._handed)
+                self.metrics.pending(len(self._batch.lines) + self._handed)
 
     def flush(self, batch: Batch, stop: threading.Event, attempts: int | None = None) -> bool:
         """Write the batch, retrying while InfluxDB is unavailable; ack only what was written."""
@@ -219,25 +258,33 @@ class Pipeline:
             try:
                 self.sink.write(batch.lines)
             except WriteFailed as exc:
-                self.metrics.write_errors.labels(exc.reason).inc()
+                self.metrics.write_failed(exc.reason)
                 if not exc.retry:
                     # InfluxDB refuses the data itself: retrying cannot help. Set it aside.
-                    log.error("influx refused batch reason=%s detail=%s points=%d",
-                              exc.reason, exc.detail, len(batch.lines))
+                    log.error(
+                        "influx refused batch reason=%s detail=%s points=%d",
+                        exc.reason,
+                        exc.detail,
+                        len(batch.lines),
+                    )
                     for msg in batch.msgs:
-                        self.metrics.rejected.labels("influx_refused").inc()
+                        self.metrics.rejected("influx_refused")
                         self.rejected.add(msg, "influx_refused", exc.detail)
                     break
                 self.influx_ok.clear()
                 delay = self.backoff.next()
-                self._warn.warning("write", "influx write failed reason=%s detail=%s "
-                                   "retry_in=%.1fs points=%d", exc.reason, exc.detail, delay,
-                                   len(batch.lines))
+                self._warn.warning(
+                    "write",
+                    "influx write failed reason=%s detail=%s retry_in=%.1fs points=%d",
+                    exc.reason,
+                    exc.detail,
+                    delay,
+                    len(batch.lines),
+                )
                 if (attempts is not None and tries >= attempts) or stop.wait(delay):
                     return False
                 continue
-            self.metrics.write_latency.observe(time.monotonic() - t0)
-            self.metrics.points.inc(len(batch.lines))
+            self.metrics.written(len(batch.lines), time.monotonic() - t0)
             self.influx_ok.set()
             self.backoff.reset()
             for account in batch.after:

@@ -11,16 +11,14 @@ import queue
 import threading
 import time
 
-from prometheus_client import CollectorRegistry
-
-from agent.sdnotify import Notifier, Supervisor
 from collector.config import CollectorFile
-from collector.exposition import SelfMetrics, StateCollector
+from collector.exposition import SelfMetrics, metrics_app
 from collector.http import HttpServer, make_app
 from collector.intake import Inbound, Intake
 from collector.pipeline import Pipeline, RejectedStore
 from collector.sink import InfluxSink
 from collector.state import State
+from pantau.systemd import Notifier, Supervisor
 
 log = logging.getLogger("pantau.collector")
 
@@ -28,34 +26,46 @@ log = logging.getLogger("pantau.collector")
 class Collector:
     def __init__(self, cfg: CollectorFile) -> None:
         self.cfg = cfg
-        self.registry = CollectorRegistry()
-        self.metrics = SelfMetrics(self.registry)
+        self.metrics = SelfMetrics()
         self.state = State(cfg.stale_after)
-        self.registry.register(StateCollector(self.state))
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.intake = Intake(cfg.mqtt, self.inbox)
         self.sink = InfluxSink(cfg.influx)
         self.pipeline = Pipeline(
-            sink=self.sink, state=self.state, metrics=self.metrics, ack=self.intake.ack,
+            sink=self.sink,
+            state=self.state,
+            metrics=self.metrics,
+            ack=self.intake.ack,
             rejected=RejectedStore(cfg.rejected_file, cfg.rejected_max_bytes),
-            max_message_bytes=cfg.max_message_bytes, batch_size=cfg.influx.batch_size,
-            flush_interval=cfg.influx.flush_interval, retry_min=cfg.influx.retry_min,
+            max_message_bytes=cfg.max_message_bytes,
+            batch_size=cfg.influx.batch_size,
+            flush_interval=cfg.influx.flush_interval,
+            retry_min=cfg.influx.retry_min,
             retry_max=cfg.influx.retry_max,
             # In a shared group another collector writes some of a device's sequence numbers:
             # only the agent's gap records can then prove a loss.
             settle_holes=cfg.mqtt.shared_group is None,
         )
-        self.http = HttpServer(cfg.http.address, make_app(self.registry, self.ready, self.state))
+        self.http = HttpServer(
+            cfg.http.address,
+            make_app(metrics_app(self.metrics, self.state), self.ready, self.state),
+        )
         self._ping_cache = (0.0, False)
 
     def ready(self) -> tuple[bool, str]:
         subscribed = self.intake.subscribed.is_set()
-        self.metrics.connected.set(1 if subscribed else 0)
+        self.metrics.connected(subscribed)
         influx = self.pipeline.influx_ok.is_set() or self._influx_reachable()
         if subscribed and influx:
             return True, "ready"
-        why = [w for w, bad in (("not subscribed to the broker", not subscribed),
-                                ("InfluxDB API unreachable", not influx)) if bad]
+        why = [
+            w
+            for w, bad in (
+                ("not subscribed to the broker", not subscribed),
+                ("InfluxDB API unreachable", not influx),
+            )
+            if bad
+        ]
         return False, "; ".join(why)
 
     def _influx_reachable(self) -> bool:
@@ -73,19 +83,25 @@ class Collector:
     def run(self, stop: threading.Event) -> None:
         self.http.start()
         log.info("collector listening http=%s:%d", self.cfg.http.address[0], self.http.port)
-        worker = threading.Thread(target=self.pipeline.run, args=(self.inbox, stop),
-                                  name="pipeline")
+        worker = threading.Thread(
+            target=self.pipeline.run, args=(self.inbox, stop), name="pipeline"
+        )
         worker.start()
         self.intake.start()
         # systemd (Type=notify): READY once HTTP serves and the subscription is in place (or
         # after READY_WAIT); WATCHDOG only while this loop, the pipeline and MQTT threads live.
-        supervisor = Supervisor(Notifier(), status=self._systemd_status,
-                                overdue=lambda: [name for name, alive in (
-                                    ("pipeline", worker.is_alive()),
-                                    ("mqtt", self.intake.alive())) if not alive])
+        supervisor = Supervisor(
+            Notifier(),
+            status=self._systemd_status,
+            overdue=lambda: [
+                name
+                for name, alive in (("pipeline", worker.is_alive()), ("mqtt", self.intake.alive()))
+                if not alive
+            ],
+        )
         try:
             while not stop.wait(min(1.0, supervisor.period) if supervisor.is_ready else 0.1):
-                self.metrics.connected.set(1 if self.intake.subscribed.is_set() else 0)
+                self.metrics.connected(self.intake.subscribed.is_set())
                 supervisor.tick(self.intake.subscribed.is_set())
         finally:
             supervisor.stopping()

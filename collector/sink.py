@@ -46,8 +46,12 @@ class InfluxSink:
         # One prepared body: handed a list, influxdb-client would look at every line again.
         body = "\n".join(lines).encode()
         try:
-            self._write.write(bucket=self.cfg.bucket, org=self.cfg.org, record=body,
-                              write_precision=WritePrecision.MS)
+            self._write.write(
+                bucket=self.cfg.bucket,
+                org=self.cfg.org,
+                record=body,
+                write_precision=WritePrecision.MS,
+            )
         except ApiException as exc:
             status = int(exc.status or 0)
             retry = status == 429 or status >= 500 or status == 0

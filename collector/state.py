@@ -11,8 +11,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from agent.wire import Gap, SampleSet, Status
 from collector.sequences import SeqTracker
+from pantau.wire import Gap, SampleSet, Status
 
 
 @dataclass(slots=True)
@@ -56,8 +56,7 @@ class State:
             site.heard = max(site.heard, now)
 
     def _tracker(self, site: str, device: str) -> SeqTracker:
-        return self._sites.setdefault(site, SiteState()).sequences.setdefault(device,
-                                                                               SeqTracker())
+        return self._sites.setdefault(site, SiteState()).sequences.setdefault(device, SeqTracker())
 
     def written_sample_set(self, site: str, device: str, seq: int) -> None:
         """A sample set's points are in InfluxDB: account for its sequence number."""
@@ -88,8 +87,14 @@ class State:
                 if not site.devices and now - site.heard > self.stale_after and not site.online:
                     del self._sites[name]
                     continue
-                out[name] = SiteState(site.online, site.status, site.heard, dict(site.devices),
-                                      {d: SeqTracker(list(t.ranges), t.received, t.duplicates,
-                                                     t.lost, t.highest)
-                                       for d, t in site.sequences.items()})
+                out[name] = SiteState(
+                    site.online,
+                    site.status,
+                    site.heard,
+                    dict(site.devices),
+                    {
+                        d: SeqTracker(list(t.ranges), t.received, t.duplicates, t.lost, t.highest)
+                        for d, t in site.sequences.items()
+                    },
+                )
             return out

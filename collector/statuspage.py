@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.wire import Group, Kind
 from collector.state import DeviceState, SiteState
+from pantau.wire import Group, Kind
 
 REFRESH_SECONDS = 15
 
@@ -24,12 +24,23 @@ KEY_MEASUREMENTS = ("signal", "power")
 
 # Preferred order and short labels of the vendor-neutral fields; others follow by name.
 _LABELS: dict[str, str] = {
-    "esno_db": "Es/N0", "snr_db": "SNR", "rsl_dbm": "RSL", "mse_db": "MSE",
-    "rx_power_dbm": "Rx", "tx_power_dbm": "Tx", "rsrp_dbm": "RSRP", "rsrq_db": "RSRQ",
-    "sinr_db": "SINR", "rssi_dbm": "RSSI",
-    "mains_ok": "Mains", "on_battery": "On battery", "battery_charge_percent": "Charge",
-    "battery_runtime_minutes": "Runtime", "battery_voltage_volts": "Battery",
-    "generator_running": "Generator", "fuel_percent": "Fuel",
+    "esno_db": "Es/N0",
+    "snr_db": "SNR",
+    "rsl_dbm": "RSL",
+    "mse_db": "MSE",
+    "rx_power_dbm": "Rx",
+    "tx_power_dbm": "Tx",
+    "rsrp_dbm": "RSRP",
+    "rsrq_db": "RSRQ",
+    "sinr_db": "SINR",
+    "rssi_dbm": "RSSI",
+    "mains_ok": "Mains",
+    "on_battery": "On battery",
+    "battery_charge_percent": "Charge",
+    "battery_runtime_minutes": "Runtime",
+    "battery_voltage_volts": "Battery",
+    "generator_running": "Generator",
+    "fuel_percent": "Fuel",
 }
 _ORDER = {name: i for i, name in enumerate(_LABELS)}
 # 0/1 flags: (text for 1, text for 0, the value that is bad news, if any)
@@ -38,8 +49,14 @@ _FLAGS: dict[str, tuple[str, str, float | None]] = {
     "on_battery": ("YES", "no", 1.0),
     "generator_running": ("running", "off", None),
 }
-_UNITS = (("_dbm", "dBm"), ("_db", "dB"), ("_volts", "V"), ("_percent", "%"),
-          ("_minutes", "min"), ("_seconds", "s"))
+_UNITS = (
+    ("_dbm", "dBm"),
+    ("_db", "dB"),
+    ("_volts", "V"),
+    ("_percent", "%"),
+    ("_minutes", "min"),
+    ("_seconds", "s"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +139,25 @@ def _stamp(ts: float) -> str:
 def _device_html(name: str, dev: DeviceState, now: float) -> str:
     ss = dev.last
     state = "UP" if ss.up else "DOWN"
-    parts = [f'<li class="device {"up" if ss.up else "down"}" data-device="{_esc(name)}" '
-             f'data-up="{int(ss.up)}">',
-             f'<div class="line"><span class="name">{_esc(name)}</span>'
-             f'<span class="badge {"ok" if ss.up else "bad"}">{state}</span></div>']
+    parts = [
+        f'<li class="device {"up" if ss.up else "down"}" data-device="{_esc(name)}" '
+        f'data-up="{int(ss.up)}">',
+        f'<div class="line"><span class="name">{_esc(name)}</span>'
+        f'<span class="badge {"ok" if ss.up else "bad"}">{state}</span></div>',
+    ]
     detail = [f"polled {ago(now - ss.ts_ms / 1000)}"]
     if not ss.up:
         detail.insert(0, f'<span class="reason">{_esc(ss.reason or "unknown")}</span>')
-    uptime = next((f.value for g in ss.groups if g.measurement == "system" for f in g.fields
-                   if f.name == "uptime_seconds" and isinstance(f.value, int | float)), None)
+    uptime = next(
+        (
+            f.value
+            for g in ss.groups
+            if g.measurement == "system"
+            for f in g.fields
+            if f.name == "uptime_seconds" and isinstance(f.value, int | float)
+        ),
+        None,
+    )
     if uptime is not None:
         detail.append(f"up {_duration(float(uptime))}")
     parts.append(f'<div class="meta">{" · ".join(detail)}</div>')
@@ -147,24 +174,33 @@ def _device_html(name: str, dev: DeviceState, now: float) -> str:
 
 def _site_html(name: str, site: SiteState, now: float) -> str:
     down = sum(1 for d in site.devices.values() if not d.last.up)
-    badge = ('<span class="badge ok">ONLINE</span>' if site.online
-             else '<span class="badge bad">OFFLINE</span>')
-    meta = [f'last heard {ago(now - site.heard)} <span class="ts">({_stamp(site.heard)})</span>'
-            if site.heard else "never heard"]
+    badge = (
+        '<span class="badge ok">ONLINE</span>'
+        if site.online
+        else '<span class="badge bad">OFFLINE</span>'
+    )
+    meta = [
+        f'last heard {ago(now - site.heard)} <span class="ts">({_stamp(site.heard)})</span>'
+        if site.heard
+        else "never heard"
+    ]
     st = site.status
     if not site.online and st is not None and st.reason:
         meta.insert(0, f'<span class="reason">{_esc(st.reason)}</span>')
     if site.online and st is not None and st.outbox_pending:
-        meta.append(f"backlog {st.outbox_pending} waiting, oldest "
-                    f"{_duration(st.outbox_oldest_age_s)}")
+        meta.append(
+            f"backlog {st.outbox_pending} waiting, oldest {_duration(st.outbox_oldest_age_s)}"
+        )
     meta.append(f"{_count(len(site.devices), 'device')}, {down} down")
     devices = sorted(site.devices.items(), key=lambda kv: (kv[1].last.up, kv[0]))
-    return (f'<section class="site {"online" if site.online else "offline"}" '
-            f'data-site="{_esc(name)}" data-online="{int(site.online)}">'
-            f'<h2><span class="name">{_esc(name)}</span>{badge}</h2>'
-            f'<div class="meta">{" · ".join(meta)}</div>'
-            f'<ul class="devices">{"".join(_device_html(n, d, now) for n, d in devices)}</ul>'
-            "</section>")
+    return (
+        f'<section class="site {"online" if site.online else "offline"}" '
+        f'data-site="{_esc(name)}" data-online="{int(site.online)}">'
+        f'<h2><span class="name">{_esc(name)}</span>{badge}</h2>'
+        f'<div class="meta">{" · ".join(meta)}</div>'
+        f'<ul class="devices">{"".join(_device_html(n, d, now) for n, d in devices)}</ul>'
+        "</section>"
+    )
 
 
 _CSS = """
@@ -198,8 +234,9 @@ footer{color:var(--mut);font-size:.8rem;padding:1rem;text-align:center}
 """
 
 
-def render(sites: dict[str, SiteState], now: float | None = None,
-           refresh: int = REFRESH_SECONDS) -> str:
+def render(
+    sites: dict[str, SiteState], now: float | None = None, refresh: int = REFRESH_SECONDS
+) -> str:
     """The whole page for a `State.snapshot()`: offline sites first, then by name."""
     now = time.time() if now is None else now
     n_dev = sum(len(s.devices) for s in sites.values())
@@ -207,7 +244,8 @@ def render(sites: dict[str, SiteState], now: float | None = None,
     n_off = sum(1 for s in sites.values() if not s.online)
     ordered = sorted(sites.items(), key=lambda kv: (kv[1].online, kv[0]))
     body = "".join(_site_html(n, s, now) for n, s in ordered) or (
-        '<p class="meta">No site has reported yet.</p>')
+        '<p class="meta">No site has reported yet.</p>'
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -215,9 +253,9 @@ def render(sites: dict[str, SiteState], now: float | None = None,
         f'<meta http-equiv="refresh" content="{int(refresh)}">'
         f"<title>pantau: {n_off} offline, {n_down} down</title>"
         f"<style>{_CSS}</style></head><body>"
-        '<header><h1>pantau status</h1>'
+        "<header><h1>pantau status</h1>"
         f'<p class="summary" id="summary">{_count(len(sites), "site")}, {n_off} offline · '
-        f'{_count(n_dev, "device")}, {n_down} down</p></header>'
+        f"{_count(n_dev, 'device')}, {n_down} down</p></header>"
         f"<main>{body}</main>"
         f"<footer>as of {_stamp(now)} · refreshes every {int(refresh)} s · "
         'read-only · <a href="/metrics">/metrics</a></footer>'

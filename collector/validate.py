@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from agent.wire import (
-    TOPIC_PREFIX,
+from pantau.errors import PantauError
+from pantau.wire import (
+    BadTopic,
     Gap,
     Kind,
     SampleSet,
@@ -23,11 +24,11 @@ from agent.wire import (
     decode_gap,
     decode_sample_set,
 )
-from agent.wire import decode_status as _decode_status
+from pantau.wire import decode_status as _decode_status
+from pantau.wire import parse_topic as wire_parse_topic
 
 T = TypeVar("T")
 
-_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TAG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _RESERVED_TAGS = {"site", "device", "__name__"}
@@ -37,31 +38,29 @@ MIN_TS_MS = 946684800000  # 2000-01-01: older means a device or agent clock is b
 FUTURE_SLACK_MS = 86400 * 1000
 
 
-class Rejected(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class Rejected(PantauError):
+    """A message set aside; `reason` labels pantau_collector_messages_rejected_total."""
 
 
 def parse_topic(topic: str) -> tuple[str, str, str | None]:
-    """(kind, site, device): kind 'metrics' or 'gap' with a device, or ('status', site, None).
-
-    Rejected('bad_topic') otherwise."""
-    parts = topic.split("/")
-    if len(parts) == 4 and parts[0] == TOPIC_PREFIX and parts[3] in ("metrics", "gap"):
-        if _IDENT.match(parts[1]) and _IDENT.match(parts[2]):
-            return parts[3], parts[1], parts[2]
-    if len(parts) == 3 and parts[0] == TOPIC_PREFIX and parts[2] == "status":
-        if _IDENT.match(parts[1]):
-            return "status", parts[1], None
-    raise Rejected("bad_topic", f"unexpected topic {topic[:200]!r}")
+    """(kind, site, device) of a pantau topic (pantau.wire.parse_topic); Rejected('bad_topic')
+    otherwise."""
+    try:
+        return wire_parse_topic(topic)
+    except BadTopic as exc:
+        raise Rejected(exc.reason, exc.detail) from None
 
 
-def check_sample_set(topic_site: str, topic_device: str, payload: bytes,
-                     max_bytes: int, now_ms: int | None = None) -> SampleSet:
-    ss = _decoded(payload, max_bytes, lambda p: decode_sample_set(
-        p, max_inflated=max_bytes * 16, site=topic_site, device=topic_device))
+def check_sample_set(
+    topic_site: str, topic_device: str, payload: bytes, max_bytes: int, now_ms: int | None = None
+) -> SampleSet:
+    ss = _decoded(
+        payload,
+        max_bytes,
+        lambda p: decode_sample_set(
+            p, max_inflated=max_bytes * 16, site=topic_site, device=topic_device
+        ),
+    )
     # Version 2 checks site and device against the topic while decoding (a CRC-16 of each is
     # in its header); version 1 carries them in full.
     _same_origin("payload", ss.site, ss.device, topic_site, topic_device)
@@ -142,8 +141,10 @@ def _check_value(kind: Kind, value: object, name: str) -> None:
     elif kind is Kind.STATE:
         if not isinstance(value, int) or not -INT64_MAX <= value <= INT64_MAX:
             raise Rejected("bad_value", f"{name}: state must be an integer")
-    elif isinstance(value, bool) or not isinstance(value, (int, float)) or (
-        isinstance(value, float) and not math.isfinite(value)
+    elif (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not math.isfinite(value))
     ):
         raise Rejected("bad_value", f"{name}: gauge must be a finite number")
 
@@ -161,18 +162,22 @@ def _decoded(payload: bytes, max_bytes: int, decode: Callable[[bytes], T]) -> T:
 def _same_origin(what: str, site: str, device: str, topic_site: str, topic_device: str) -> None:
     """A site may publish only under its own topic: the payload must say the same."""
     if site != topic_site:
-        raise Rejected("site_mismatch", f"{what} site {site[:64]!r} on topic of site "
-                                        f"{topic_site!r}")
+        raise Rejected(
+            "site_mismatch", f"{what} site {site[:64]!r} on topic of site {topic_site!r}"
+        )
     if device != topic_device:
-        raise Rejected("device_mismatch", f"{what} device {device[:64]!r} on topic of "
-                                          f"device {topic_device!r}")
+        raise Rejected(
+            "device_mismatch", f"{what} device {device[:64]!r} on topic of device {topic_device!r}"
+        )
 
 
 def check_gap(topic_site: str, topic_device: str, payload: bytes, max_bytes: int) -> Gap:
     gap = _decoded(payload, max_bytes, decode_gap)
     _same_origin("gap for", gap.site, gap.device, topic_site, topic_device)
-    if not (0 <= gap.first_seq <= gap.last_seq <= INT64_MAX
-            and gap.count == gap.last_seq - gap.first_seq + 1):
+    if not (
+        0 <= gap.first_seq <= gap.last_seq <= INT64_MAX
+        and gap.count == gap.last_seq - gap.first_seq + 1
+    ):
         raise Rejected("bad_value", "gap range is inconsistent")
     return gap
 
@@ -180,6 +185,7 @@ def check_gap(topic_site: str, topic_device: str, payload: bytes, max_bytes: int
 def check_status(topic_site: str, payload: bytes, max_bytes: int) -> Status:
     status = _decoded(payload, max_bytes, _decode_status)
     if status.site != topic_site:
-        raise Rejected("site_mismatch", f"status for {status.site[:64]!r} on topic of "
-                                        f"{topic_site!r}")
+        raise Rejected(
+            "site_mismatch", f"status for {status.site[:64]!r} on topic of {topic_site!r}"
+        )
     return status

@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support.servers import Mosquitto, SnmpSim, VictoriaMetrics  # noqa: E402
+from devstack.servers import Mosquitto, SnmpSim, VictoriaMetrics  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +40,7 @@ def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     Deduplication of identical (series, timestamp) points is on, as in InfluxDB, where a point
     written again with the same series and timestamp replaces the first: pantau relies on it
     to make redelivered sample sets harmless."""
-    with VictoriaMetrics(tmp_path / "victoria",
-                         extra_args=("-dedup.minScrapeInterval=1ms",)) as vm:
+    with VictoriaMetrics(tmp_path / "victoria", extra_args=("-dedup.minScrapeInterval=1ms",)) as vm:
         yield vm
 
 

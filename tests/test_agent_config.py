@@ -11,7 +11,7 @@ import pytest
 
 from agent.cli import main as agent_main
 from agent.config import load_agent_config
-from agent.configfile import ConfigError
+from pantau.settings import ConfigError
 
 VALID = """\
 site: katingan-01
@@ -54,40 +54,83 @@ def test_valid_config_is_merged_into_typed_devices(tmp_path):
 # (description, config text, expected line, expected fragment of the message)
 INVALID = [
     ("unknown top-level key", VALID + "colour: blue\n", 17, "colour: unknown key"),
-    ("unknown device key", VALID.replace("    interval: 120\n", "    intervall: 120\n"), 14,
-     "devices[1].intervall: unknown key"),
+    (
+        "unknown device key",
+        VALID.replace("    interval: 120\n", "    intervall: 120\n"),
+        14,
+        "devices[1].intervall: unknown key",
+    ),
     ("missing site", VALID.replace("site: katingan-01\n", ""), 1, "site: required key"),
     ("bad site name", VALID.replace("katingan-01", "katingan/01"), 1, "site: String should"),
-    ("negative interval", VALID.replace("interval: 30", "interval: -5"), 6,
-     "defaults.interval: Input should be greater than 0"),
+    (
+        "negative interval",
+        VALID.replace("interval: 30", "interval: -5"),
+        6,
+        "defaults.interval: Input should be greater than 0",
+    ),
     ("port out of range", VALID.replace("port: 1883", "port: 70000"), 4, "broker.port"),
-    ("wrong type", VALID.replace("interval: 120", "interval: often"), 14,
-     "devices[1].interval: Input should be a valid number"),
-    ("unknown profile", VALID.replace("[system, if-mib]", "[system, nope]"), 11,
-     "devices[0].profiles[1]: unknown profile 'nope'"),
-    ("duplicate device", VALID.replace("name: ups", "name: radio-1"), 12,
-     "duplicate device names: radio-1"),
-    ("v3 without user", VALID.replace("{version: 1, community: public}", "{version: 3}"), 16,
-     "version 3 needs user"),
-    ("community on v3", VALID.replace("{version: 1, community: public}",
-                                      "{version: 3, user: u, community: x}"), 16,
-     "community: not used by version 3"),
-    ("snmp version", VALID.replace("version: 1,", "version: 4,"), 16,
-     "devices[1].snmp.version"),
-    ("duplicate key", VALID.replace("  port: 1883\n", "  port: 1883\n  port: 1884\n"), 5,
-     "broker.port: duplicate key"),
-    ("yaml syntax", VALID.replace("profiles: [system, if-mib]", "profiles: [system, if-mib"),
-     12, "YAML syntax error"),
+    (
+        "wrong type",
+        VALID.replace("interval: 120", "interval: often"),
+        14,
+        "devices[1].interval: Input should be a valid number",
+    ),
+    (
+        "unknown profile",
+        VALID.replace("[system, if-mib]", "[system, nope]"),
+        11,
+        "devices[0].profiles[1]: unknown profile 'nope'",
+    ),
+    (
+        "duplicate device",
+        VALID.replace("name: ups", "name: radio-1"),
+        12,
+        "duplicate device names: radio-1",
+    ),
+    (
+        "v3 without user",
+        VALID.replace("{version: 1, community: public}", "{version: 3}"),
+        16,
+        "version 3 needs user",
+    ),
+    (
+        "community on v3",
+        VALID.replace("{version: 1, community: public}", "{version: 3, user: u, community: x}"),
+        16,
+        "community: not used by version 3",
+    ),
+    ("snmp version", VALID.replace("version: 1,", "version: 4,"), 16, "devices[1].snmp.version"),
+    (
+        "duplicate key",
+        VALID.replace("  port: 1883\n", "  port: 1883\n  port: 1884\n"),
+        5,
+        "broker.port: duplicate key",
+    ),
+    (
+        "yaml syntax",
+        VALID.replace("profiles: [system, if-mib]", "profiles: [system, if-mib"),
+        12,
+        "YAML syntax error",
+    ),
     ("no devices", "site: x\ndevices: []\n", 2, "devices: List should have at least 1 item"),
-    ("missing secret file", VALID.replace("community: ceraos", "community_file: /nonexistent"),
-     10, "cannot read secret file /nonexistent"),
-    ("cert without key", VALID.replace("  port: 1883\n", "  port: 1883\n  tls: {cert_file: "
-                                       "/etc/hostname}\n"), 5, "cert_file and key_file go"),
+    (
+        "missing secret file",
+        VALID.replace("community: ceraos", "community_file: /nonexistent"),
+        10,
+        "cannot read secret file /nonexistent",
+    ),
+    (
+        "cert without key",
+        VALID.replace("  port: 1883\n", "  port: 1883\n  tls: {cert_file: /etc/hostname}\n"),
+        5,
+        "cert_file and key_file go",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "fragment"), [c[1:] for c in INVALID],
-                         ids=[c[0] for c in INVALID])
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
 def test_invalid_config_names_file_line_and_key(tmp_path, text, line, fragment):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
@@ -132,9 +175,11 @@ def test_secret_file_readable_by_others_is_refused_without_echoing_it(tmp_path):
 def test_v3_keys_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RADIO_AUTH", "authpass123")
     monkeypatch.setenv("RADIO_PRIV", "privpass123")
-    text = VALID.replace("{version: 2c, community: ceraos}",
-                         "{version: 3, user: noc, auth_protocol: SHA-256, auth_key_env: "
-                         "RADIO_AUTH, priv_protocol: AES, priv_key_env: RADIO_PRIV}")
+    text = VALID.replace(
+        "{version: 2c, community: ceraos}",
+        "{version: 3, user: noc, auth_protocol: SHA-256, auth_key_env: "
+        "RADIO_AUTH, priv_protocol: AES, priv_key_env: RADIO_PRIV}",
+    )
     cfg = load_agent_config(write(tmp_path, text))
     snmp = cfg.devices[0].snmp
     assert (snmp.auth_key, snmp.priv_key) == ("authpass123", "privpass123")
@@ -145,38 +190,49 @@ def test_v3_keys_from_environment(tmp_path, monkeypatch):
 
 
 def test_extra_profile_file_is_validated_with_its_own_lines(tmp_path):
-    (tmp_path / "p.yaml").write_text("profiles:\n  - name: vsat\n    measurement: modem\n"
-                                     "    scalars:\n      - {name: snr_db, oid: not-an-oid}\n")
+    (tmp_path / "p.yaml").write_text(
+        "profiles:\n  - name: vsat\n    measurement: modem\n"
+        "    scalars:\n      - {name: snr_db, oid: not-an-oid}\n"
+    )
     text = VALID + "profile_files: [p.yaml]\n"
     with pytest.raises(ConfigError) as err:
         load_agent_config(write(tmp_path, text))
-    assert any(f"{tmp_path / 'p.yaml'}:5: profiles[0].scalars[0].oid" in e
-               for e in err.value.errors), err.value.errors
+    assert any(
+        f"{tmp_path / 'p.yaml'}:5: profiles[0].scalars[0].oid" in e for e in err.value.errors
+    ), err.value.errors
 
 
 def test_mib_names_are_resolved_at_load_time(tmp_path):
     (tmp_path / "p.yaml").write_text(
         "profiles:\n  - name: named\n    measurement: named\n    scalars:\n"
         "      - {name: uptime_seconds, oid: 'SNMPv2-MIB::sysUpTime.0', scale: 0.01}\n"
-        "      - {name: engine_time_seconds, oid: 'SNMP-FRAMEWORK-MIB::snmpEngineTime.0'}\n")
-    cfg = load_agent_config(write(tmp_path, VALID.replace("[system, if-mib]", "[named]")
-                                  + "profile_files: [p.yaml]\n"))
+        "      - {name: engine_time_seconds, oid: 'SNMP-FRAMEWORK-MIB::snmpEngineTime.0'}\n"
+    )
+    cfg = load_agent_config(
+        write(tmp_path, VALID.replace("[system, if-mib]", "[named]") + "profile_files: [p.yaml]\n")
+    )
     oids = [s.oid for s in cfg.devices[0].profiles[0].scalars]
     assert oids == ["1.3.6.1.2.1.1.3.0", "1.3.6.1.6.3.10.2.1.3.0"]
 
 
-@pytest.mark.parametrize(("symbol", "message"), [
-    ("SNMPv2-MIB::sysUpTimeX.0", "SNMPv2-MIB has no object 'sysUpTimeX'"),
-    ("NO-SUCH-MIB::thing", "MIB module NO-SUCH-MIB not found"),
-])
+@pytest.mark.parametrize(
+    ("symbol", "message"),
+    [
+        ("SNMPv2-MIB::sysUpTimeX.0", "SNMPv2-MIB has no object 'sysUpTimeX'"),
+        ("NO-SUCH-MIB::thing", "MIB module NO-SUCH-MIB not found"),
+    ],
+)
 def test_unresolvable_mib_name_is_refused_with_its_line(tmp_path, symbol, message):
     (tmp_path / "p.yaml").write_text(
         "profiles:\n  - name: named\n    measurement: named\n    scalars:\n"
-        f"      - {{name: x, oid: '{symbol}'}}\n")
+        f"      - {{name: x, oid: '{symbol}'}}\n"
+    )
     with pytest.raises(ConfigError) as err:
         load_agent_config(write(tmp_path, VALID + "profile_files: [p.yaml]\n"))
-    assert any(f"{tmp_path / 'p.yaml'}:5: profiles[0].scalars[0].oid" in e and message in e
-               for e in err.value.errors), err.value.errors
+    assert any(
+        f"{tmp_path / 'p.yaml'}:5: profiles[0].scalars[0].oid" in e and message in e
+        for e in err.value.errors
+    ), err.value.errors
 
 
 def test_yaml_1_1_booleans_stay_words(tmp_path):
@@ -184,9 +240,14 @@ def test_yaml_1_1_booleans_stay_words(tmp_path):
     (tmp_path / "p.yaml").write_text(
         "profiles:\n  - name: relay\n    measurement: power\n    scalars:\n"
         "      - {name: mains_ok, oid: 1.3.6.1.4.1.1.1.0, kind: state, "
-        "states: {0: off, 1: on}}\n")
-    cfg = load_agent_config(write(tmp_path, VALID.replace("site: katingan-01", "site: no")
-                                  .replace("[system, if-mib]", "[relay]")
-                                  + "profile_files: [p.yaml]\n"))
+        "states: {0: off, 1: on}}\n"
+    )
+    cfg = load_agent_config(
+        write(
+            tmp_path,
+            VALID.replace("site: katingan-01", "site: no").replace("[system, if-mib]", "[relay]")
+            + "profile_files: [p.yaml]\n",
+        )
+    )
     assert cfg.site == "no"
     assert cfg.devices[0].profiles[0].scalars[0].states == {0: "off", 1: "on"}

@@ -30,21 +30,38 @@ ALERTS_DOC = REPO / "docs" / "alerts.md"
 
 # The alerts issue 5 asks for, no more, no fewer.
 EXPECTED_ALERTS = {
-    "SiteOffline", "SiteBackhaulSlow", "DeviceDown", "LinkDown", "InterfaceErrors",
-    "DeviceRebooted", "SatelliteSignalDegraded", "MicrowaveRslLow", "OpticalPowerOutOfRange",
-    "CellularSignalWeak", "OnBattery", "BatteryLow", "MainsFailure", "GeneratorRunning",
-    "CollectorDown", "CollectorWriteErrors", "CollectorRejectingMessages",
+    "SiteOffline",
+    "SiteBackhaulSlow",
+    "DeviceDown",
+    "LinkDown",
+    "InterfaceErrors",
+    "DeviceRebooted",
+    "SatelliteSignalDegraded",
+    "MicrowaveRslLow",
+    "OpticalPowerOutOfRange",
+    "CellularSignalWeak",
+    "OnBattery",
+    "BatteryLow",
+    "MainsFailure",
+    "GeneratorRunning",
+    "CollectorDown",
+    "CollectorWriteErrors",
+    "CollectorRejectingMessages",
 }
-SITE_ALERTS = EXPECTED_ALERTS - {"CollectorDown", "CollectorWriteErrors",
-                                 "CollectorRejectingMessages"}
+SITE_ALERTS = EXPECTED_ALERTS - {
+    "CollectorDown",
+    "CollectorWriteErrors",
+    "CollectorRejectingMessages",
+}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     if binary is None:
         pytest.fail("promtool not found: apt-get install prometheus (make test installs it)")
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=REPO)
+    return subprocess.run(
+        [binary, *args], capture_output=True, text=True, timeout=120, check=False, cwd=REPO
+    )
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -120,8 +137,7 @@ def test_every_alert_is_unit_tested_firing_not_firing_and_resolving() -> None:
     seen: dict[str, list[str]] = {name: [] for name in EXPECTED_ALERTS}
     for path in UNIT_TESTS:
         for case in yaml.safe_load(path.read_text())["tests"]:
-            checks = sorted(case.get("alert_rule_test", []),
-                            key=lambda c: _seconds(c["eval_time"]))
+            checks = sorted(case.get("alert_rule_test", []), key=lambda c: _seconds(c["eval_time"]))
             by_alert: dict[str, str] = {}
             for check in checks:
                 by_alert.setdefault(check["alertname"], "")
@@ -130,7 +146,8 @@ def test_every_alert_is_unit_tested_firing_not_firing_and_resolving() -> None:
                 seen[name].append(pattern)
     for name, patterns in seen.items():
         assert any(re.search(r"-F+-", p) for p in patterns), (
-            f"{name}: no unit test where it does not fire, fires, then resolves ({patterns})")
+            f"{name}: no unit test where it does not fire, fires, then resolves ({patterns})"
+        )
 
 
 def _seconds(duration: str) -> int:
@@ -147,14 +164,17 @@ def test_alertmanager_inhibits_the_devices_and_links_of_a_dark_site() -> None:
             key, op, value = re.fullmatch(r'(\w+)\s*(=~|=)\s*"(.*)"', m).groups()  # type: ignore[union-attr]
             assert key == "alertname", m
             if (op == "=" and value != alertname) or (
-                    op == "=~" and not re.fullmatch(value, alertname)):
+                op == "=~" and not re.fullmatch(value, alertname)
+            ):
                 return False
         return True
 
     def inhibited(source: str, target: str) -> list[str]:
-        return [rule["equal"] for rule in config["inhibit_rules"]
-                if matches(rule["source_matchers"], source)
-                and matches(rule["target_matchers"], target)]
+        return [
+            rule["equal"]
+            for rule in config["inhibit_rules"]
+            if matches(rule["source_matchers"], source) and matches(rule["target_matchers"], target)
+        ]
 
     for target in ("DeviceDown", "LinkDown"):
         assert ["site"] in inhibited("SiteOffline", target), target
@@ -171,8 +191,15 @@ def test_alertmanager_config_passes_amtool() -> None:
     """Alertmanager's own check, where its package is installed."""
     amtool = shutil.which("amtool")
     if amtool is None:
-        pytest.skip("amtool (Debian prometheus-alertmanager) is not installed; make test does "
-                    "not install it")
-    result = subprocess.run([amtool, "check-config", str(ALERTMANAGER)], capture_output=True,
-                            text=True, timeout=60, check=False)
+        pytest.skip(
+            "amtool (Debian prometheus-alertmanager) is not installed; make test does "
+            "not install it"
+        )
+    result = subprocess.run(
+        [amtool, "check-config", str(ALERTMANAGER)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

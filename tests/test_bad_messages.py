@@ -10,9 +10,9 @@ import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.wire import Field, Group, Kind, SampleSet, encode_sample_set
-from tests.support import procs
-from tests.support.servers import free_port
+from devstack import procs
+from devstack.servers import free_port
+from pantau.wire import Field, Group, Kind, SampleSet, encode_sample_set
 
 SITE = "s1"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.configfile import ConfigError
 from collector.cli import main as collector_main
 from collector.config import load_collector_config
+from pantau.settings import ConfigError
 
 VALID = """\
 mqtt:
@@ -24,16 +24,26 @@ INVALID = [
     ("bad url", VALID.replace("http://127.0.0.1:8086", "not a url"), 5, "influx.url"),
     ("zero batch", VALID.replace("batch_size: 1000", "batch_size: 0"), 6, "influx.batch_size"),
     ("bad listen", VALID.replace("127.0.0.1:9877", "everywhere"), 8, "http.listen"),
-    ("bad client id", VALID.replace("  port: 1883\n", "  port: 1883\n  client_id: a/b\n"), 4,
-     "mqtt.client_id"),
-    ("token env unset", VALID.replace("  batch_size: 1000\n",
-                                      "  batch_size: 1000\n  token_env: PANTAU_NO_SUCH_VAR\n"),
-     4, "environment variable PANTAU_NO_SUCH_VAR is not set"),
+    (
+        "bad client id",
+        VALID.replace("  port: 1883\n", "  port: 1883\n  client_id: a/b\n"),
+        4,
+        "mqtt.client_id",
+    ),
+    (
+        "token env unset",
+        VALID.replace(
+            "  batch_size: 1000\n", "  batch_size: 1000\n  token_env: PANTAU_NO_SUCH_VAR\n"
+        ),
+        4,
+        "environment variable PANTAU_NO_SUCH_VAR is not set",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "fragment"), [c[1:] for c in INVALID],
-                         ids=[c[0] for c in INVALID])
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
 def test_invalid_collector_config(tmp_path, text, line, fragment):
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -59,8 +69,9 @@ def test_token_from_file_is_never_printed(tmp_path, capsys):
     token.write_text("tok-SECRET-123\n")
     token.chmod(0o600)
     path = tmp_path / "c.yaml"
-    path.write_text(VALID.replace("  batch_size: 1000\n",
-                                  f"  batch_size: 1000\n  token_file: {token}\n"))
+    path.write_text(
+        VALID.replace("  batch_size: 1000\n", f"  batch_size: 1000\n  token_file: {token}\n")
+    )
     cfg = load_collector_config(path)
     assert cfg.influx.token == "tok-SECRET-123"
     assert "SECRET" not in repr(cfg) and "SECRET" not in str(cfg)

@@ -19,10 +19,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.wire import decode_sample_set
-from tests.support import procs
-from tests.support.netcut import NetCut
-from tests.support.servers import free_port
+from devstack import procs
+from devstack.netcut import NetCut
+from devstack.servers import free_port
+from pantau.wire import decode_sample_set
 
 OUTAGE = float(os.environ.get("PANTAU_TEST_OUTAGE", "5"))
 SITE = "vsat-07"
@@ -37,19 +37,26 @@ class Stack:
         self.victoria = victoria
         self.snmpsim = snmpsim
         self.http = free_port()
-        self.ccfg = procs.collector_config(tmp_path / "collector.yaml",
-                                           broker_port=mosquitto.port,
-                                           influx_url=victoria.url, http_port=self.http)
+        self.ccfg = procs.collector_config(
+            tmp_path / "collector.yaml",
+            broker_port=mosquitto.port,
+            influx_url=victoria.url,
+            http_port=self.http,
+        )
         self.collector = procs.collector(self.ccfg, tmp_path / "collector.log")
         self.outbox_path = tmp_path / f"{SITE}-outbox.sqlite"
         self.agent: procs.Proc | None = None
 
     def start_agent(self, broker_port: int | None = None, **outbox: object) -> procs.Proc:
         devices = [procs.snmpsim_device(n, c, self.snmpsim.port) for n, c in DEVICES.items()]
-        cfg = procs.agent_config(self.tmp / "agent.yaml", site=SITE,
-                                 broker_port=broker_port or self.mosquitto.port,
-                                 devices=devices, interval=INTERVAL,
-                                 outbox={"shutdown_timeout": 15.0, "heartbeat": 1.0, **outbox})
+        cfg = procs.agent_config(
+            self.tmp / "agent.yaml",
+            site=SITE,
+            broker_port=broker_port or self.mosquitto.port,
+            devices=devices,
+            interval=INTERVAL,
+            outbox={"shutdown_timeout": 15.0, "heartbeat": 1.0, **outbox},
+        )
         self.agent = procs.agent(cfg, self.tmp / "agent.log").start()
         return self.agent
 
@@ -66,9 +73,11 @@ class Stack:
         return seqs, pending, int(row[0]) if row else 0
 
     def wait_polls(self, n: int) -> None:
-        procs.wait_until(lambda: self.outbox_path.exists()
-                         and min(self.outbox()[0].values(), default=0) >= n,
-                         30, f"{n} polls of every device")
+        procs.wait_until(
+            lambda: self.outbox_path.exists() and min(self.outbox()[0].values(), default=0) >= n,
+            30,
+            f"{n} polls of every device",
+        )
 
     def seqs_in_influx(self, device: str) -> list[float]:
         series = self.victoria.export(f'pantau_poll_seq{{site="{SITE}",device="{device}"}}')
@@ -79,8 +88,7 @@ class Stack:
         if self.agent.running:
             # A reconnect attempt that began during the outage may take its full timeout
             # (10 s); then the backlog drains. Only in-flight live items may remain.
-            procs.wait_until(lambda: self.outbox()[1] <= len(DEVICES), 60,
-                             "the backlog to drain")
+            procs.wait_until(lambda: self.outbox()[1] <= len(DEVICES), 60, "the backlog to drain")
         assert self.agent.stop(30) == 0, self.agent.log()[-2000:]
         seqs, pending, _ = self.outbox()
         assert pending == 0, f"{pending} items left in the outbox after a clean stop"
@@ -88,8 +96,11 @@ class Stack:
         for device in DEVICES:
             expected = sorted(set(range(1, seqs[device] + 1)) - dropped.get(device, set()))
             try:
-                procs.wait_until(lambda d=device, e=expected: sorted(self.seqs_in_influx(d)) == e,
-                                 30, f"every sequence number of {device} in VictoriaMetrics")
+                procs.wait_until(
+                    lambda d=device, e=expected: sorted(self.seqs_in_influx(d)) == e,
+                    30,
+                    f"every sequence number of {device} in VictoriaMetrics",
+                )
             finally:
                 got = self.seqs_in_influx(device)
                 missing = sorted(set(expected) - set(got))
@@ -98,8 +109,11 @@ class Stack:
             assert len(got) == len(set(got)), f"{device}: a sequence number written twice"
 
     def scrape_sum(self, name: str) -> float:
-        return sum(v for (n, labels), v in procs.scrape(self.http).items()
-                   if n == name and dict(labels).get("site") == SITE)
+        return sum(
+            v
+            for (n, labels), v in procs.scrape(self.http).items()
+            if n == name and dict(labels).get("site") == SITE
+        )
 
 
 @pytest.fixture
@@ -143,8 +157,14 @@ def test_influx_outage(stack):
     stack.wait_polls(stack.outbox()[0]["radio"] + 3)
     stack.stop_agent_and_check()
     assert (ready, why.strip()) == (503, "InfluxDB API unreachable")
-    assert sum(v for (n, _), v in procs.scrape(stack.http).items()
-               if n == "pantau_collector_write_errors_total") >= 1
+    assert (
+        sum(
+            v
+            for (n, _), v in procs.scrape(stack.http).items()
+            if n == "pantau_collector_write_errors_total"
+        )
+        >= 1
+    )
 
 
 def test_agent_killed_and_restarted_replays_its_outbox(stack):
@@ -181,8 +201,10 @@ def test_outbox_budget_too_small_drops_oldest_and_says_so(stack):
 
     def gap_ranges() -> dict[str, set[int]]:
         firsts = stack.victoria.export(f'pantau_gap_first_seq{{site="{SITE}"}}')
-        lasts = {s["metric"]["device"]: s for s in
-                 stack.victoria.export(f'pantau_gap_last_seq{{site="{SITE}"}}')}
+        lasts = {
+            s["metric"]["device"]: s
+            for s in stack.victoria.export(f'pantau_gap_last_seq{{site="{SITE}"}}')
+        }
         out: dict[str, set[int]] = {}
         for first in firsts:
             device = first["metric"]["device"]
@@ -193,13 +215,18 @@ def test_outbox_budget_too_small_drops_oldest_and_says_so(stack):
     # Every drop reached the collector as a gap record ...
     dropped = procs.wait_until(
         lambda: (g := gap_ranges()) and sum(map(len, g.values())) == dropped_total and g,
-        30, f"gap records covering all {dropped_total} drops")
+        30,
+        f"gap records covering all {dropped_total} drops",
+    )
     # ... the oldest went first (each device's drops start right after what was delivered) ...
     for device, seqs in dropped.items():
         assert seqs == set(range(min(seqs), max(seqs) + 1)), f"{device}: drops not contiguous"
     # ... the collector counts exactly those as lost ...
-    procs.wait_until(lambda: stack.scrape_sum("pantau_samples_lost_total") == dropped_total, 20,
-                     "collector's lost count to equal the agent's drops")
+    procs.wait_until(
+        lambda: stack.scrape_sum("pantau_samples_lost_total") == dropped_total,
+        20,
+        "collector's lost count to equal the agent's drops",
+    )
     # ... and everything else arrived exactly once.
     stack.stop_agent_and_check(dropped)
     assert "outbox over budget: dropped device=" in stack.agent.log()
@@ -231,8 +258,11 @@ def test_first_message_after_outage_is_the_newest(stack):
             watching = True
             newest_at_restore = stack.outbox()[0]
             cut.restore()
-            procs.wait_until(lambda: stack.outbox()[1] <= len(DEVICES)
-                             and len(seen) > 3 * len(DEVICES), 60, "the backlog to drain")
+            procs.wait_until(
+                lambda: stack.outbox()[1] <= len(DEVICES) and len(seen) > 3 * len(DEVICES),
+                60,
+                "the backlog to drain",
+            )
     finally:
         observer.loop_stop()
         observer.disconnect()
@@ -243,8 +273,9 @@ def test_first_message_after_outage_is_the_newest(stack):
         assert backlog == sorted(backlog), f"{device}: backlog not oldest-first: {backlog}"
         assert len(backlog) >= int(OUTAGE) - 1
     # The newest of every device went out before any backlog item.
-    first_backlog = next(i for i, (d, s) in enumerate(seen)
-                         if s < max(q for dd, q in seen[:i + 1] if dd == d))
+    first_backlog = next(
+        i for i, (d, s) in enumerate(seen) if s < max(q for dd, q in seen[: i + 1] if dd == d)
+    )
     assert {d for d, _ in seen[:first_backlog]} == set(DEVICES)
 
 
@@ -260,11 +291,19 @@ def test_unusable_state_directory_is_a_clear_error(tmp_path, where, mosquitto):
         if not outbox_path.exists() or not stat.S_ISCHR(outbox_path.stat().st_mode):
             pytest.skip("/dev/full is not available here")
         expected = "cannot open outbox /dev/full"
-    cfg = procs.agent_config(tmp_path / "agent.yaml", site=SITE, broker_port=mosquitto.port,
-                             devices=[procs.snmpsim_device("radio", "ceraos", 9)],
-                             outbox={"path": str(outbox_path)})
-    result = subprocess.run([str(procs.BIN / "pantau-agent"), "run", "--config", str(cfg)],
-                            capture_output=True, text=True, timeout=30)
+    cfg = procs.agent_config(
+        tmp_path / "agent.yaml",
+        site=SITE,
+        broker_port=mosquitto.port,
+        devices=[procs.snmpsim_device("radio", "ceraos", 9)],
+        outbox={"path": str(outbox_path)},
+    )
+    result = subprocess.run(
+        [str(procs.BIN / "pantau-agent"), "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode != 0
     assert "cannot start" in result.stderr and expected in result.stderr, result.stderr
 
@@ -278,8 +317,14 @@ def test_heartbeat_reports_outbox_health(stack):
         stack.wait_polls(stack.outbox()[0]["radio"] + 3)
         cut.restore()
 
-        procs.wait_until(lambda: procs.scrape(stack.http).get(
-            ("pantau_agent_outbox_pending", (("site", SITE),))) == 0, 30, "backlog drained")
+        procs.wait_until(
+            lambda: (
+                procs.scrape(stack.http).get(("pantau_agent_outbox_pending", (("site", SITE),)))
+                == 0
+            ),
+            30,
+            "backlog drained",
+        )
         m = procs.scrape(stack.http)
     assert m[("pantau_agent_outbox_dropped_total", (("site", SITE),))] == 0
     assert m[("pantau_agent_publish_latency_seconds", (("site", SITE),))] < 5
@@ -288,4 +333,3 @@ def test_heartbeat_reports_outbox_health(stack):
     assert max(pending["values"]) >= 3 * len(DEVICES) and pending["values"][-1] == 0
     (age,) = stack.victoria.export(f'pantau_site_outbox_oldest_age_seconds{{site="{SITE}"}}')
     assert max(age["values"]) >= 2.0
-

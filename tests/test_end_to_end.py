@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import procs
-from tests.support.servers import free_port
-from tests.support.snmprec import column, load
+from devstack import procs
+from devstack.servers import free_port
+from devstack.snmprec import column, load
 
 DEVICES = {  # device name → recording (community); one microwave, one cellular, one gateway
     "radio": "ceraos",

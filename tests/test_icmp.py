@@ -11,7 +11,7 @@ import time
 import yaml
 
 from agent.icmp import Pinger, PingSettings
-from tests.support import procs
+from devstack import procs
 from tests.support.netns import silent_host
 
 FAST = PingSettings(count=3, interval=0.05, timeout=0.5)
@@ -42,30 +42,59 @@ def test_silent_host_gives_full_loss_and_no_rtt():
 def test_probe_shows_ping_beside_snmp_and_upstream_targets(tmp_path, snmpsim):
     with silent_host() as silent:
         cfg = tmp_path / "agent.yaml"
-        cfg.write_text(yaml.safe_dump({
-            "site": "vsat-01",
-            "defaults": {"timeout": 0.5, "retries": 0, "ping_count": 2,
-                         "ping_interval": 0.05, "ping_timeout": 0.5},
-            "devices": [
-                {"name": "radio", "host": "127.0.0.1", "port": snmpsim.port,
-                 "snmp": {"community": "ceraos"}},
-                # answers ping (it is this host) but not SNMP (no such community)
-                {"name": "modem", "host": "127.0.0.1", "port": snmpsim.port,
-                 "snmp": {"community": "no-such-recording"}},
-                {"name": "quiet", "host": "127.0.0.1", "port": snmpsim.port, "ping": False,
-                 "snmp": {"community": "ceraos"}},
-            ],
-            "ping_targets": [{"name": "noc", "host": "127.0.0.1"},
-                             {"name": "vsat-hub", "host": silent}],
-        }))
-        run = subprocess.run([str(procs.BIN / "pantau-agent"), "probe", "--config", str(cfg),
-                              "--json"], capture_output=True, text=True, timeout=60)
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "site": "vsat-01",
+                    "defaults": {
+                        "timeout": 0.5,
+                        "retries": 0,
+                        "ping_count": 2,
+                        "ping_interval": 0.05,
+                        "ping_timeout": 0.5,
+                    },
+                    "devices": [
+                        {
+                            "name": "radio",
+                            "host": "127.0.0.1",
+                            "port": snmpsim.port,
+                            "snmp": {"community": "ceraos"},
+                        },
+                        # answers ping (it is this host) but not SNMP (no such community)
+                        {
+                            "name": "modem",
+                            "host": "127.0.0.1",
+                            "port": snmpsim.port,
+                            "snmp": {"community": "no-such-recording"},
+                        },
+                        {
+                            "name": "quiet",
+                            "host": "127.0.0.1",
+                            "port": snmpsim.port,
+                            "ping": False,
+                            "snmp": {"community": "ceraos"},
+                        },
+                    ],
+                    "ping_targets": [
+                        {"name": "noc", "host": "127.0.0.1"},
+                        {"name": "vsat-hub", "host": silent},
+                    ],
+                }
+            )
+        )
+        run = subprocess.run(
+            [str(procs.BIN / "pantau-agent"), "probe", "--config", str(cfg), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     results = {r["device"]: r for r in json.loads(run.stdout)}
     assert run.returncode == 1  # modem and vsat-hub are down
 
     def icmp(device: str) -> dict:
-        return {v["name"]: v["value"] for v in results[device]["values"]
-                if v["measurement"] == "icmp"}
+        return {
+            v["name"]: v["value"] for v in results[device]["values"] if v["measurement"] == "icmp"
+        }
 
     assert results["radio"]["up"] and icmp("radio")["received"] == 2
     assert (results["modem"]["up"], results["modem"]["reason"]) == (False, "timeout")

@@ -23,14 +23,25 @@ INSTALL = REPO / "deploy" / "install.sh"
 
 
 def run(root: Path, *args: str, source: Path | None = None, stdin: str | None = None) -> str:
-    env = {**os.environ, "PANTAU_ROOT": str(root), "PANTAU_PYTHON": sys.executable,
-           # a gateway wants the bytecode compiled at install time (the service user cannot
-           # write it); the test does not, and saves a third of pip's time
-           "PANTAU_PIP_ARGS": "--no-compile"}
+    env = {
+        **os.environ,
+        "PANTAU_ROOT": str(root),
+        "PANTAU_PYTHON": sys.executable,
+        # a gateway wants the bytecode compiled at install time (the service user cannot
+        # write it); the test does not, and saves a third of pip's time
+        "PANTAU_PIP_ARGS": "--no-compile",
+    }
     if source is not None:
         env["PANTAU_SOURCE"] = str(source)
-    result = subprocess.run(["bash", str(INSTALL), *args], env=env, input=stdin,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        ["bash", str(INSTALL), *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -56,8 +67,9 @@ def test_install_then_upgrade_keeps_config_and_secrets(tmp_path: Path) -> None:
     out = run(root, "agent")
     assert "pantau-agent installed" in out
     uid, gid = ids(root, "pantau-agent")
-    version = subprocess.run([str(venv / "bin/pantau-agent"), "--version"], capture_output=True,
-                             text=True, check=True).stdout
+    version = subprocess.run(
+        [str(venv / "bin/pantau-agent"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert version.startswith("pantau-agent ")
     unit = root / "etc/systemd/system/pantau-agent.service"
     wants = root / "etc/systemd/system/multi-user.target.wants/pantau-agent.service"
@@ -78,28 +90,42 @@ def test_install_then_upgrade_keeps_config_and_secrets(tmp_path: Path) -> None:
         assert (password.stat().st_uid, password.stat().st_gid) == (uid, gid)
     site_config = {
         "site": "kpg-ridge-01",
-        "broker": {"host": "noc.example.net", "port": 8883, "username": "kpg-ridge-01",
-                   "password_file": str(password)},
+        "broker": {
+            "host": "noc.example.net",
+            "port": 8883,
+            "username": "kpg-ridge-01",
+            "password_file": str(password),
+        },
         "devices": [{"name": "radio-1", "host": "10.20.0.2"}],
         "outbox": {"path": str(tmp_path / "outbox.sqlite")},
     }
     config.write_text("# edited on site\n" + yaml.safe_dump(site_config))
     edited = config.read_text()
-    check = subprocess.run([str(venv / "bin/pantau-agent"), "check-config", "--config",
-                            str(config)], capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        [str(venv / "bin/pantau-agent"), "check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert check.returncode == 0, check.stderr
     assert "correct horse" not in check.stdout + check.stderr
 
     # Upgrade: run it again from a newer checkout.
     newer = tmp_path / "newer"
-    shutil.copytree(REPO, newer, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "*.egg-info", "__pycache__", "tests", ".demo", ".*cache"))
+    shutil.copytree(
+        REPO,
+        newer,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", "tests", ".demo", ".*cache"
+        ),
+    )
     init = newer / "agent/__init__.py"
     init.write_text(init.read_text().replace('__version__ = "', '__version__ = "9.9.9+'))
     out = run(root, "agent", source=newer)
     assert "keeping" in out and "config is valid" in out
-    version = subprocess.run([str(venv / "bin/pantau-agent"), "--version"], capture_output=True,
-                             text=True, check=True).stdout
+    version = subprocess.run(
+        [str(venv / "bin/pantau-agent"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert "9.9.9+" in version
     assert config.read_text() == edited and mode(config) == 0o640
     assert password.read_text() == "correct horse battery\n" and mode(password) == 0o600
@@ -110,26 +136,47 @@ def test_install_then_upgrade_keeps_config_and_secrets(tmp_path: Path) -> None:
     run(root, "collector")
     c_uid, c_gid = ids(root, "pantau-collector")
     assert c_uid != uid
-    assert (root / "etc/systemd/system/multi-user.target.wants/pantau-collector.service") \
-        .is_symlink()
+    assert (
+        root / "etc/systemd/system/multi-user.target.wants/pantau-collector.service"
+    ).is_symlink()
     assert (etc / "collector.yaml").is_file() and config.read_text() == edited
 
     # The installed units verify against the installed programs (see tests/test_systemd.py).
     analyze = shutil.which("systemd-analyze")
     if analyze:
-        shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system",
-                        symlinks=True, dirs_exist_ok=True)
-        result = subprocess.run([analyze, "verify", f"--root={root}", "pantau-agent.service",
-                                 "pantau-collector.service"], capture_output=True, text=True,
-                                check=False)
-        assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), \
+        shutil.copytree(
+            "/usr/lib/systemd/system",
+            root / "usr/lib/systemd/system",
+            symlinks=True,
+            dirs_exist_ok=True,
+        )
+        result = subprocess.run(
+            [
+                analyze,
+                "verify",
+                f"--root={root}",
+                "pantau-agent.service",
+                "pantau-collector.service",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
             result.stdout + result.stderr
+        )
 
 
 def test_refuses_bad_arguments(tmp_path: Path) -> None:
     env = {**os.environ, "PANTAU_ROOT": str(tmp_path)}
     for args in ([], ["both"], ["secret", "agent", "../etc/passwd"]):
-        result = subprocess.run(["bash", str(INSTALL), *args], env=env, input="x",
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["bash", str(INSTALL), *args],
+            env=env,
+            input="x",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode != 0, args
     assert not (tmp_path / "etc").exists() or not any((tmp_path / "etc").iterdir())

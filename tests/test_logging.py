@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.logs import (
+from devstack import procs
+from devstack.servers import free_port
+from pantau.logs import (
     JsonFormatter,
     RateLimitedLog,
     RepeatFilter,
@@ -22,14 +24,13 @@ from agent.logs import (
     setup_logging,
     split_message,
 )
-from tests.support import procs
-from tests.support.servers import free_port
 
 TEXT_LINE = re.compile(r"^ts=\S+Z level=(debug|info|warning|error|critical) logger=\S+ \S.*$")
 
 
-def record(msg: str, *args: object, level: int = logging.WARNING,
-           exc: bool = False) -> logging.LogRecord:
+def record(
+    msg: str, *args: object, level: int = logging.WARNING, exc: bool = False
+) -> logging.LogRecord:
     exc_info = None
     if exc:
         try:
@@ -43,8 +44,9 @@ def test_text_is_one_key_value_line_per_event() -> None:
     fmt = TextFormatter(journal=False)
     line = fmt.format(record("poll failed device=%s reason=%s", "radio-1", "timeout"))
     assert TEXT_LINE.match(line), line
-    assert line.endswith("level=warning logger=pantau.test poll failed device=radio-1 "
-                         "reason=timeout")
+    assert line.endswith(
+        "level=warning logger=pantau.test poll failed device=radio-1 reason=timeout"
+    )
     line = fmt.format(record("cannot start: %s", "two\nlines", level=logging.ERROR, exc=True))
     assert "\n" not in line and "two\\nlines" in line
     assert 'exc="Traceback (most recent call last):\\n' in line and "boom\\nsecond" in line
@@ -52,9 +54,18 @@ def test_text_is_one_key_value_line_per_event() -> None:
 
 def test_json_is_one_object_per_line_with_the_message_split_into_fields() -> None:
     fmt = JsonFormatter()
-    doc = json.loads(fmt.format(record(
-        "broker unavailable host=%s port=%s error=%r retry_in=%.1fs pending=%d",
-        "noc.example.net", 8883, "[Errno 111] Connection refused", 2.5, 17)))
+    doc = json.loads(
+        fmt.format(
+            record(
+                "broker unavailable host=%s port=%s error=%r retry_in=%.1fs pending=%d",
+                "noc.example.net",
+                8883,
+                "[Errno 111] Connection refused",
+                2.5,
+                17,
+            )
+        )
+    )
     assert doc["level"] == "warning" and doc["logger"] == "pantau.test"
     assert doc["msg"] == "broker unavailable"
     assert doc["host"] == "noc.example.net" and doc["port"] == 8883 and doc["pending"] == 17
@@ -62,10 +73,14 @@ def test_json_is_one_object_per_line_with_the_message_split_into_fields() -> Non
     line = fmt.format(record("oops", level=logging.ERROR, exc=True))
     assert "\n" not in line and json.loads(line)["exc"].startswith("Traceback")
     # a message whose tail is not all key=value stays whole
-    assert split_message("message rejected reason=x detail=site 'b' differs") == \
-        ("message rejected reason=x detail=site 'b' differs", {})
-    assert split_message("outbox over budget: dropped device=d seq=1..4") == \
-        ("outbox over budget: dropped", {"device": "d", "seq": "1..4"})
+    assert split_message("message rejected reason=x detail=site 'b' differs") == (
+        "message rejected reason=x detail=site 'b' differs",
+        {},
+    )
+    assert split_message("outbox over budget: dropped device=d seq=1..4") == (
+        "outbox over budget: dropped",
+        {"device": "d", "seq": "1..4"},
+    )
 
 
 def test_repeated_warnings_are_held_back_and_counted() -> None:
@@ -82,8 +97,7 @@ def test_repeated_warnings_are_held_back_and_counted() -> None:
         now[0] += 1
         assert passes("poll failed device=%s reason=%s", "radio-1", "timeout") is None
         # numbers are not what makes an event different (backoff, queue lengths)
-        assert passes("broker unavailable retry_in=%.1fs pending=%d", i / 3, i) is None \
-            or i == 0
+        assert passes("broker unavailable retry_in=%.1fs pending=%d", i / 3, i) is None or i == 0
     assert passes("poll failed device=%s reason=%s", "radio-2", "timeout") is not None
     assert passes("poll failed device=%s reason=%s", "radio-1", "auth") is not None
     assert passes("connected to broker", level=logging.INFO) is not None  # info: never held
@@ -97,20 +111,24 @@ def test_repeated_warnings_are_held_back_and_counted() -> None:
 
 
 def test_rate_limited_log_keeps_its_api_and_reports_what_it_held(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     limited = RateLimitedLog(logging.getLogger("pantau.test.rl"), period=10.0)
     with caplog.at_level(logging.WARNING, logger="pantau.test.rl"):
         assert limited.warning("site_mismatch", "message rejected topic=%s", "a", now=0.0)
         assert not limited.warning("site_mismatch", "message rejected topic=%s", "b", now=1.0)
         assert not limited.warning("site_mismatch", "message rejected topic=%s", "c", now=2.0)
         assert limited.warning("site_mismatch", "message rejected topic=%s", "d", now=11.0)
-    assert [r.getMessage() for r in caplog.records] == ["message rejected topic=a",
-                                                        "message rejected topic=d"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "message rejected topic=a",
+        "message rejected topic=d",
+    ]
     assert getattr(caplog.records[1], "held_back", 0) == 2
 
 
-def test_journald_gets_priorities_and_no_timestamps(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_journald_gets_priorities_and_no_timestamps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = (tmp_path / "journal").open("w+")
     st = os.fstat(out.fileno())
     monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
@@ -141,9 +159,15 @@ def test_agent_process_logs_json_at_its_level_with_repeats_held_back(tmp_path: P
     # No broker and a device that never answers, polled every 0.3 s: the same two warnings
     # over and over. Each appears once; everything else is one JSON object per line.
     dead = procs.snmpsim_device("radio", "public", free_port("udp"))
-    config = procs.agent_config(tmp_path / "agent.yaml", site="s1", broker_port=free_port(),
-                                devices=[dead], interval=0.3, timeout=0.1,
-                                log={"level": "info", "format": "json"})
+    config = procs.agent_config(
+        tmp_path / "agent.yaml",
+        site="s1",
+        broker_port=free_port(),
+        devices=[dead],
+        interval=0.3,
+        timeout=0.1,
+        log={"level": "info", "format": "json"},
+    )
     with procs.agent(config, tmp_path / "agent.log") as agent:
         procs.wait_until(lambda: agent.log().count('"msg": "poll failed"') >= 1, 15, "a poll")
         time.sleep(3.0)
@@ -158,9 +182,15 @@ def test_agent_process_logs_json_at_its_level_with_repeats_held_back(tmp_path: P
     assert unpublished and int(unpublished.group(1)) >= 8, stopped  # polled ~10 times
 
     # The same at level warning, in key=value text: no info lines at all.
-    config = procs.agent_config(tmp_path / "agent2.yaml", site="s2", broker_port=free_port(),
-                                devices=[dead], interval=0.3, timeout=0.1,
-                                log={"level": "warning", "format": "text"})
+    config = procs.agent_config(
+        tmp_path / "agent2.yaml",
+        site="s2",
+        broker_port=free_port(),
+        devices=[dead],
+        interval=0.3,
+        timeout=0.1,
+        log={"level": "warning", "format": "text"},
+    )
     with procs.agent(config, tmp_path / "agent2.log") as agent:
         procs.wait_until(lambda: "poll failed" in agent.log(), 15, "a poll")
     lines = agent.log().splitlines()

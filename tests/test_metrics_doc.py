@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 
-from agent.profile import builtin_profiles
+from agent.profiles.model import builtin_profiles
 
 
 def documented(repo_root) -> str:
-    docs = [repo_root / "docs" / "metrics.md", *sorted((repo_root / "docs" / "metrics")
-                                                        .glob("*.md"))]
+    docs = [
+        repo_root / "docs" / "metrics.md",
+        *sorted((repo_root / "docs" / "metrics").glob("*.md")),
+    ]
     return "\n".join(p.read_text() for p in docs)
 
 
@@ -32,6 +34,9 @@ def test_vendor_profiles_can_be_detected():
     for profile in builtin_profiles().values():
         if profile.name in ("system", "if-mib"):
             continue
-        assert profile.category != "generic" or profile.match is None or profile.name in (
-            "entity-sensor", "ups-mib", "host-resources"), profile.name
+        assert (
+            profile.category != "generic"
+            or profile.match is None
+            or profile.name in ("entity-sensor", "ups-mib", "host-resources")
+        ), profile.name
         assert profile.match is not None, f"{profile.name} has no match: never detected"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_agent_config
-from agent.plan import CompiledValue, Converter, decode_text
 from agent.poller import DevicePoller
-from agent.profile import ValueSpec
+from agent.profiles.model import ValueSpec
+from agent.profiles.plan import CompiledValue, Converter, decode_text
 from agent.snmp import END_OF_MIB, NO_SUCH_OBJECT, OidValue, SnmpTimeout, oid_tuple
 
 
@@ -19,20 +19,23 @@ def spec(**kw) -> CompiledValue:
     return CompiledValue.of(ValueSpec(name="v", oid="1.3.6.1.4.1.1.0", **kw))
 
 
-@pytest.mark.parametrize(("kw", "raw", "expected"), [
-    ({"scale": 0.1}, 123, 12.3),
-    ({"scale": 1e6}, 1000, 1_000_000_000),
-    ({"scale": 0.1, "offset": -40}, 500, 10.0),
-    ({}, b"-40", -40),
-    ({}, b"10.5 dB", 10.5),
-    ({"invalid": [65535]}, 65535, None),
-    ({"kind": "counter"}, 2**64 - 1, 2**64 - 1),
-    ({"kind": "state"}, 2, 2),
-    ({"kind": "info"}, b"ALFOplus2\x00\x00", "ALFOplus2"),
-    ({"kind": "info"}, OidValue("1.3.6.1.4.1.2281"), "1.3.6.1.4.1.2281"),
-    ({}, NO_SUCH_OBJECT, None),
-    ({}, b"no signal", None),
-])
+@pytest.mark.parametrize(
+    ("kw", "raw", "expected"),
+    [
+        ({"scale": 0.1}, 123, 12.3),
+        ({"scale": 1e6}, 1000, 1_000_000_000),
+        ({"scale": 0.1, "offset": -40}, 500, 10.0),
+        ({}, b"-40", -40),
+        ({}, b"10.5 dB", 10.5),
+        ({"invalid": [65535]}, 65535, None),
+        ({"kind": "counter"}, 2**64 - 1, 2**64 - 1),
+        ({"kind": "state"}, 2, 2),
+        ({"kind": "info"}, b"ALFOplus2\x00\x00", "ALFOplus2"),
+        ({"kind": "info"}, OidValue("1.3.6.1.4.1.2281"), "1.3.6.1.4.1.2281"),
+        ({}, NO_SUCH_OBJECT, None),
+        ({}, b"no signal", None),
+    ],
+)
 def test_conversion(kw, raw, expected):
     conv = Converter()
     got = conv.value(spec(**kw), raw)
@@ -97,8 +100,10 @@ class FakeClient:
 
 
 def device(tmp_path: Path, **extra):
-    text = ("site: s\ndevices:\n  - name: d\n    host: 127.0.0.1\n    profiles: [if-mib]\n"
-            + "".join(f"    {k}: {v}\n" for k, v in extra.items()))
+    text = (
+        "site: s\ndevices:\n  - name: d\n    host: 127.0.0.1\n    profiles: [if-mib]\n"
+        + "".join(f"    {k}: {v}\n" for k, v in extra.items())
+    )
     (tmp_path / "a.yaml").write_text(text)
     return load_agent_config(tmp_path / "a.yaml").devices[0]
 
@@ -109,8 +114,15 @@ IFX = "1.3.6.1.2.1.31.1.1.1"
 
 def test_fallback_to_32_bit_counters_per_row(tmp_path):
     # Row 1 has ifHCInOctets, row 2 only ifInOctets (as on many VSAT modems).
-    records = [(f"{IF}.8.1", 1), (f"{IF}.8.2", 2), (f"{IF}.10.1", 111), (f"{IF}.10.2", 222),
-               (f"{IFX}.1.1", b"eth0"), (f"{IFX}.1.2", b"sat0"), (f"{IFX}.6.1", 2**40)]
+    records = [
+        (f"{IF}.8.1", 1),
+        (f"{IF}.8.2", 2),
+        (f"{IF}.10.1", 111),
+        (f"{IF}.10.2", 222),
+        (f"{IFX}.1.1", b"eth0"),
+        (f"{IFX}.1.2", b"sat0"),
+        (f"{IFX}.6.1", 2**40),
+    ]
     poller = DevicePoller("s", device(tmp_path), FakeClient(FakeSession(records)), lambda _: 1)
     result = asyncio.run(poller.poll())
     rows = {g.tags["ifName"]: {f.name: f.value for f in g.fields} for g in result.groups}
@@ -208,13 +220,16 @@ def test_reboot_detection_and_the_497_day_wrap():
     assert d.update(None, 20, now=60.0) and d.reboots == 1
 
 
-@pytest.mark.parametrize(("kw", "raw", "expected"), [
-    ({"bit": 0}, 0b101, 1),
-    ({"bit": 1}, 0b101, 0),
-    ({"map": {3: 1}, "map_default": 0}, 3, 1),
-    ({"map": {3: 1}, "map_default": 0}, 2, 0),
-    ({"map": {3: 1}}, 2, None),
-])
+@pytest.mark.parametrize(
+    ("kw", "raw", "expected"),
+    [
+        ({"bit": 0}, 0b101, 1),
+        ({"bit": 1}, 0b101, 0),
+        ({"map": {3: 1}, "map_default": 0}, 3, 1),
+        ({"map": {3: 1}, "map_default": 0}, 2, 0),
+        ({"map": {3: 1}}, 2, None),
+    ],
+)
 def test_bit_and_map_make_zero_one_gauges(kw, raw, expected):
     assert Converter().value(spec(**kw), raw) == expected
 
@@ -227,15 +242,21 @@ def test_multiply_by_and_scalar_fallback(tmp_path):
         "    tables:\n      - measurement: storage\n        columns:\n"
         "          - {name: allocation_unit_bytes, oid: 1.3.6.1.4.1.1.3.1.4}\n"
         "          - {name: used_bytes, oid: 1.3.6.1.4.1.1.3.1.6,"
-        " multiply_by: allocation_unit_bytes}\n")
+        " multiply_by: allocation_unit_bytes}\n"
+    )
     (tmp_path / "a.yaml").write_text(
         "site: s\nprofile_files: [p.yaml]\ndevices:\n  - name: d\n    host: 127.0.0.1\n"
-        "    profiles: [p]\n")
+        "    profiles: [p]\n"
+    )
     dev = load_agent_config(tmp_path / "a.yaml").devices[0]
-    records = [("1.3.6.1.4.1.1.2.0", 2048), ("1.3.6.1.4.1.1.3.1.4.1", 4096),
-               ("1.3.6.1.4.1.1.3.1.6.1", 10)]
-    result = asyncio.run(DevicePoller("s", dev, FakeClient(FakeSession(records)),
-                                      lambda _: 1).poll())
+    records = [
+        ("1.3.6.1.4.1.1.2.0", 2048),
+        ("1.3.6.1.4.1.1.3.1.4.1", 4096),
+        ("1.3.6.1.4.1.1.3.1.6.1", 10),
+    ]
+    result = asyncio.run(
+        DevicePoller("s", dev, FakeClient(FakeSession(records)), lambda _: 1).poll()
+    )
     got = {(g.measurement, f.name): f.value for g in result.groups for f in g.fields}
     assert got[("host", "memory_bytes")] == 2048 * 1024
     assert got[("storage", "used_bytes")] == 40960
@@ -249,16 +270,21 @@ def test_mw_to_dbm_conversion():
 
 
 def test_entity_sensor_options():
-    from agent.transforms import entity_sensor
+    from agent.profiles.transforms import entity_sensor
 
     row = {"type": 6, "scale": 7, "precision": 0, "value": 10646, "status": 1}
     _, (f,) = entity_sensor(row, {"sensor": "SFP TX Power Sensor"}, "sensor")
     assert (f.name, f.value) == ("tx_power_dbm", 10.272)  # 10646 µW as the standard says
-    _, (f,) = entity_sensor(row, {"sensor": "SFP TX Power Sensor"}, "sensor",
-                            precision_offset=1)
+    _, (f,) = entity_sensor(row, {"sensor": "SFP TX Power Sensor"}, "sensor", precision_offset=1)
     assert f.value == 0.272  # read as 0.1 µW, as ExtremeXOS means it
-    cisco = {"type": 1, "scale": 9, "precision": 1, "value": -52, "status": 1,
-             "units_display": "dBm"}
+    cisco = {
+        "type": 1,
+        "scale": 9,
+        "precision": 1,
+        "value": -52,
+        "status": 1,
+        "units_display": "dBm",
+    }
     m, (f,) = entity_sensor(cisco, {"sensor": "subslot 0/0 transceiver 0 Rx Power"}, "sensor")
     assert (m, f.name, f.value) == ("signal", "rx_power_dbm", -5.2)
 
@@ -268,18 +294,25 @@ def test_scalar_tags_and_oid_value_detection(tmp_path):
         "profiles:\n  - name: modem\n    measurement: signal\n"
         "    match: {oid_value: {1.3.6.1.4.1.9.1.0: '^RUT'}}\n    scalars:\n"
         "      - {name: snr_db, oid: 1.3.6.1.4.1.9.2.0, tags: {demod: '1'}}\n"
-        "      - {name: snr_db, oid: 1.3.6.1.4.1.9.3.0, tags: {demod: '2'}}\n")
+        "      - {name: snr_db, oid: 1.3.6.1.4.1.9.3.0, tags: {demod: '2'}}\n"
+    )
     (tmp_path / "a.yaml").write_text(
-        "site: s\nprofile_files: [p.yaml]\ndevices:\n  - name: d\n    host: 127.0.0.1\n")
+        "site: s\nprofile_files: [p.yaml]\ndevices:\n  - name: d\n    host: 127.0.0.1\n"
+    )
     dev = load_agent_config(tmp_path / "a.yaml").devices[0]
-    records = [("1.3.6.1.2.1.1.1.0", b"Linux"), ("1.3.6.1.2.1.1.2.0", OidValue("1.3.6.1.4.1.8072")),
-               ("1.3.6.1.4.1.9.1.0", b"RUT955"), ("1.3.6.1.4.1.9.2.0", 12),
-               ("1.3.6.1.4.1.9.3.0", 7)]
+    records = [
+        ("1.3.6.1.2.1.1.1.0", b"Linux"),
+        ("1.3.6.1.2.1.1.2.0", OidValue("1.3.6.1.4.1.8072")),
+        ("1.3.6.1.4.1.9.1.0", b"RUT955"),
+        ("1.3.6.1.4.1.9.2.0", 12),
+        ("1.3.6.1.4.1.9.3.0", 7),
+    ]
     poller = DevicePoller("s", dev, FakeClient(FakeSession(records)), lambda _: 1)
     result = asyncio.run(poller.poll())
     assert "modem" in poller.plan.profiles
-    snr = {g.tags.get("demod"): f.value for g in result.groups for f in g.fields
-           if f.name == "snr_db"}
+    snr = {
+        g.tags.get("demod"): f.value for g in result.groups for f in g.fields if f.name == "snr_db"
+    }
     assert snr == {"1": 12, "2": 7}
     # The same device without the model answer is not claimed.
     records[2] = ("1.3.6.1.4.1.9.1.0", b"Some other box")

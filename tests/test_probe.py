@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.profile import builtin_profiles
-from tests.support import snmprec
-from tests.support.servers import SnmpSim
+from agent.profiles.model import builtin_profiles
+from devstack import snmprec
+from devstack.servers import SnmpSim
 
 AGENT = Path(sys.executable).parent / "pantau-agent"
 TIMEOUT = 1.0  # per request, retries 0
@@ -51,8 +51,12 @@ class ProbeRun:
 
 def run_probe(config: Path, *args: str) -> ProbeRun:
     started = time.monotonic()
-    proc = subprocess.run([str(AGENT), "probe", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(AGENT), "probe", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     seconds = time.monotonic() - started
     assert "Traceback" not in proc.stderr, proc.stderr
     return ProbeRun(proc.returncode, proc.stdout, proc.stderr, seconds)
@@ -63,9 +67,10 @@ def write_config(path: Path, sim: SnmpSim, devices: list[tuple[str, str]]) -> Pa
     doc = {
         "site": "lab",
         "defaults": {"timeout": TIMEOUT, "retries": 0},
-        "devices": [{"name": name, "host": sim.host, "port": sim.port,
-                     "snmp": {"community": community}}
-                    for name, community in devices],
+        "devices": [
+            {"name": name, "host": sim.host, "port": sim.port, "snmp": {"community": community}}
+            for name, community in devices
+        ],
     }
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -147,8 +152,7 @@ def test_json_values_equal_the_recording(
     system = {v["name"]: v for v in result["values"] if v["measurement"] == "system"}
     assert system["descr"]["value"] == text(radio_records[SYS_DESCR])
     assert system["object_id"]["value"] == radio_records[SYS_OBJECT_ID]
-    assert system["uptime_seconds"]["value"] == pytest.approx(
-        int(radio_records[SYS_UPTIME]) / 100)  # type: ignore[call-overload]
+    assert system["uptime_seconds"]["value"] == pytest.approx(int(radio_records[SYS_UPTIME]) / 100)  # type: ignore[call-overload]
     assert system["uptime_seconds"]["unit"] == "s"
 
     rows = interfaces(result)
@@ -156,8 +160,12 @@ def test_json_values_equal_the_recording(
     assert got_in == expected_in_octets
     assert {r["in_octets"]["unit"] for r in rows.values() if "in_octets" in r} == {"bytes"}
 
-    states = next(c.states for t in builtin_profiles()["if-mib"].tables for c in t.columns
-                  if c.name == "oper_status")
+    states = next(
+        c.states
+        for t in builtin_profiles()["if-mib"].tables
+        for c in t.columns
+        if c.name == "oper_status"
+    )
     assert states is not None
     oper = snmprec.column(radio_records, IF_OPER_STATUS)
     assert len(set(oper.values())) > 1  # up and down both present: a constant would not pass

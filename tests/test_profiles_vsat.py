@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.profiles import field_values, fields, poll_recording, values
-from tests.support.servers import SnmpSim
+from devstack.polling import field_values, fields, poll_recording, values
+from devstack.servers import SnmpSim
 
 
 def test_uhp_terminal(tmp_path: Path, snmpsim: SnmpSim) -> None:
@@ -44,12 +44,12 @@ def test_cisco_d9854_receiver(tmp_path: Path, snmpsim: SnmpSim) -> None:
     assert "cisco-d985x" in poller.plan.profiles  # sysObjectID 1.3.6.1.4.1.1429.2.2.6.5
     # tags: 1.3.6.1.4.1.1429.2.2.5.5.3.2.1.15.1|4|RF1 (inputStatusCurD985xInput)
     assert fields(ss, tuner="1", input="RF1") == {
-        "cn_db": 10.0,                 # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.5.1|4|10.0
-        "link_margin_db": 1.6,         # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.6.1|4|1.6
-        "signal_level_dbm": -40,       # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.7.1|4|-40
-        "uncorrected_errors": 42277,   # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.12.1|4|42277
-        "lock_state": 3,               # 1.3.6.1.4.1.1429.2.2.5.5.3.2.1.3.1|2|3 lockplussignal
-        "lock": 1,                     # the same line as the vendor-neutral 0/1: locked
+        "cn_db": 10.0,  # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.5.1|4|10.0
+        "link_margin_db": 1.6,  # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.6.1|4|1.6
+        "signal_level_dbm": -40,  # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.7.1|4|-40
+        "uncorrected_errors": 42277,  # 1.3.6.1.4.1.1429.2.2.5.5.3.1.1.12.1|4|42277
+        "lock_state": 3,  # 1.3.6.1.4.1.1429.2.2.5.5.3.2.1.3.1|2|3 lockplussignal
+        "lock": 1,  # the same line as the vendor-neutral 0/1: locked
     }
     assert "wrong_type" not in ss.errors  # every text value was a number
 
@@ -62,9 +62,9 @@ def test_cisco_d9854_text_sentinels(tmp_path: Path, snmpsim: SnmpSim) -> None:
     ss, poller = poll_recording(tmp_path, snmpsim.port, "sentinel-ciscosat")
     assert "cisco-d985x" in poller.plan.profiles
     assert fields(ss, tuner="1", input="RF1") == {
-        "uncorrected_errors": 42277,   # unchanged: ...3.1.1.12.1|4|42277
-        "lock_state": 1,               # ...5.5.3.2.1.3.1|2|1 nolock
-        "lock": 0,                     # the same line as the vendor-neutral 0/1: not locked
+        "uncorrected_errors": 42277,  # unchanged: ...3.1.1.12.1|4|42277
+        "lock_state": 1,  # ...5.5.3.2.1.3.1|2|1 nolock
+        "lock": 0,  # the same line as the vendor-neutral 0/1: not locked
     }
     assert "wrong_type" not in ss.errors  # text without a number is not an error
 
@@ -75,11 +75,11 @@ def test_pbi_dch4000p_receiver(tmp_path: Path, snmpsim: SnmpSim) -> None:
     # generic UCD sysObjectID 1.3.6.1.4.1.2021.250.10: detected by sysDescr "Linux DCH-4000P ..."
     assert "pbi-dch" in poller.plan.profiles
     assert fields(ss) == {
-        "lock_state": 1,           # 1.3.6.1.4.1.1070.3.1.1.104.1.1.1.0|2|1 (tunerLock yes)
-        "lock": 1,                 # the same line as the vendor-neutral 0/1: locked
-        "signal_level_dbm": -36,   # 1.3.6.1.4.1.1070.3.1.1.104.1.1.6.0|2|360 (x -0.1 dBm)
-        "cn_db": 16.3,             # 1.3.6.1.4.1.1070.3.1.1.104.1.1.8.0|2|163
-        "ebno_db": 11.5,           # 1.3.6.1.4.1.1070.3.1.1.104.1.1.9.0|2|115
+        "lock_state": 1,  # 1.3.6.1.4.1.1070.3.1.1.104.1.1.1.0|2|1 (tunerLock yes)
+        "lock": 1,  # the same line as the vendor-neutral 0/1: locked
+        "signal_level_dbm": -36,  # 1.3.6.1.4.1.1070.3.1.1.104.1.1.6.0|2|360 (x -0.1 dBm)
+        "cn_db": 16.3,  # 1.3.6.1.4.1.1070.3.1.1.104.1.1.8.0|2|163
+        "ebno_db": 11.5,  # 1.3.6.1.4.1.1070.3.1.1.104.1.1.9.0|2|115
     }
     assert values(ss)[("system", (), "descr")].startswith("Linux DCH-4000P")
 
@@ -91,8 +91,9 @@ def test_terra_sdi480_receiver(tmp_path: Path, snmpsim: SnmpSim) -> None:
     # Every tuner publishes the same names, told apart by the constant `tuner` tag.
     # tuner 1: 1.3.6.1.4.1.30631.1.17.1.1.1.0|4|Locked, .1.2.0|2|481 (48.1 dBuV), .1.3.0|2|138
     assert fields(ss, tuner="1") == {
-        "lock_status": "Locked", "lock": 1,  # the text mapped to the common 0/1 lock
-        "signal_level_dbm": -60.65,   # 48.1 dBuV - 108.75 (75 ohm)
+        "lock_status": "Locked",
+        "lock": 1,  # the text mapped to the common 0/1 lock
+        "signal_level_dbm": -60.65,  # 48.1 dBuV - 108.75 (75 ohm)
         "snr_db": 13.8,
     }
     # tuner 2: .1.2.2.0|2|708 (70.8 dBuV), .1.2.3.0|2|145
@@ -100,13 +101,21 @@ def test_terra_sdi480_receiver(tmp_path: Path, snmpsim: SnmpSim) -> None:
     assert (tuner2["signal_level_dbm"], tuner2["snr_db"]) == (-37.95, 14.5)
     # tuner 8: .1.8.1.0|4|Locked, .1.8.2.0|2|461, .1.8.3.0|2|161
     assert fields(ss, tuner="8") == {
-        "lock_status": "Locked", "lock": 1, "signal_level_dbm": -62.65, "snr_db": 16.1}
+        "lock_status": "Locked",
+        "lock": 1,
+        "signal_level_dbm": -62.65,
+        "snr_db": 16.1,
+    }
     # tuner 7 is the sentinel case: .1.7.1.0|4|Unlocked, .1.7.3.0|2|0 (no SNR without lock),
     # while its level .1.7.2.0|2|291 (29.1 dBuV) is a real reading of what reaches the input
-    assert fields(ss, tuner="7") == {"lock_status": "Unlocked", "lock": 0,
-                                     "signal_level_dbm": -79.65}
+    assert fields(ss, tuner="7") == {
+        "lock_status": "Unlocked",
+        "lock": 0,
+        "signal_level_dbm": -79.65,
+    }
     assert set(field_values(ss, "signal", "signal_level_dbm")) == {
-        (("tuner", str(n)),) for n in range(1, 9)}
+        (("tuner", str(n)),) for n in range(1, 9)
+    }
     assert len(field_values(ss, "signal", "snr_db")) == 7
     assert len(field_values(ss, "signal", "lock_status")) == 8
-    assert fields(ss) == {}   # nothing untagged
+    assert fields(ss) == {}  # nothing untagged

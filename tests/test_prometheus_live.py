@@ -31,9 +31,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import procs
-from tests.support.prometheus import Alertmanager, Prometheus, shortened_rules
-from tests.support.servers import Mosquitto, SnmpSim, VictoriaMetrics, free_port
+from devstack import procs
+from devstack.prometheus import Alertmanager, Prometheus, shortened_rules
+from devstack.servers import Mosquitto, SnmpSim, VictoriaMetrics, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "deploy" / "prometheus" / "rules" / "pantau.rules.yml"
@@ -50,40 +50,98 @@ INTERVAL = 2.0
 # the vendor-neutral names. Replace with the shipped profiles (detection by sysObjectID) once
 # config/profiles has them.
 STAND_IN_PROFILES: list[dict[str, Any]] = [
-    {"name": "test-uhp-signal", "measurement": "signal", "scalars": [  # UHP-MIB, 0.1 dB
-        {"name": "snr_db", "oid": "1.3.6.1.4.1.8000.22.2.1.0", "scale": 0.1}]},
-    {"name": "test-ceragon-signal", "tables": [{  # CeraOS radio table, per carrier
-        "measurement": "signal", "index_tag": "radio", "columns": [
-            {"name": "rsl_dbm", "oid": "1.3.6.1.4.1.2281.10.5.1.1.2"},
-            {"name": "tx_power_dbm", "oid": "1.3.6.1.4.1.2281.10.5.1.1.3"}]}]},
-    {"name": "test-ceragon-mse", "tables": [{  # CeraOS modem table, MSE in 0.01 dB
-        "measurement": "signal", "index_tag": "radio", "columns": [
-            {"name": "mse_db", "oid": "1.3.6.1.4.1.2281.10.7.1.1.2", "scale": 0.01}]}]},
-    {"name": "test-teltonika-signal", "tables": [{  # TELTONIKA-MIB mobile table
-        "measurement": "signal", "index_tag": "modem", "columns": [
-            {"name": "rssi_dbm", "oid": "1.3.6.1.4.1.48690.2.2.1.12"},
-            {"name": "sinr_db", "oid": "1.3.6.1.4.1.48690.2.2.1.19"},
-            {"name": "rsrp_dbm", "oid": "1.3.6.1.4.1.48690.2.2.1.20"},
-            {"name": "rsrq_db", "oid": "1.3.6.1.4.1.48690.2.2.1.21"}]}]},
-    {"name": "test-entity-sensor", "tables": [{  # ENTITY-SENSOR-MIB via the agent's transform
-        "measurement": "sensor", "index_tag": "entPhysicalIndex",
-        "tags": {"sensor": ["1.3.6.1.2.1.47.1.1.1.1.7", "1.3.6.1.2.1.47.1.1.1.1.2"]},
-        "transform": "entity_sensor", "columns": [
-            {"name": "type", "oid": "1.3.6.1.2.1.99.1.1.1.1", "kind": "state"},
-            {"name": "scale", "oid": "1.3.6.1.2.1.99.1.1.1.2", "kind": "state"},
-            {"name": "precision", "oid": "1.3.6.1.2.1.99.1.1.1.3", "kind": "state"},
-            {"name": "value", "oid": "1.3.6.1.2.1.99.1.1.1.4"},
-            {"name": "status", "oid": "1.3.6.1.2.1.99.1.1.1.5", "kind": "state"}]}]},
-    {"name": "test-apc-power", "measurement": "power", "scalars": [  # PowerNet-MIB
-        {"name": "battery_charge_percent", "oid": "1.3.6.1.4.1.318.1.1.1.2.3.1.0", "scale": 0.1},
-        {"name": "battery_voltage_volts", "oid": "1.3.6.1.4.1.318.1.1.1.2.3.4.0", "scale": 0.1},
-        {"name": "battery_runtime_minutes", "oid": "1.3.6.1.4.1.318.1.1.1.2.2.3.0",
-         "scale": 1 / 6000},  # TimeTicks
-        # upsBasicOutputStatus: 2 onLine, 3 onBattery -> 0/1 flags
-        {"name": "on_battery", "oid": "1.3.6.1.4.1.318.1.1.1.4.1.1.0", "offset": -2},
-        {"name": "mains_ok", "oid": "1.3.6.1.4.1.318.1.1.1.4.1.1.0", "scale": -1, "offset": 3}]},
-    {"name": "test-himoinsa-power", "measurement": "power", "scalars": [  # HIMOINSAv14-MIB
-        {"name": "fuel_percent", "oid": "1.3.6.1.4.1.41809.1.27.0", "scale": 0.1}]},
+    {
+        "name": "test-uhp-signal",
+        "measurement": "signal",
+        "scalars": [  # UHP-MIB, 0.1 dB
+            {"name": "snr_db", "oid": "1.3.6.1.4.1.8000.22.2.1.0", "scale": 0.1}
+        ],
+    },
+    {
+        "name": "test-ceragon-signal",
+        "tables": [
+            {  # CeraOS radio table, per carrier
+                "measurement": "signal",
+                "index_tag": "radio",
+                "columns": [
+                    {"name": "rsl_dbm", "oid": "1.3.6.1.4.1.2281.10.5.1.1.2"},
+                    {"name": "tx_power_dbm", "oid": "1.3.6.1.4.1.2281.10.5.1.1.3"},
+                ],
+            }
+        ],
+    },
+    {
+        "name": "test-ceragon-mse",
+        "tables": [
+            {  # CeraOS modem table, MSE in 0.01 dB
+                "measurement": "signal",
+                "index_tag": "radio",
+                "columns": [
+                    {"name": "mse_db", "oid": "1.3.6.1.4.1.2281.10.7.1.1.2", "scale": 0.01}
+                ],
+            }
+        ],
+    },
+    {
+        "name": "test-teltonika-signal",
+        "tables": [
+            {  # TELTONIKA-MIB mobile table
+                "measurement": "signal",
+                "index_tag": "modem",
+                "columns": [
+                    {"name": "rssi_dbm", "oid": "1.3.6.1.4.1.48690.2.2.1.12"},
+                    {"name": "sinr_db", "oid": "1.3.6.1.4.1.48690.2.2.1.19"},
+                    {"name": "rsrp_dbm", "oid": "1.3.6.1.4.1.48690.2.2.1.20"},
+                    {"name": "rsrq_db", "oid": "1.3.6.1.4.1.48690.2.2.1.21"},
+                ],
+            }
+        ],
+    },
+    {
+        "name": "test-entity-sensor",
+        "tables": [
+            {  # ENTITY-SENSOR-MIB via the agent's transform
+                "measurement": "sensor",
+                "index_tag": "entPhysicalIndex",
+                "tags": {"sensor": ["1.3.6.1.2.1.47.1.1.1.1.7", "1.3.6.1.2.1.47.1.1.1.1.2"]},
+                "transform": "entity_sensor",
+                "columns": [
+                    {"name": "type", "oid": "1.3.6.1.2.1.99.1.1.1.1", "kind": "state"},
+                    {"name": "scale", "oid": "1.3.6.1.2.1.99.1.1.1.2", "kind": "state"},
+                    {"name": "precision", "oid": "1.3.6.1.2.1.99.1.1.1.3", "kind": "state"},
+                    {"name": "value", "oid": "1.3.6.1.2.1.99.1.1.1.4"},
+                    {"name": "status", "oid": "1.3.6.1.2.1.99.1.1.1.5", "kind": "state"},
+                ],
+            }
+        ],
+    },
+    {
+        "name": "test-apc-power",
+        "measurement": "power",
+        "scalars": [  # PowerNet-MIB
+            {
+                "name": "battery_charge_percent",
+                "oid": "1.3.6.1.4.1.318.1.1.1.2.3.1.0",
+                "scale": 0.1,
+            },
+            {"name": "battery_voltage_volts", "oid": "1.3.6.1.4.1.318.1.1.1.2.3.4.0", "scale": 0.1},
+            {
+                "name": "battery_runtime_minutes",
+                "oid": "1.3.6.1.4.1.318.1.1.1.2.2.3.0",
+                "scale": 1 / 6000,
+            },  # TimeTicks
+            # upsBasicOutputStatus: 2 onLine, 3 onBattery -> 0/1 flags
+            {"name": "on_battery", "oid": "1.3.6.1.4.1.318.1.1.1.4.1.1.0", "offset": -2},
+            {"name": "mains_ok", "oid": "1.3.6.1.4.1.318.1.1.1.4.1.1.0", "scale": -1, "offset": 3},
+        ],
+    },
+    {
+        "name": "test-himoinsa-power",
+        "measurement": "power",
+        "scalars": [  # HIMOINSAv14-MIB
+            {"name": "fuel_percent", "oid": "1.3.6.1.4.1.41809.1.27.0", "scale": 0.1}
+        ],
+    },
 ]
 SITE_A_DEVICES = {  # name -> (recording = community, profiles)
     "modem": ("uhp", ["system", "if-mib", "test-uhp-signal"]),
@@ -100,20 +158,42 @@ if (REPO / "tests" / "data" / "devices" / f"{GENSET}.snmprec").exists():
 
 # The vendor-neutral names the rules and dashboards assume (docs/alerts.md).
 ASSUMED_NAMES = [
-    *(f"pantau_signal_{f}" for f in ("esno_db", "snr_db", "rsl_dbm", "rx_power_dbm",
-                                      "tx_power_dbm", "rsrp_dbm", "rsrq_db", "sinr_db",
-                                      "rssi_dbm", "mse_db")),
-    *(f"pantau_power_{f}" for f in ("battery_voltage_volts", "battery_charge_percent",
-                                     "battery_runtime_minutes", "on_battery", "mains_ok",
-                                     "generator_running", "fuel_percent")),
+    *(
+        f"pantau_signal_{f}"
+        for f in (
+            "esno_db",
+            "snr_db",
+            "rsl_dbm",
+            "rx_power_dbm",
+            "tx_power_dbm",
+            "rsrp_dbm",
+            "rsrq_db",
+            "sinr_db",
+            "rssi_dbm",
+            "mse_db",
+        )
+    ),
+    *(
+        f"pantau_power_{f}"
+        for f in (
+            "battery_voltage_volts",
+            "battery_charge_percent",
+            "battery_runtime_minutes",
+            "on_battery",
+            "mains_ok",
+            "generator_running",
+            "fuel_percent",
+        )
+    ),
 ]
 NOT_IN_RECORDINGS = {
     "pantau_signal_esno_db": "no recording in tests/data/devices reports Es/N0 (the UHP "
-                             "terminal reports SNR, the satellite receivers C/N and Eb/N0)",
+    "terminal reports SNR, the satellite receivers C/N and Eb/N0)",
 }
 if "genset" not in SITE_B_DEVICES:
     NOT_IN_RECORDINGS["pantau_power_fuel_percent"] = (
-        f"no genset recording ({GENSET}.snmprec) in tests/data/devices")
+        f"no genset recording ({GENSET}.snmprec) in tests/data/devices"
+    )
 
 # Grafana's variables, as the test substitutes them (scrape interval here: 1 s).
 GRAFANA_INTERVALS = {"$__rate_interval": "10s", "$__interval": "2s", "$__range": "5m"}
@@ -141,22 +221,34 @@ def promql_cases() -> list[Any]:
     cases = []
     for uid, panel, target in dashboard_targets():
         if "expr" in target:
-            cases.append(pytest.param(target["expr"], bool(target.get("instant")),
-                                      id=f"{uid}:{panel['title']}:{target['refId']}"))
+            cases.append(
+                pytest.param(
+                    target["expr"],
+                    bool(target.get("instant")),
+                    id=f"{uid}:{panel['title']}:{target['refId']}",
+                )
+            )
     for path in DASHBOARDS:
         dash = json.loads(path.read_text())
         for var in dash["templating"]["list"]:
             m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"])
             assert m, f"{path.name}: variable {var['name']}: unexpected query {var['query']}"
-            cases.append(pytest.param(f"group by ({m.group(2)}) ({m.group(1)})", True,
-                                      id=f"{dash['uid']}:variable {var['name']}"))
+            cases.append(
+                pytest.param(
+                    f"group by ({m.group(2)}) ({m.group(1)})",
+                    True,
+                    id=f"{dash['uid']}:variable {var['name']}",
+                )
+            )
     return cases
 
 
 def flux_blocks() -> dict[str, str]:
     text = FLUX_DOC.read_text()
-    return {m.group(1): m.group(2).rstrip("\n") for m in
-            re.finditer(r"^### (\S+)\n.*?```flux\n(.*?)```", text, re.S | re.M)}
+    return {
+        m.group(1): m.group(2).rstrip("\n")
+        for m in re.finditer(r"^### (\S+)\n.*?```flux\n(.*?)```", text, re.S | re.M)
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,44 +259,69 @@ SLOW_DEVICES = {"sfp-switch": 5.0}  # a full ENTITY-SENSOR walk can outlast a 2 
 
 
 def _device_list(devices: dict[str, tuple[str, list[str]]], port: int) -> list[dict[str, Any]]:
-    return [procs.snmpsim_device(name, community, port, profiles=profiles,
-                                 **({"interval": SLOW_DEVICES[name]} if name in SLOW_DEVICES
-                                    else {}))
-            for name, (community, profiles) in devices.items()]
+    return [
+        procs.snmpsim_device(
+            name,
+            community,
+            port,
+            profiles=profiles,
+            **({"interval": SLOW_DEVICES[name]} if name in SLOW_DEVICES else {}),
+        )
+        for name, (community, profiles) in devices.items()
+    ]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, snmpsim: SnmpSim) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("prometheus-live")
-    with (Mosquitto(tmp / "mosquitto") as broker,
-          VictoriaMetrics(tmp / "victoria", extra_args=("-dedup.minScrapeInterval=1ms",)) as vm):
+    with (
+        Mosquitto(tmp / "mosquitto") as broker,
+        VictoriaMetrics(tmp / "victoria", extra_args=("-dedup.minScrapeInterval=1ms",)) as vm,
+    ):
         http = free_port()
-        ccfg = procs.collector_config(tmp / "collector.yaml", broker_port=broker.port,
-                                      influx_url=vm.url, http_port=http)
+        ccfg = procs.collector_config(
+            tmp / "collector.yaml", broker_port=broker.port, influx_url=vm.url, http_port=http
+        )
         agents = {}
         for site, devices in ((SITE_A, SITE_A_DEVICES), (SITE_B, SITE_B_DEVICES)):
-            acfg = procs.agent_config(tmp / f"{site}.yaml", site=site, broker_port=broker.port,
-                                      devices=_device_list(devices, snmpsim.port),
-                                      profiles=STAND_IN_PROFILES, interval=INTERVAL)
+            acfg = procs.agent_config(
+                tmp / f"{site}.yaml",
+                site=site,
+                broker_port=broker.port,
+                devices=_device_list(devices, snmpsim.port),
+                profiles=STAND_IN_PROFILES,
+                interval=INTERVAL,
+            )
             agents[site] = procs.agent(acfg, tmp / f"{site}.log")
         collector = procs.collector(ccfg, tmp / "collector.log").start()
         alertmanager = None
         if Alertmanager.available():
             alertmanager = Alertmanager(tmp / "alertmanager", ALERTMANAGER_CONFIG).start()
         prom = Prometheus(
-            tmp / "prometheus", {"pantau-collector": [f"127.0.0.1:{http}"]},
+            tmp / "prometheus",
+            {"pantau-collector": [f"127.0.0.1:{http}"]},
             rule_files=[shortened_rules(RULES, tmp / "pantau.rules.yml")],
-            alertmanagers=[alertmanager.address] if alertmanager else [])
+            alertmanagers=[alertmanager.address] if alertmanager else [],
+        )
         try:
             for agent in agents.values():
                 agent.start()
             prom.start()
             every = [(SITE_A, d) for d in SITE_A_DEVICES] + [(SITE_B, d) for d in SITE_B_DEVICES]
             procs.wait_until(
-                lambda: len(prom.query("pantau_device_up")) == len(every), 40,
-                "every device scraped by Prometheus")
-            yield {"prom": prom, "agents": agents, "http": http, "alertmanager": alertmanager,
-                   "collector": collector, "tmp": tmp, "started": time.time()}
+                lambda: len(prom.query("pantau_device_up")) == len(every),
+                40,
+                "every device scraped by Prometheus",
+            )
+            yield {
+                "prom": prom,
+                "agents": agents,
+                "http": http,
+                "alertmanager": alertmanager,
+                "collector": collector,
+                "tmp": tmp,
+                "started": time.time(),
+            }
         finally:
             for agent in agents.values():
                 agent.stop()
@@ -231,7 +348,9 @@ def test_every_rule_evaluates_without_error(stack) -> None:
     prom: Prometheus = stack["prom"]
     procs.wait_until(
         lambda: all(r["health"] != "unknown" for g in prom.rule_groups() for r in g["rules"]),
-        20, "every rule evaluated at least once")
+        20,
+        "every rule evaluated at least once",
+    )
     groups = prom.rule_groups()
     shipped = yaml.safe_load(RULES.read_text())["groups"]
     assert sorted(g["name"] for g in groups) == sorted(g["name"] for g in shipped)
@@ -240,8 +359,11 @@ def test_every_rule_evaluates_without_error(stack) -> None:
             assert rule["health"] == "ok", (group["name"], rule["name"], rule.get("lastError"))
     # The worst-signal record has a value for the site with signal readings (once the
     # thresholds and the readings are both in: a few evaluations).
-    procs.wait_until(lambda: prom.query(f'site:pantau_signal_margin_db:min{{site="{SITE_A}"}}'),
-                     10, "the worst signal margin of the site with signal readings")
+    procs.wait_until(
+        lambda: prom.query(f'site:pantau_signal_margin_db:min{{site="{SITE_A}"}}'),
+        10,
+        "the worst signal margin of the site with signal readings",
+    )
 
 
 def test_unreachable_device_raises_device_down(stack) -> None:
@@ -251,8 +373,11 @@ def test_unreachable_device_raises_device_down(stack) -> None:
     assert alert["labels"]["severity"] == "critical"
     assert "(timeout)" in alert["annotations"]["description"], alert["annotations"]
     assert alert["annotations"]["runbook"].endswith("docs/alerts.md#devicedown")
-    down = {(a["labels"]["site"], a["labels"]["device"]) for a in prom.alerts()
-            if a["labels"]["alertname"] == "DeviceDown"}
+    down = {
+        (a["labels"]["site"], a["labels"]["device"])
+        for a in prom.alerts()
+        if a["labels"]["alertname"] == "DeviceDown"
+    }
     assert down == {(SITE_A, "ghost")}, "only the unreachable device is down"
     assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "SiteOffline"]
 
@@ -279,8 +404,7 @@ def test_dashboard_expression_returns_data(stack, expr: str, instant: bool) -> N
     prom: Prometheus = stack["prom"]
     for var, value in GRAFANA_INTERVALS.items():
         expr = expr.replace(var, value)
-    pairs = {(s["metric"]["site"], s["metric"]["device"])
-             for s in prom.query("pantau_device_up")}
+    pairs = {(s["metric"]["site"], s["metric"]["device"]) for s in prom.query("pantau_device_up")}
     uses_site = "$site" in expr or "${site}" in expr
     uses_device = "$device" in expr or "${device}" in expr
     if uses_device:
@@ -291,12 +415,15 @@ def test_dashboard_expression_returns_data(stack, expr: str, instant: bool) -> N
         choices = [("", "")]
     tried = []
     for site, device in choices:
-        query = (expr.replace("${site}", site).replace("$site", site)
-                 .replace("${device}", device).replace("$device", device))
+        query = (
+            expr.replace("${site}", site)
+            .replace("$site", site)
+            .replace("${device}", device)
+            .replace("$device", device)
+        )
         assert "$" not in query.replace('"$1"', ""), f"unsubstituted variable in {query}"
         now = time.time()
-        result = (prom.query(query) if instant
-                  else prom.query_range(query, now - 20, now, 2))
+        result = prom.query(query) if instant else prom.query_range(query, now - 20, now, 2)
         if result:
             return
         tried.append(query)
@@ -314,8 +441,9 @@ def test_assumed_metric_name_has_live_data(stack, name: str) -> None:
 def test_dashboards_reference_provisioned_datasources_and_documented_flux() -> None:
     """Flux cannot run here (no InfluxDB 2), so at least the dashboards and the documented
     queries must agree, and every panel must point at a provisioned data source."""
-    provisioned = {ds["uid"]: ds["type"]
-                   for ds in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
+    provisioned = {
+        ds["uid"]: ds["type"] for ds in yaml.safe_load(DATASOURCES.read_text())["datasources"]
+    }
     documented = flux_blocks()
     used_flux = set()
     uids = set()
@@ -325,7 +453,8 @@ def test_dashboards_reference_provisioned_datasources_and_documented_flux() -> N
             assert provisioned.get(ref["uid"]) == ref["type"], (uid, panel["title"], ref)
         if target["datasource"]["type"] == "influxdb":
             assert target["query"] in documented.values(), (
-                f"{uid}: panel {panel['title']!r}: Flux query not in {FLUX_DOC.name}")
+                f"{uid}: panel {panel['title']!r}: Flux query not in {FLUX_DOC.name}"
+            )
             used_flux.add(target["query"])
         else:
             assert target["expr"].strip(), (uid, panel["title"])
@@ -345,8 +474,9 @@ def test_killed_agent_raises_site_offline(stack) -> None:
     alert = prom.wait_for_alert("SiteOffline", {"site": SITE_B}, 20)
     assert alert["labels"]["severity"] == "critical"
     assert "(Last Will)" in alert["annotations"]["description"]
-    offline = {a["labels"]["site"] for a in prom.alerts()
-               if a["labels"]["alertname"] == "SiteOffline"}
+    offline = {
+        a["labels"]["site"] for a in prom.alerts() if a["labels"]["alertname"] == "SiteOffline"
+    }
     assert offline == {SITE_B}
 
 
@@ -363,14 +493,19 @@ def test_dark_site_pages_once_in_alertmanager(stack) -> None:
                 return a
         return None
 
-    procs.wait_until(lambda: state_of("DeviceDown", SITE_A), 20,
-                     "DeviceDown delivered to Alertmanager")
+    procs.wait_until(
+        lambda: state_of("DeviceDown", SITE_A), 20, "DeviceDown delivered to Alertmanager"
+    )
     assert state_of("DeviceDown", SITE_A)["status"]["state"] == "active"  # type: ignore[index]
     stack["agents"][SITE_A].kill()
     prom.wait_for_alert("SiteOffline", {"site": SITE_A}, 20)
     procs.wait_until(
-        lambda: (state_of("DeviceDown", SITE_A) or {}).get("status", {}).get("state")
-        == "suppressed", 20, "DeviceDown of the dark site inhibited")
+        lambda: (
+            (state_of("DeviceDown", SITE_A) or {}).get("status", {}).get("state") == "suppressed"
+        ),
+        20,
+        "DeviceDown of the dark site inhibited",
+    )
     offline = state_of("SiteOffline", SITE_A)
     down = state_of("DeviceDown", SITE_A)
     assert offline is not None and down is not None

@@ -26,9 +26,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.wire import Field, Group, Kind, SampleSet, encode_sample_set, metrics_topic
-from tests.support import procs
-from tests.support.servers import free_port
+from devstack import procs
+from devstack.servers import free_port
+from pantau.wire import Field, Group, Kind, SampleSet, encode_sample_set, metrics_topic
 
 SITES = [f"so-{i}" for i in range(1, 5)]
 DEVICES = [f"d{i}" for i in range(1, 6)]
@@ -38,10 +38,27 @@ TS0 = int(time.time() * 1000) - 3_600_000
 
 
 def payload(site: str, device: str, seq: int) -> bytes:
-    return encode_sample_set(SampleSet(
-        site=site, device=device, seq=seq, ts_ms=TS0 + seq * 1000, duration_ms=5, up=True,
-        reason="", groups=[Group("modem", {"port": "1"}, [
-            Field("snr_db", Kind.GAUGE, 10.0 + seq), Field("rx_octets", Kind.COUNTER, seq)])]))
+    return encode_sample_set(
+        SampleSet(
+            site=site,
+            device=device,
+            seq=seq,
+            ts_ms=TS0 + seq * 1000,
+            duration_ms=5,
+            up=True,
+            reason="",
+            groups=[
+                Group(
+                    "modem",
+                    {"port": "1"},
+                    [
+                        Field("snr_db", Kind.GAUGE, 10.0 + seq),
+                        Field("rx_octets", Kind.COUNTER, seq),
+                    ],
+                )
+            ],
+        )
+    )
 
 
 def messages(seqs: range) -> list[tuple[str, bytes]]:
@@ -76,9 +93,13 @@ class Member:
     def __init__(self, tmp: Path, n: int, broker_port: int, influx_url: str) -> None:
         self.name = f"collector-{n}"
         self.http = free_port()
-        cfg = procs.collector_config(tmp / f"{self.name}.yaml", broker_port=broker_port,
-                                     influx_url=influx_url, http_port=self.http,
-                                     mqtt={"client_id": self.name, "shared_group": GROUP})
+        cfg = procs.collector_config(
+            tmp / f"{self.name}.yaml",
+            broker_port=broker_port,
+            influx_url=influx_url,
+            http_port=self.http,
+            mqtt={"client_id": self.name, "shared_group": GROUP},
+        )
         self.proc = procs.collector(cfg, tmp / f"{self.name}.log")
 
     def start(self) -> Member:
@@ -159,8 +180,11 @@ def test_each_message_written_once_and_a_killed_member_loses_nothing(group, vict
     # 1. Sharing: every message is handled by exactly one member, and all of them work.
     first = messages(range(1, 11))
     pub.send(first)
-    procs.wait_until(lambda: total([m.counts() for m in members], "points")
-                     == len(first) * POINTS_PER_MESSAGE, 60, "every point written")
+    procs.wait_until(
+        lambda: total([m.counts() for m in members], "points") == len(first) * POINTS_PER_MESSAGE,
+        60,
+        "every point written",
+    )
     counts = settled(members)
     print("phase 1 received per member:", [c["received"] for c in counts])
     assert total(counts, "received") == len(first), "a message was handled twice, or lost"
@@ -181,8 +205,7 @@ def test_each_message_written_once_and_a_killed_member_loses_nothing(group, vict
     after = settled(survivors)
     handled = sum(c["received"] for c in after) - sum(before)
     held = len(second) - handled
-    print(f"phase 2: survivors handled {handled} of {len(second)}; held for the dead member "
-          f"{held}")
+    print(f"phase 2: survivors handled {handled} of {len(second)}; held for the dead member {held}")
     assert handled > 0, "the survivors stopped writing"
     stored = stored_seqs(victoria)
     present = sum(1 for seqs in stored.values() for n in seqs if n > 10)
@@ -206,19 +229,23 @@ def test_each_message_written_once_and_a_killed_member_loses_nothing(group, vict
     third = messages(range(21, 41))
     sender = threading.Thread(target=pub.send, args=(third, 0.005))
     sender.start()
-    procs.wait_until(lambda: victim.counts()["received"] > base[0] + 20, 30,
-                     "the victim to be handling messages")
+    procs.wait_until(
+        lambda: victim.counts()["received"] > base[0] + 20, 30, "the victim to be handling messages"
+    )
     victim.proc.kill()
     kill_time_others = [m.counts()["received"] for m in members[1:]]
     sender.join()
     others = settled(members[1:])
-    assert any(c["received"] > k for c, k in zip(others, kill_time_others, strict=True)), \
+    assert any(c["received"] > k for c, k in zip(others, kill_time_others, strict=True)), (
         "the survivors stopped after the kill"
+    )
     victim.start()
     procs.wait_until(victim.ready, 30, "the victim ready again")
-    procs.wait_until(lambda: all(seqs == list(range(1, 41))
-                                 for seqs in stored_seqs(victoria).values()),
-                     60, "every sequence number in VictoriaMetrics")
+    procs.wait_until(
+        lambda: all(seqs == list(range(1, 41)) for seqs in stored_seqs(victoria).values()),
+        60,
+        "every sequence number in VictoriaMetrics",
+    )
     stored = stored_seqs(victoria)
     assert len(stored) == len(SITES) * len(DEVICES)
     assert all(seqs == list(range(1, 41)) for seqs in stored.values())
@@ -230,17 +257,23 @@ class _Sink:
 
 
 def _pipeline(settle_holes: bool):
-    from prometheus_client import CollectorRegistry
 
     from collector.exposition import SelfMetrics
     from collector.pipeline import Pipeline, RejectedStore
     from collector.state import State
 
     state = State(900)
-    pipe = Pipeline(sink=_Sink(), state=state, metrics=SelfMetrics(CollectorRegistry()),
-                    ack=lambda msg: None, rejected=RejectedStore(None, 0),
-                    max_message_bytes=65536, batch_size=1000, flush_interval=1.0,
-                    settle_holes=settle_holes)
+    pipe = Pipeline(
+        sink=_Sink(),
+        state=state,
+        metrics=SelfMetrics(),
+        ack=lambda msg: None,
+        rejected=RejectedStore(None, 0),
+        max_message_bytes=65536,
+        batch_size=1000,
+        flush_interval=1.0,
+        settle_holes=settle_holes,
+    )
     return pipe, state
 
 
@@ -250,9 +283,9 @@ def test_a_group_member_does_not_count_its_siblings_share_as_lost(settle_holes):
     agent's heartbeat ("nothing older is waiting") would make the holes look lost. A member
     built with settle_holes=False (service.py: when mqtt.shared_group is set) counts only gap
     records as losses."""
-    from agent.wire import Status, encode_status, status_topic
     from collector.intake import Inbound
     from collector.pipeline import Batch
+    from pantau.wire import Status, encode_status, status_topic
 
     pipe, state = _pipeline(settle_holes)
     site, device = SITES[0], DEVICES[0]

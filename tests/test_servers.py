@@ -9,7 +9,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support.servers import (
+from devstack.servers import (
     SNMP_ENGINE_BOOTS_OID,
     SNMP_ENGINE_ID_OID,
     SYS_DESCR_OID,

@@ -46,12 +46,10 @@ from agent.snmp import (
     OidValue,
     SnmpClient,
     SnmpError,
-    SnmpSession,
     SnmpTimeout,
-    convert,
     oid_tuple,
 )
-from agent.snmp_fast import (
+from agent.snmp.ber import (
     COUNTER32,
     COUNTER64,
     GAUGE32,
@@ -64,7 +62,6 @@ from agent.snmp_fast import (
     RESPONSE,
     TIMETICKS,
     DecodeError,
-    FastSession,
     Message,
     Typed,
     decode_message,
@@ -74,7 +71,9 @@ from agent.snmp_fast import (
     encode_request,
     encode_tlv,
 )
-from tests.support.servers import Snmpd, SnmpSim
+from agent.snmp.fast import FastSession
+from agent.snmp.pysnmp_session import SnmpSession, convert
+from devstack.servers import Snmpd, SnmpSim
 
 # ---------------------------------------------------------------------------------------------
 # The codec against pyasn1
@@ -1008,8 +1007,9 @@ def test_only_devices_that_need_pysnmp_say_so(tmp_path: Path):
         "  - {name: c, host: h, fast_snmp: false}\n"
         "  - {name: d, host: h, snmp: {version: '3', user: u}}\n"
     )
-    pollers = [DevicePoller("s", d, SnmpClient(), lambda _: 1)
-               for d in load_agent_config(path).devices]
+    pollers = [
+        DevicePoller("s", d, SnmpClient(), lambda _: 1) for d in load_agent_config(path).devices
+    ]
     assert [p.needs_pysnmp for p in pollers] == [False, False, True, True]
 
 
@@ -1069,18 +1069,36 @@ def test_v1_v2c_polls_never_load_pysnmp(tmp_path: Path, snmpsim: SnmpSim):
     devices = [("radio", "ceraos", "2c"), ("gateway", "routeros_rb750gr3", "1")]
     assert {c for _, c, _ in devices} <= set(snmpsim.communities)
     config = tmp_path / "agent.yaml"
-    config.write_text(yaml.safe_dump({
-        "site": "lab",
-        "defaults": {"timeout": 5.0, "retries": 1, "ping": False},
-        "devices": [{"name": name, "host": snmpsim.host, "port": snmpsim.port,
-                     "snmp": {"version": version, "community": community}}
-                    for name, community, version in devices],
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site": "lab",
+                "defaults": {"timeout": 5.0, "retries": 1, "ping": False},
+                "devices": [
+                    {
+                        "name": name,
+                        "host": snmpsim.host,
+                        "port": snmpsim.port,
+                        "snmp": {"version": version, "community": community},
+                    }
+                    for name, community, version in devices
+                ],
+            }
+        )
+    )
     repo = Path(__file__).resolve().parent.parent
-    env = {**os.environ,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-c", LAZY_SCRIPT, str(config), devices[0][1]],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", LAZY_SCRIPT, str(config), devices[0][1]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["up"] == {"radio": True, "gateway": True}
@@ -1096,8 +1114,9 @@ def test_engines_are_made_on_the_first_fallback_only(snmpsim: SnmpSim):
 
     async def run() -> None:
         async with SnmpClient() as client:
-            session = await client.session(snmpsim.host, snmpsim.port, V2C_RADIO, timeout=5,
-                                           retries=0)
+            session = await client.session(
+                snmpsim.host, snmpsim.port, V2C_RADIO, timeout=5, retries=0
+            )
             assert isinstance(session, FastSession)
             assert isinstance(await session.get([SYS_UPTIME]), dict)
             assert client._engines is None and session._slow is None

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import snmprec
-from tests.support.servers import Snmpd, SnmpSim, V3User
+from devstack import snmprec
+from devstack.servers import Snmpd, SnmpSim, V3User
 
 AGENT = Path(sys.executable).parent / "pantau-agent"
 TIMEOUT = 1.0  # per request; retries 0. Only the failure cases wait for it.
@@ -87,7 +87,10 @@ class ProbeRun:
 def run_probe(config: Path, *args: str, env: dict[str, str] | None = None) -> ProbeRun:
     proc = subprocess.run(
         [str(AGENT), "probe", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     return ProbeRun(config, proc.returncode, proc.stdout, proc.stderr)
@@ -125,18 +128,33 @@ class Secrets:
             assert value not in run.stdout and value not in run.stderr, "a secret leaked"
 
 
-def v3_device(name: str, snmpd: Snmpd, user: V3User, sec: Secrets, how: str = "file",
-              auth_key: str | None = None, priv_key: str | None = None) -> dict[str, Any]:
+def v3_device(
+    name: str,
+    snmpd: Snmpd,
+    user: V3User,
+    sec: Secrets,
+    how: str = "file",
+    auth_key: str | None = None,
+    priv_key: str | None = None,
+) -> dict[str, Any]:
     """A device entry for `user` on `snmpd`; auth_key/priv_key override the user's keys."""
     assert user.auth_protocol is not None and user.auth_key is not None
-    snmp: dict[str, Any] = {"version": 3, "user": user.name,
-                            "auth_protocol": user.auth_protocol,
-                            **sec.give("auth_key", auth_key or user.auth_key, how)}
+    snmp: dict[str, Any] = {
+        "version": 3,
+        "user": user.name,
+        "auth_protocol": user.auth_protocol,
+        **sec.give("auth_key", auth_key or user.auth_key, how),
+    }
     if user.priv_protocol is not None and user.priv_key is not None:
         snmp["priv_protocol"] = user.priv_protocol
         snmp.update(sec.give("priv_key", priv_key or user.priv_key, how))
-    return {"name": name, "host": snmpd.host, "port": snmpd.port, "profiles": ["system"],
-            "snmp": snmp}
+    return {
+        "name": name,
+        "host": snmpd.host,
+        "port": snmpd.port,
+        "profiles": ["system"],
+        "snmp": snmp,
+    }
 
 
 def system_values(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -153,23 +171,33 @@ def users() -> dict[str, V3User]:
 
 @pytest.fixture(scope="module")
 def snmpd(tmp_path_factory: pytest.TempPathFactory, users: dict[str, V3User]) -> Iterator[Snmpd]:
-    with Snmpd(tmp_path_factory.mktemp("snmpd"), users=users.values(),
-               community="c" + secrets.token_hex(6),
-               sysname="pantau-v3-" + secrets.token_hex(3)) as agent:
+    with Snmpd(
+        tmp_path_factory.mktemp("snmpd"),
+        users=users.values(),
+        community="c" + secrets.token_hex(6),
+        sysname="pantau-v3-" + secrets.token_hex(3),
+    ) as agent:
         yield agent
 
 
 @pytest.fixture(scope="module")
-def good_run(tmp_path_factory: pytest.TempPathFactory, snmpd: Snmpd,
-             users: dict[str, V3User]) -> tuple[ProbeRun, Secrets]:
+def good_run(
+    tmp_path_factory: pytest.TempPathFactory, snmpd: Snmpd, users: dict[str, V3User]
+) -> tuple[ProbeRun, Secrets]:
     """One probe of every user in CASES plus a v2c device, all against `snmpd` at once (as the
     agent polls them: concurrently, through one SNMP engine)."""
     folder = tmp_path_factory.mktemp("good")
     sec = Secrets(folder)
     devices = [v3_device(c.id, snmpd, users[c.id], sec, c.secrets_from) for c in CASES]
-    devices.append({"name": "v2c", "host": snmpd.host, "port": snmpd.port,
-                    "profiles": ["system"],
-                    "snmp": {"version": "2c", **sec.give("community", snmpd.community, "file")}})
+    devices.append(
+        {
+            "name": "v2c",
+            "host": snmpd.host,
+            "port": snmpd.port,
+            "profiles": ["system"],
+            "snmp": {"version": "2c", **sec.give("community", snmpd.community, "file")},
+        }
+    )
     return run_probe(write_config(folder, devices), "--json", env=sec.env), sec
 
 
@@ -195,13 +223,16 @@ def test_probe_of_good_users_exits_0_and_shows_no_secret(good_run: tuple[ProbeRu
     sec.assert_not_in(table)
 
 
-@pytest.mark.parametrize(("mistake", "reason"), [
-    ("wrong auth key", "auth"),
-    ("unknown user", "auth"),
-    # snmpd cannot tell a wrong priv key from line noise: the scoped PDU decrypts to garbage,
-    # fails to parse and is dropped without a report (snmpInASNParseErrs). Only silence is left.
-    ("wrong priv key", "timeout"),
-])
+@pytest.mark.parametrize(
+    ("mistake", "reason"),
+    [
+        ("wrong auth key", "auth"),
+        ("unknown user", "auth"),
+        # snmpd cannot tell a wrong priv key from line noise: the scoped PDU decrypts to garbage,
+        # fails to parse and is dropped without a report (snmpInASNParseErrs). Only silence is left.
+        ("wrong priv key", "timeout"),
+    ],
+)
 def test_v3_wrong_credentials_fail_clearly_without_leaking(
     mistake: str, reason: str, snmpd: Snmpd, users: dict[str, V3User], tmp_path: Path
 ):
@@ -231,20 +262,26 @@ def test_v3_same_user_name_with_different_keys_on_two_devices(tmp_path: Path):
     name = "pantau"
     first, second = make_user(name, "SHA", "AES"), make_user(name, "SHA", "AES")
     sec = Secrets(tmp_path)
-    with Snmpd(tmp_path / "a", users=[first], sysname="site-a") as a, \
-         Snmpd(tmp_path / "b", users=[second], sysname="site-b") as b:
-        config = write_config(tmp_path, [v3_device("a", a, first, sec),
-                                         v3_device("b", b, second, sec)])
+    with (
+        Snmpd(tmp_path / "a", users=[first], sysname="site-a") as a,
+        Snmpd(tmp_path / "b", users=[second], sysname="site-b") as b,
+    ):
+        config = write_config(
+            tmp_path, [v3_device("a", a, first, sec), v3_device("b", b, second, sec)]
+        )
         run = run_probe(config, "--json", env=sec.env)
     sec.assert_not_in(run)
-    got = {r["device"]: (r["up"], r["reason"], system_values(r).get("name", {}).get("value"))
-           for r in run.results}
+    got = {
+        r["device"]: (r["up"], r["reason"], system_values(r).get("name", {}).get("value"))
+        for r in run.results
+    }
     assert got == {"a": (True, "", "site-a"), "b": (True, "", "site-b")}
     assert run.rc == 0
 
 
-def test_v1_reads_32_bit_counters_of_a_vsat_modem(snmpsim: SnmpSim, devices_dir: Path,
-                                                 tmp_path: Path):
+def test_v1_reads_32_bit_counters_of_a_vsat_modem(
+    snmpsim: SnmpSim, devices_dir: Path, tmp_path: Path
+):
     records = snmprec.load(devices_dir / "uhp.snmprec")
     in_octets = snmprec.column(records, IF_IN_OCTETS)
     out_octets = snmprec.column(records, IF_OUT_OCTETS)
@@ -254,8 +291,13 @@ def test_v1_reads_32_bit_counters_of_a_vsat_modem(snmpsim: SnmpSim, devices_dir:
     assert not snmprec.column(records, IF_HC_OUT_OCTETS)
     assert "uhp" in snmpsim.communities
 
-    device = {"name": "vsat", "host": snmpsim.host, "port": snmpsim.port,
-              "profiles": ["system", "if-mib"], "snmp": {"version": 1, "community": "uhp"}}
+    device = {
+        "name": "vsat",
+        "host": snmpsim.host,
+        "port": snmpsim.port,
+        "profiles": ["system", "if-mib"],
+        "snmp": {"version": 1, "community": "uhp"},
+    }
     run = run_probe(write_config(tmp_path, [device]), "--json")
     assert run.rc == 0, run.stdout + run.stderr
     result = run.result("vsat")
@@ -268,4 +310,5 @@ def test_v1_reads_32_bit_counters_of_a_vsat_modem(snmpsim: SnmpSim, devices_dir:
     assert {i: r.get("in_octets") for i, r in rows.items()} == in_octets
     assert {i: r.get("out_octets") for i, r in rows.items()} == out_octets
     assert system_values(result)["uptime_seconds"]["value"] == pytest.approx(
-        records["1.3.6.1.2.1.1.3.0"] / 100)
+        records["1.3.6.1.2.1.1.3.0"] / 100
+    )

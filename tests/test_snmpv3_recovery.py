@@ -13,7 +13,7 @@ import pytest
 from agent.config import load_agent_config
 from agent.poller import DevicePoller
 from agent.snmp import SnmpClient
-from tests.support.servers import Snmpd, V3User
+from devstack.servers import Snmpd, V3User
 
 USER = V3User("pantau", "SHA", "authpass-1234", "AES", "privpass-1234")
 
@@ -27,7 +27,8 @@ def config(tmp_path: Path, port: int):
         f"    port: {port}\n    timeout: 1\n    retries: 0\n    profiles: [system]\n"
         "    snmp: {version: 3, user: pantau, auth_protocol: SHA, "
         f"auth_key_file: {tmp_path / 'auth'}, priv_protocol: AES, "
-        f"priv_key_file: {tmp_path / 'priv'}}}\n")
+        f"priv_key_file: {tmp_path / 'priv'}}}\n"
+    )
     return load_agent_config(tmp_path / "agent.yaml")
 
 
@@ -64,8 +65,7 @@ def test_v3_device_is_followed_across_reboot(tmp_path, how):
     after = results[2:]
     # At most the first poll after the restart may fail; the agent recovers by itself.
     assert all(r.up for r in after[1:]), [(r.up, r.reason) for r in after]
-    names = {f.value for r in after if r.up for g in r.groups for f in g.fields
-             if f.name == "name"}
+    names = {f.value for r in after if r.up for g in r.groups for f in g.fields if f.name == "name"}
     assert names == {"core-sw"}
     # The reboot is reported once, and counted.
     first_up = next(r for r in after if r.up)

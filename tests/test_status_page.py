@@ -22,31 +22,49 @@ from typing import Any
 
 import pytest
 
-from agent.wire import Field, Group, Kind, SampleSet, Status
 from collector import statuspage
 from collector.state import State
-from tests.support import procs
-from tests.support.servers import free_port
+from devstack import procs
+from devstack.servers import free_port
+from pantau.wire import Field, Group, Kind, SampleSet, Status
 
 SITE = "vsat-kpg-07"
 # Stand-ins for the vendor profiles (issue 4), with the vendor-neutral names the page shows.
 # UHP-MIB: demodulator SNR in 0.1 dB; PowerNet-MIB: battery capacity in 0.1 %, and
 # upsBasicOutputStatus (2 onLine, 3 onBattery) turned into the 0/1 flag on_battery.
 PROFILES = [
-    {"name": "test-uhp-signal", "measurement": "signal", "scalars": [
-        {"name": "snr_db", "oid": "1.3.6.1.4.1.8000.22.2.1.0", "scale": 0.1}]},
-    {"name": "test-apc-power", "measurement": "power", "scalars": [
-        {"name": "battery_charge_percent", "oid": "1.3.6.1.4.1.318.1.1.1.2.3.1.0", "scale": 0.1},
-        {"name": "on_battery", "oid": "1.3.6.1.4.1.318.1.1.1.4.1.1.0", "offset": -2}]},
+    {
+        "name": "test-uhp-signal",
+        "measurement": "signal",
+        "scalars": [{"name": "snr_db", "oid": "1.3.6.1.4.1.8000.22.2.1.0", "scale": 0.1}],
+    },
+    {
+        "name": "test-apc-power",
+        "measurement": "power",
+        "scalars": [
+            {
+                "name": "battery_charge_percent",
+                "oid": "1.3.6.1.4.1.318.1.1.1.2.3.1.0",
+                "scale": 0.1,
+            },
+            {"name": "on_battery", "oid": "1.3.6.1.4.1.318.1.1.1.4.1.1.0", "offset": -2},
+        ],
+    },
 ]
 DEVICES = {  # name -> (community = recording, profiles)
     "modem": ("uhp", ["system", "if-mib", "test-uhp-signal"]),
     "ups": ("apc_smt750x-nmc2", ["system", "test-apc-power"]),
     "ghost": ("no-such-recording", ["system"]),  # nothing answers: DOWN, timeout
 }
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def chromium() -> str:
@@ -59,8 +77,13 @@ def chromium() -> str:
 def run_chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """One headless Chromium run with its own profile directory (no state between runs)."""
     profile = tmp / f"chromium-profile-{time.monotonic_ns()}"
-    return subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 class PageModel(HTMLParser):
@@ -78,13 +101,19 @@ class PageModel(HTMLParser):
         a = dict(attrs)
         if tag == "section" and a.get("data-site"):
             self._site = a["data-site"]
-            self.sites[self._site] = {"online": a.get("data-online") == "1", "badge": "",
-                                      "devices": {}}
+            self.sites[self._site] = {
+                "online": a.get("data-online") == "1",
+                "badge": "",
+                "devices": {},
+            }
             self._device = None
         elif tag == "li" and a.get("data-device") and self._site:
             self._device = a["data-device"]
             self.sites[self._site]["devices"][self._device] = {
-                "up": a.get("data-up") == "1", "badge": "", "text": ""}
+                "up": a.get("data-up") == "1",
+                "badge": "",
+                "text": "",
+            }
         elif tag == "span" and "badge" in (a.get("class") or ""):
             self._capture, self._text = "badge", []
 
@@ -118,20 +147,34 @@ def png_size(path: Path) -> tuple[int, int]:
 @pytest.fixture
 def stack(tmp_path: Path, mosquitto, victoria, snmpsim):
     http_port = free_port()
-    ccfg = procs.collector_config(tmp_path / "collector.yaml", broker_port=mosquitto.port,
-                                  influx_url=victoria.url, http_port=http_port)
-    devices = [procs.snmpsim_device(name, community, snmpsim.port, profiles=profiles)
-               for name, (community, profiles) in DEVICES.items()]
-    acfg = procs.agent_config(tmp_path / "agent.yaml", site=SITE, broker_port=mosquitto.port,
-                              devices=devices, profiles=PROFILES, interval=2.0)
+    ccfg = procs.collector_config(
+        tmp_path / "collector.yaml",
+        broker_port=mosquitto.port,
+        influx_url=victoria.url,
+        http_port=http_port,
+    )
+    devices = [
+        procs.snmpsim_device(name, community, snmpsim.port, profiles=profiles)
+        for name, (community, profiles) in DEVICES.items()
+    ]
+    acfg = procs.agent_config(
+        tmp_path / "agent.yaml",
+        site=SITE,
+        broker_port=mosquitto.port,
+        devices=devices,
+        profiles=PROFILES,
+        interval=2.0,
+    )
     coll = procs.collector(ccfg, tmp_path / "collector.log").start()
     agent = procs.agent(acfg, tmp_path / "agent.log").start()
     url = f"http://127.0.0.1:{http_port}"
 
     def all_reported() -> bool:
         m = procs.scrape(http_port)
-        return (all(("pantau_device_up", (("device", d), ("site", SITE))) in m for d in DEVICES)
-                and ("pantau_signal_snr_db", (("device", "modem"), ("site", SITE))) in m)
+        return (
+            all(("pantau_device_up", (("device", d), ("site", SITE))) in m for d in DEVICES)
+            and ("pantau_signal_snr_db", (("device", "modem"), ("site", SITE))) in m
+        )
 
     try:
         procs.wait_until(all_reported, 30, "every device in /metrics")
@@ -155,16 +198,22 @@ def test_status_page_in_chromium_matches_collector_state(stack, tmp_path: Path) 
     assert page.sites[SITE]["online"] is (sites[SITE] == 1.0)
     assert page.sites[SITE]["badge"] == "ONLINE"
 
-    devices = {dict(k[1])["device"]: v for k, v in metrics.items()
-               if k[0] == "pantau_device_up" and dict(k[1])["site"] == SITE}
+    devices = {
+        dict(k[1])["device"]: v
+        for k, v in metrics.items()
+        if k[0] == "pantau_device_up" and dict(k[1])["site"] == SITE
+    }
     shown = page.sites[SITE]["devices"]
     assert set(shown) == set(devices) == set(DEVICES)
     for name, up in devices.items():
         assert shown[name]["up"] is (up == 1.0), name
         assert shown[name]["badge"] == ("UP" if up == 1.0 else "DOWN"), name
     assert shown["ghost"]["badge"] == "DOWN"
-    reason = next(dict(k[1])["reason"] for k in metrics
-                  if k[0] == "pantau_device_down_reason_info" and dict(k[1])["device"] == "ghost")
+    reason = next(
+        dict(k[1])["reason"]
+        for k in metrics
+        if k[0] == "pantau_device_down_reason_info" and dict(k[1])["device"] == "ghost"
+    )
     assert reason in shown["ghost"]["text"]
     assert list(shown)[0] == "ghost", "devices that are down come first"
 
@@ -178,8 +227,9 @@ def test_status_page_in_chromium_matches_collector_state(stack, tmp_path: Path) 
     assert "up " in shown["modem"]["text"], "the device's uptime is shown"
 
     shot = tmp_path / "status.png"
-    result = run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=412,915",
-                          "--hide-scrollbars", url)
+    result = run_chromium(
+        tmp_path, f"--screenshot={shot}", "--window-size=412,915", "--hide-scrollbars", url
+    )
     assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
     assert png_size(shot) == (412, 915)
     assert shot.stat().st_size > 5000, "the screenshot looks blank"
@@ -191,8 +241,9 @@ def test_status_page_shows_a_dark_site_and_is_read_only(stack) -> None:
     and tells the browser to load nothing else."""
     url = stack["url"] + "/"
     stack["agent"].kill()  # SIGKILL: the broker publishes the agent's Last Will
-    procs.wait_until(lambda: 'data-online="0"' in procs.http_get(url)[1], 15,
-                     "the site shown offline")
+    procs.wait_until(
+        lambda: 'data-online="0"' in procs.http_get(url)[1], 15, "the site shown offline"
+    )
     status, body = procs.http_get(url)
     assert status == 200 and "OFFLINE" in body and "connection lost" in body
     assert "1 offline" in body
@@ -210,18 +261,31 @@ def test_status_page_shows_a_dark_site_and_is_read_only(stack) -> None:
 NOW = 1_790_000_000.0
 
 
-def sample(device: str, up: bool = True, groups: list[Group] | None = None,
-           reason: str = "") -> SampleSet:
-    return SampleSet(site="s1", device=device, seq=1, ts_ms=int(NOW * 1000) - 5000,
-                     duration_ms=100, up=up, reason=reason, groups=groups or [])
+def sample(
+    device: str, up: bool = True, groups: list[Group] | None = None, reason: str = ""
+) -> SampleSet:
+    return SampleSet(
+        site="s1",
+        device=device,
+        seq=1,
+        ts_ms=int(NOW * 1000) - 5000,
+        duration_ms=100,
+        up=up,
+        reason=reason,
+        groups=groups or [],
+    )
 
 
 def test_render_escapes_agent_text_and_summarises_rows() -> None:
     """Tags and reasons come from the sites: never markup. A 48-port switch stays one line."""
     state = State(stale_after=900)
     state.on_status(Status(v=1, site="s1", online=True, ts_ms=int(NOW * 1000)), now=NOW)
-    rows = [Group("signal", {"sensor": f"<b>SFP {i}</b>"},
-                  [Field("rx_power_dbm", Kind.GAUGE, -3.0 - i)]) for i in range(3)]
+    rows = [
+        Group(
+            "signal", {"sensor": f"<b>SFP {i}</b>"}, [Field("rx_power_dbm", Kind.GAUGE, -3.0 - i)]
+        )
+        for i in range(3)
+    ]
     rows.append(Group("power", {}, [Field("mains_ok", Kind.STATE, 0)]))
     state.on_sample_set(sample("sw", groups=rows), now=NOW)
     state.on_sample_set(sample("radio", up=False, reason="<script>alert(1)</script>"), now=NOW)

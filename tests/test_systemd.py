@@ -29,10 +29,10 @@ from typing import Any
 
 import pytest
 
-from agent import sdnotify
-from agent.sdnotify import Liveness, Notifier, Supervisor
-from tests.support import procs
-from tests.support.servers import Mosquitto, free_port
+from devstack import procs
+from devstack.servers import Mosquitto, free_port
+from pantau import systemd as sdnotify
+from pantau.systemd import Liveness, Notifier, Supervisor
 
 REPO = Path(__file__).resolve().parent.parent
 UNITS = REPO / "deploy" / "systemd"
@@ -40,7 +40,8 @@ COMPONENTS = ("agent", "collector")
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(
     ANALYZE is None and not os.environ.get("CI"),
-    reason="systemd-analyze missing: apt-get install systemd (make setup does)")
+    reason="systemd-analyze missing: apt-get install systemd (make setup does)",
+)
 
 
 def unit(component: str) -> Path:
@@ -63,9 +64,20 @@ def directives(path: Path) -> dict[str, list[str]]:
 @needs_analyze
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_unit_exposure_is_at_most_2(component: str) -> None:
-    result = subprocess.run([str(ANALYZE), "security", "--offline=yes", "--threshold=20",
-                             "--no-pager", str(unit(component))],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [
+            str(ANALYZE),
+            "security",
+            "--offline=yes",
+            "--threshold=20",
+            "--no-pager",
+            str(unit(component)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert found, result.stdout + result.stderr
     exposure = float(found.group(1))
@@ -91,16 +103,22 @@ def scratch_root(base: Path) -> Path:
 
 
 def verify(root: Path, *names: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ANALYZE), "verify", f"--root={root}", *names],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [str(ANALYZE), "verify", f"--root={root}", *names],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @needs_analyze
 def test_units_verify_clean(tmp_path: Path) -> None:
     root = scratch_root(tmp_path)
     result = verify(root, "pantau-agent.service", "pantau-collector.service")
-    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), \
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
         result.stdout + result.stderr
+    )
     # the check is not vacuous: a typo and a missing program are both reported
     broken = root / "etc/systemd/system/pantau-agent.service"
     broken.write_text(broken.read_text().replace("WatchdogSec=", "WatchDogSec="))
@@ -123,8 +141,10 @@ def test_unit_runs_the_service_the_way_the_code_expects(component: str) -> None:
     assert int(d["TimeoutStartSec"][0]) > sdnotify.READY_WAIT + 30
     assert d["StateDirectory"] == [f"pantau-{component}"]
     assert d["User"] == [f"pantau-{component}"]
-    assert (UNITS / f"pantau-{component}.sysusers").read_text().split()[:2] == \
-        ["u", f"pantau-{component}"]
+    assert (UNITS / f"pantau-{component}.sysusers").read_text().split()[:2] == [
+        "u",
+        f"pantau-{component}",
+    ]
     assert "ExecReload" not in d  # no reload: a restart loses nothing (docs/deploy.md)
     assert "AF_UNIX" in d["RestrictAddressFamilies"][0]  # the notify socket and journald
 
@@ -203,16 +223,26 @@ def test_notifier_speaks_the_protocol(tmp_path: Path) -> None:
             assert n.stopping()
             sock.collect(0.2)
             assert [m for _, m in sock.messages] == [
-                {"READY": "1", "STATUS": "line one line two"}, {"WATCHDOG": "1"},
-                {"STOPPING": "1", "STATUS": "stopping"}]
+                {"READY": "1", "STATUS": "line one line two"},
+                {"WATCHDOG": "1"},
+                {"STOPPING": "1", "STATUS": "stopping"},
+            ]
             n.close()
     finally:
         path_sock.close()
         abstract.close()
     # not under systemd, or the watchdog meant for another process: nothing, and no error
     assert not Notifier({}).enabled and not Notifier({}).ready()
-    assert Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "5000000",
-                     "WATCHDOG_PID": str(os.getpid() + 1)}).watchdog_s == 0
+    assert (
+        Notifier(
+            {
+                "NOTIFY_SOCKET": "/x",
+                "WATCHDOG_USEC": "5000000",
+                "WATCHDOG_PID": str(os.getpid() + 1),
+            }
+        ).watchdog_s
+        == 0
+    )
     gone = Notifier({"NOTIFY_SOCKET": str(tmp_path / "no-such-socket")})
     assert gone.ready() is False and gone.watchdog() is False
 
@@ -220,8 +250,13 @@ def test_notifier_speaks_the_protocol(tmp_path: Path) -> None:
 def test_liveness_and_supervisor_withhold_pings_from_a_stuck_loop(notify: NotifySocket) -> None:
     now = [100.0]
     live = Liveness(grace=1.0, clock=lambda: now[0])
-    sup = Supervisor(Notifier(notify.env(watchdog_usec=2_000_000)), status=lambda: "fine",
-                     overdue=live.overdue, ready_wait=5.0, clock=lambda: now[0])
+    sup = Supervisor(
+        Notifier(notify.env(watchdog_usec=2_000_000)),
+        status=lambda: "fine",
+        overdue=live.overdue,
+        ready_wait=5.0,
+        clock=lambda: now[0],
+    )
     live.expect("radio", 10.0)  # asleep until its next poll
     live.expect("modem", None)  # waiting for a slot: watched through the slot's holders
     sup.tick(started=False)
@@ -238,32 +273,48 @@ def test_liveness_and_supervisor_withhold_pings_from_a_stuck_loop(notify: Notify
     sup.stopping()
     notify.collect(0.2)
     assert [m for _, m in notify.messages] == [
-        {"READY": "1", "STATUS": "fine"}, {"WATCHDOG": "1"},
+        {"READY": "1", "STATUS": "fine"},
+        {"WATCHDOG": "1"},
         {"STATUS": "stuck: no progress from radio"},
-        {"WATCHDOG": "1"}, {"STATUS": "fine"},
-        {"STOPPING": "1", "STATUS": "stopping"}]
+        {"WATCHDOG": "1"},
+        {"STATUS": "fine"},
+        {"STOPPING": "1", "STATUS": "stopping"},
+    ]
 
 
 def test_agent_withholds_the_watchdog_while_a_poller_is_stuck(
-        tmp_path: Path, notify: NotifySocket, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, notify: NotifySocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from agent.config import load_agent_config
     from agent.poller import DevicePoller
     from agent.service import Agent, open_outbox
-    from agent.wire import SampleSet
+    from pantau.wire import SampleSet
 
     config = procs.agent_config(
-        tmp_path / "agent.yaml", site="s1", broker_port=free_port(), interval=0.3,
-        devices=[procs.snmpsim_device("fine", "public", free_port("udp")),
-                 procs.snmpsim_device("stuck", "public", free_port("udp"))])
+        tmp_path / "agent.yaml",
+        site="s1",
+        broker_port=free_port(),
+        interval=0.3,
+        devices=[
+            procs.snmpsim_device("fine", "public", free_port("udp")),
+            procs.snmpsim_device("stuck", "public", free_port("udp")),
+        ],
+    )
     seq = iter(range(1, 10**6))
 
     async def poll(self: DevicePoller) -> SampleSet:
         if self.device.name == "stuck" and time.monotonic() > stuck_after:
             await asyncio.sleep(3600)  # a poll that ignores its deadline: a bug
         await asyncio.sleep(0.01)
-        return SampleSet(site="s1", device=self.device.name, seq=next(seq),
-                         ts_ms=int(time.time() * 1000), duration_ms=10, up=False,
-                         reason="timeout")
+        return SampleSet(
+            site="s1",
+            device=self.device.name,
+            seq=next(seq),
+            ts_ms=int(time.time() * 1000),
+            duration_ms=10,
+            up=False,
+            reason="timeout",
+        )
 
     monkeypatch.setattr(DevicePoller, "poll", poll)
     for key, value in notify.env(watchdog_usec=200_000).items():
@@ -304,12 +355,17 @@ def test_agent_withholds_the_watchdog_while_a_poller_is_stuck(
 
 def agent_yaml(tmp_path: Path, broker_port: int) -> Path:
     return procs.agent_config(
-        tmp_path / "agent.yaml", site="s1", broker_port=broker_port, interval=0.5,
-        devices=[procs.snmpsim_device("radio", "public", free_port("udp"))])
+        tmp_path / "agent.yaml",
+        site="s1",
+        broker_port=broker_port,
+        interval=0.5,
+        devices=[procs.snmpsim_device("radio", "public", free_port("udp"))],
+    )
 
 
 def test_agent_process_notifies_ready_watchdog_and_stopping(
-        tmp_path: Path, mosquitto: Mosquitto, notify: NotifySocket) -> None:
+    tmp_path: Path, mosquitto: Mosquitto, notify: NotifySocket
+) -> None:
     config = agent_yaml(tmp_path, mosquitto.port)
     agent = procs.agent(config, tmp_path / "agent.log", notify.env(watchdog_usec=1_000_000))
     with agent:
@@ -335,7 +391,8 @@ def test_agent_process_notifies_ready_watchdog_and_stopping(
 
 
 def test_agent_is_ready_without_its_broker_and_stops_on_sighup(
-        tmp_path: Path, notify: NotifySocket) -> None:
+    tmp_path: Path, notify: NotifySocket
+) -> None:
     # The site's uplink is down at boot: READY must come anyway, or systemd would kill the
     # agent that should be polling into its outbox.
     config = agent_yaml(tmp_path, free_port())
@@ -353,13 +410,16 @@ def test_agent_is_ready_without_its_broker_and_stops_on_sighup(
 
 
 def test_collector_process_notifies_ready_watchdog_and_stopping(
-        tmp_path: Path, mosquitto: Mosquitto, notify: NotifySocket) -> None:
+    tmp_path: Path, mosquitto: Mosquitto, notify: NotifySocket
+) -> None:
     http_port = free_port()
-    config = procs.collector_config(tmp_path / "collector.yaml", broker_port=mosquitto.port,
-                                    influx_url=f"http://127.0.0.1:{free_port()}",
-                                    http_port=http_port)
-    coll = procs.collector(config, tmp_path / "collector.log",
-                           notify.env(watchdog_usec=1_000_000))
+    config = procs.collector_config(
+        tmp_path / "collector.yaml",
+        broker_port=mosquitto.port,
+        influx_url=f"http://127.0.0.1:{free_port()}",
+        http_port=http_port,
+    )
+    coll = procs.collector(config, tmp_path / "collector.log", notify.env(watchdog_usec=1_000_000))
     with coll:
         ready = notify.wait_for("READY", 20)
         assert ready["STATUS"].startswith("broker: subscribed"), ready
@@ -375,8 +435,13 @@ def test_collector_process_notifies_ready_watchdog_and_stopping(
 def test_no_notify_socket_means_no_systemd_chatter(tmp_path: Path, mosquitto: Mosquitto) -> None:
     config = agent_yaml(tmp_path, mosquitto.port)
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-    proc = subprocess.Popen([str(procs.BIN / "pantau-agent"), "run", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    proc = subprocess.Popen(
+        [str(procs.BIN / "pantau-agent"), "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
     time.sleep(2.0)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=20)

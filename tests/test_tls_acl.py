@@ -24,9 +24,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.wire import SampleSet, encode_sample_set
-from tests.support import procs
-from tests.support.servers import Mosquitto, free_port
+from devstack import procs
+from devstack.servers import Mosquitto, free_port
+from pantau.wire import SampleSet, encode_sample_set
 
 REPO = Path(__file__).resolve().parent.parent
 ENROLL = REPO / "deploy" / "mosquitto" / "enroll.sh"
@@ -45,10 +45,15 @@ class Pki:
         self.out.mkdir(parents=True, exist_ok=True)
 
     def enroll(self, *args: str) -> str:
-        env = {**os.environ, "PANTAU_PKI": str(self.ca_dir), "PANTAU_PASSWD": str(self.passwd),
-               "PANTAU_OUT": str(self.out)}
-        result = subprocess.run([str(ENROLL), *args], env=env, capture_output=True, text=True,
-                                timeout=30, check=False)
+        env = {
+            **os.environ,
+            "PANTAU_PKI": str(self.ca_dir),
+            "PANTAU_PASSWD": str(self.passwd),
+            "PANTAU_OUT": str(self.out),
+        }
+        result = subprocess.run(
+            [str(ENROLL), *args], env=env, capture_output=True, text=True, timeout=30, check=False
+        )
         assert result.returncode == 0, result.stderr + result.stdout
         return result.stdout
 
@@ -83,12 +88,14 @@ class SecureBroker:
         acl = workdir / "pantau.acl"
         workdir.mkdir(parents=True, exist_ok=True)
         shutil.copy(ACL, acl)
-        conf = (CONF.read_text()
-                .replace("/etc/mosquitto/pantau-ca", str(pki.ca_dir))
-                .replace("/etc/mosquitto/pantau.passwd", str(pki.passwd))
-                .replace("/etc/mosquitto/pantau.acl", str(acl))
-                .replace("listener 8883", f"listener {self.tls_port} 127.0.0.1")
-                .replace("listener 8884", f"listener {self.cert_port} 127.0.0.1"))
+        conf = (
+            CONF.read_text()
+            .replace("/etc/mosquitto/pantau-ca", str(pki.ca_dir))
+            .replace("/etc/mosquitto/pantau.passwd", str(pki.passwd))
+            .replace("/etc/mosquitto/pantau.acl", str(acl))
+            .replace("listener 8883", f"listener {self.tls_port} 127.0.0.1")
+            .replace("listener 8884", f"listener {self.cert_port} 127.0.0.1")
+        )
         assert str(self.tls_port) in conf and str(self.cert_port) in conf
         self.server = Mosquitto(workdir / "mosquitto", extra_conf=conf)
 
@@ -118,20 +125,38 @@ def secret(path: Path, value: str) -> Path:
 
 def agent_config(tmp_path: Path, site: str, port: int, *, broker: dict[str, Any]) -> Path:
     # A device that never answers: every poll is an up=0 sample set, which is data too.
-    dead = {"name": "radio", "host": "127.0.0.1", "port": free_port("udp"),
-            "snmp": {"version": "2c", "community": "public"}}
-    return procs.agent_config(tmp_path / f"agent-{site}-{port}.yaml", site=site, broker_port=port,
-                              devices=[dead], interval=1.0, timeout=0.2, broker=broker)
+    dead = {
+        "name": "radio",
+        "host": "127.0.0.1",
+        "port": free_port("udp"),
+        "snmp": {"version": "2c", "community": "public"},
+    }
+    return procs.agent_config(
+        tmp_path / f"agent-{site}-{port}.yaml",
+        site=site,
+        broker_port=port,
+        devices=[dead],
+        interval=1.0,
+        timeout=0.2,
+        broker=broker,
+    )
 
 
 def collector(tmp_path: Path, pki: Pki, broker: SecureBroker, influx_url: str) -> procs.Proc:
     http_port = free_port()
     password = secret(tmp_path / "collector-mqtt-password", collector_password(pki))
     config = procs.collector_config(
-        tmp_path / "collector.yaml", broker_port=broker.tls_port, influx_url=influx_url,
+        tmp_path / "collector.yaml",
+        broker_port=broker.tls_port,
+        influx_url=influx_url,
         http_port=http_port,
-        mqtt={"port": broker.tls_port, "tls": {"ca_file": str(pki.ca)},
-              "username": "pantau-collector", "password_file": str(password)})
+        mqtt={
+            "port": broker.tls_port,
+            "tls": {"ca_file": str(pki.ca)},
+            "username": "pantau-collector",
+            "password_file": str(password),
+        },
+    )
     proc = procs.collector(config, tmp_path / "collector.log")
     proc.http_port = http_port  # type: ignore[attr-defined]
     return proc
@@ -145,10 +170,19 @@ def metric(proc: procs.Proc, name: str, **labels: str) -> float | None:
 class Client:
     """A bare paho client over TLS, to do what an agent would never do on its own."""
 
-    def __init__(self, ca: Path, port: int, user: str | None = None, password: str | None = None,
-                 *, protocol: int = mqtt.MQTTv5, client_id: str = "") -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=protocol)
+    def __init__(
+        self,
+        ca: Path,
+        port: int,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        protocol: int = mqtt.MQTTv5,
+        client_id: str = "",
+    ) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
+        )
         self.client.tls_set_context(ssl.create_default_context(cafile=str(ca)))
         if user is not None:
             self.client.username_pw_set(user, password)
@@ -179,64 +213,126 @@ class Client:
 
 
 def sample_set(site: str, device: str = "radio", seq: int = 1) -> bytes:
-    return encode_sample_set(SampleSet(site=site, device=device, seq=seq,
-                                       ts_ms=int(time.time() * 1000), duration_ms=1, up=False,
-                                       reason="timeout"))
+    return encode_sample_set(
+        SampleSet(
+            site=site,
+            device=device,
+            seq=seq,
+            ts_ms=int(time.time() * 1000),
+            duration_ms=1,
+            up=False,
+            reason="timeout",
+        )
+    )
 
 
 def test_agents_reach_the_collector_over_tls_by_password_and_by_client_certificate(
-        tmp_path: Path, pki: Pki, broker: SecureBroker, victoria: Any) -> None:
-    by_password = agent_config(tmp_path, "site-a", broker.tls_port, broker={
-        "tls": {"ca_file": str(pki.bundle("site-a") / "ca.pem")}, "username": "site-a",
-        "password_file": str(secret(tmp_path / "site-a-password",
-                                    (pki.bundle("site-a") / "mqtt-password").read_text().strip()))})
+    tmp_path: Path, pki: Pki, broker: SecureBroker, victoria: Any
+) -> None:
+    by_password = agent_config(
+        tmp_path,
+        "site-a",
+        broker.tls_port,
+        broker={
+            "tls": {"ca_file": str(pki.bundle("site-a") / "ca.pem")},
+            "username": "site-a",
+            "password_file": str(
+                secret(
+                    tmp_path / "site-a-password",
+                    (pki.bundle("site-a") / "mqtt-password").read_text().strip(),
+                )
+            ),
+        },
+    )
     bundle_c = pki.bundle("site-c")
-    by_certificate = agent_config(tmp_path, "site-c", broker.cert_port, broker={
-        "tls": {"ca_file": str(bundle_c / "ca.pem"), "cert_file": str(bundle_c / "site.crt"),
-                "key_file": str(bundle_c / "site.key")}})
+    by_certificate = agent_config(
+        tmp_path,
+        "site-c",
+        broker.cert_port,
+        broker={
+            "tls": {
+                "ca_file": str(bundle_c / "ca.pem"),
+                "cert_file": str(bundle_c / "site.crt"),
+                "key_file": str(bundle_c / "site.key"),
+            }
+        },
+    )
     coll = collector(tmp_path, pki, broker, victoria.url)
-    with coll, procs.agent(by_password, tmp_path / "a.log"), \
-            procs.agent(by_certificate, tmp_path / "c.log"):
+    with (
+        coll,
+        procs.agent(by_password, tmp_path / "a.log"),
+        procs.agent(by_certificate, tmp_path / "c.log"),
+    ):
         for site in ("site-a", "site-c"):
-            procs.wait_until(lambda s=site: metric(coll, "pantau_site_online", site=s) == 1, 20,
-                             f"{site} online at the collector")
+            procs.wait_until(
+                lambda s=site: metric(coll, "pantau_site_online", site=s) == 1,
+                20,
+                f"{site} online at the collector",
+            )
             procs.wait_until(
                 lambda s=site: metric(coll, "pantau_device_up", site=s, device="radio") == 0,
-                20, f"{site}'s sample sets at the collector")
-        procs.wait_until(lambda: victoria.export('{__name__="pantau_poll_up",site="site-c"}'),
-                         15, "site-c's polls written to InfluxDB")
+                20,
+                f"{site}'s sample sets at the collector",
+            )
+        procs.wait_until(
+            lambda: victoria.export('{__name__="pantau_poll_up",site="site-c"}'),
+            15,
+            "site-c's polls written to InfluxDB",
+        )
     log = (tmp_path / "collector.log").read_text()
     assert "subscribed topics=" in log and "Traceback" not in log
 
 
 def test_wrong_ca_and_wrong_broker_name_are_refused_with_a_clear_error(
-        tmp_path: Path, pki: Pki, broker: SecureBroker) -> None:
+    tmp_path: Path, pki: Pki, broker: SecureBroker
+) -> None:
     other = Pki(tmp_path / "other-pki")
     other.enroll("ca")  # a CA the broker's certificate was not signed by
-    password = secret(tmp_path / "pw", (pki.bundle("site-a") / "mqtt-password").read_text()
-                      .strip())
-    wrong_ca = agent_config(tmp_path, "site-a", broker.tls_port, broker={
-        "tls": {"ca_file": str(other.ca)}, "username": "site-a", "password_file": str(password)})
+    password = secret(tmp_path / "pw", (pki.bundle("site-a") / "mqtt-password").read_text().strip())
+    wrong_ca = agent_config(
+        tmp_path,
+        "site-a",
+        broker.tls_port,
+        broker={
+            "tls": {"ca_file": str(other.ca)},
+            "username": "site-a",
+            "password_file": str(password),
+        },
+    )
     # Same CA, but a broker whose certificate names broker.example only, dialled as 127.0.0.1.
     renamed = Pki(tmp_path / "renamed-pki")
     shutil.copytree(pki.ca_dir, renamed.ca_dir)
     shutil.copy(pki.passwd, renamed.passwd)
     renamed.enroll("broker", "broker.example")
     elsewhere = SecureBroker(tmp_path / "renamed-broker", renamed).__enter__()
-    wrong_name = agent_config(tmp_path, "site-b", elsewhere.tls_port, broker={
-        "tls": {"ca_file": str(pki.ca)}, "username": "site-b",
-        "password_file": str(secret(tmp_path / "pw-b", (pki.bundle("site-b") / "mqtt-password")
-                                    .read_text().strip()))})
+    wrong_name = agent_config(
+        tmp_path,
+        "site-b",
+        elsewhere.tls_port,
+        broker={
+            "tls": {"ca_file": str(pki.ca)},
+            "username": "site-b",
+            "password_file": str(
+                secret(
+                    tmp_path / "pw-b", (pki.bundle("site-b") / "mqtt-password").read_text().strip()
+                )
+            ),
+        },
+    )
     try:
-        with procs.agent(wrong_ca, tmp_path / "ca.log") as a, \
-                procs.agent(wrong_name, tmp_path / "name.log") as b:
+        with (
+            procs.agent(wrong_ca, tmp_path / "ca.log") as a,
+            procs.agent(wrong_name, tmp_path / "name.log") as b,
+        ):
             procs.wait_until(lambda: "broker unavailable" in a.log(), 15, "the wrong-CA error")
             procs.wait_until(lambda: "broker unavailable" in b.log(), 15, "the wrong-name error")
             assert a.running and b.running  # it keeps polling into its outbox and retrying
     finally:
         elsewhere.__exit__()
-    for log, reason in ((a.log(), "certificate verify failed"),
-                        (b.log(), "certificate verify failed: IP address mismatch")):
+    for log, reason in (
+        (a.log(), "certificate verify failed"),
+        (b.log(), "certificate verify failed: IP address mismatch"),
+    ):
         lines = [line for line in log.splitlines() if "logger=pantau.agent.publisher" in line]
         assert lines and all("broker unavailable" in line for line in lines), log
         assert "level=warning" in lines[0] and reason in lines[0], lines[0]
@@ -245,16 +341,24 @@ def test_wrong_ca_and_wrong_broker_name_are_refused_with_a_clear_error(
 
 
 def test_a_site_cannot_publish_under_another_sites_topic(
-        tmp_path: Path, pki: Pki, broker: SecureBroker) -> None:
+    tmp_path: Path, pki: Pki, broker: SecureBroker
+) -> None:
     def password(site: str) -> str:
         return (pki.bundle(site) / "mqtt-password").read_text().strip()
 
-    noc = Client(pki.ca, broker.tls_port, "pantau-collector", collector_password(pki),
-                 client_id="noc-watch")
+    noc = Client(
+        pki.ca, broker.tls_port, "pantau-collector", collector_password(pki), client_id="noc-watch"
+    )
     noc.subscribe("pantau/#")
     site_a = Client(pki.ca, broker.tls_port, "site-a", password("site-a"), client_id="a-v5")
-    site_a_311 = Client(pki.ca, broker.tls_port, "site-a", password("site-a"),
-                        protocol=mqtt.MQTTv311, client_id="a-v311")
+    site_a_311 = Client(
+        pki.ca,
+        broker.tls_port,
+        "site-a",
+        password("site-a"),
+        protocol=mqtt.MQTTv311,
+        client_id="a-v311",
+    )
     try:
         assert not site_a.publish("pantau/site-a/radio/metrics", sample_set("site-a")).is_failure
         # MQTT 5: the broker says so. MQTT 3.1.1 has no way to say it: the PUBACK comes back
@@ -262,8 +366,7 @@ def test_a_site_cannot_publish_under_another_sites_topic(
         denied = site_a.publish("pantau/site-b/radio/metrics", sample_set("site-b"))
         assert denied.is_failure and str(denied) == "Not authorized"
         site_a_311.publish("pantau/site-b/radio/metrics", sample_set("site-b", seq=2))
-        assert site_a.publish("pantau/site-a/radio/metrics", sample_set("site-a", seq=2)) \
-            .value == 0
+        assert site_a.publish("pantau/site-a/radio/metrics", sample_set("site-a", seq=2)).value == 0
         procs.wait_until(lambda: len(noc.received) >= 2, 5, "the allowed publishes")
         time.sleep(0.5)
         topics = [t for t, _ in noc.received]
@@ -274,22 +377,46 @@ def test_a_site_cannot_publish_under_another_sites_topic(
 
     # A real agent with site-a's identity but claiming site-b (a stolen or misconfigured
     # gateway): nothing it sends, not even its retained birth message, reaches the NOC.
-    watch = Client(pki.ca, broker.tls_port, "pantau-collector", collector_password(pki),
-                   client_id="noc-watch-2")
+    watch = Client(
+        pki.ca,
+        broker.tls_port,
+        "pantau-collector",
+        collector_password(pki),
+        client_id="noc-watch-2",
+    )
     watch.subscribe("pantau/#")
-    impostor = agent_config(tmp_path, "site-b", broker.tls_port, broker={
-        "tls": {"ca_file": str(pki.ca)}, "username": "site-a",
-        "password_file": str(secret(tmp_path / "pw", password("site-a")))})
-    honest = agent_config(tmp_path, "site-a", broker.tls_port, broker={
-        "tls": {"ca_file": str(pki.ca)}, "username": "site-a", "client_id": "honest-a",
-        "password_file": str(tmp_path / "pw")})
+    impostor = agent_config(
+        tmp_path,
+        "site-b",
+        broker.tls_port,
+        broker={
+            "tls": {"ca_file": str(pki.ca)},
+            "username": "site-a",
+            "password_file": str(secret(tmp_path / "pw", password("site-a"))),
+        },
+    )
+    honest = agent_config(
+        tmp_path,
+        "site-a",
+        broker.tls_port,
+        broker={
+            "tls": {"ca_file": str(pki.ca)},
+            "username": "site-a",
+            "client_id": "honest-a",
+            "password_file": str(tmp_path / "pw"),
+        },
+    )
     try:
-        with procs.agent(impostor, tmp_path / "impostor.log") as bad, \
-                procs.agent(honest, tmp_path / "honest.log"):
+        with (
+            procs.agent(impostor, tmp_path / "impostor.log") as bad,
+            procs.agent(honest, tmp_path / "honest.log"),
+        ):
             procs.wait_until(lambda: "connected to broker" in bad.log(), 15, "impostor connected")
             procs.wait_until(
-                lambda: sum(t.startswith("pantau/site-a/") for t, _ in watch.received) >= 3, 15,
-                "the honest agent's messages")
+                lambda: sum(t.startswith("pantau/site-a/") for t, _ in watch.received) >= 3,
+                15,
+                "the honest agent's messages",
+            )
         topics = {t for t, _ in watch.received}
         assert not any(t.startswith("pantau/site-b/") for t in topics), topics
         assert "pantau/site-a/status" in topics and "pantau/site-a/radio/metrics" in topics
@@ -298,28 +425,47 @@ def test_a_site_cannot_publish_under_another_sites_topic(
 
 
 def test_collector_rejects_a_payload_whose_site_differs_from_its_topic(
-        tmp_path: Path, pki: Pki, broker: SecureBroker, victoria: Any) -> None:
+    tmp_path: Path, pki: Pki, broker: SecureBroker, victoria: Any
+) -> None:
     coll = collector(tmp_path, pki, broker, victoria.url)
     with coll:
         procs.wait_until(lambda: "subscribed topics=" in coll.log(), 15, "collector subscribed")
-        site_a = Client(pki.ca, broker.tls_port, "site-a",
-                        (pki.bundle("site-a") / "mqtt-password").read_text().strip())
+        site_a = Client(
+            pki.ca,
+            broker.tls_port,
+            "site-a",
+            (pki.bundle("site-a") / "mqtt-password").read_text().strip(),
+        )
         try:
             # site-a may publish under pantau/site-a/, but the payload claims site-b
             site_a.publish("pantau/site-a/radio/metrics", sample_set("site-b"))
             site_a.publish("pantau/site-a/radio/metrics", sample_set("site-a", seq=7))
         finally:
             site_a.close()
-        procs.wait_until(lambda: metric(coll, "pantau_collector_messages_rejected_total",
-                                        reason="site_mismatch") == 1, 15, "site_mismatch")
-        procs.wait_until(lambda: metric(coll, "pantau_device_up", site="site-a",
-                                        device="radio") == 0, 15, "the valid sample set")
+        procs.wait_until(
+            lambda: (
+                metric(coll, "pantau_collector_messages_rejected_total", reason="site_mismatch")
+                == 1
+            ),
+            15,
+            "site_mismatch",
+        )
+        procs.wait_until(
+            lambda: metric(coll, "pantau_device_up", site="site-a", device="radio") == 0,
+            15,
+            "the valid sample set",
+        )
         assert metric(coll, "pantau_device_up", site="site-b", device="radio") is None
     assert "reason=site_mismatch" in coll.log()
 
 
-def refused(ca: Path, port: int, user: str | None = None, password: str | None = None,
-            cert: tuple[Path, Path] | None = None) -> str:
+def refused(
+    ca: Path,
+    port: int,
+    user: str | None = None,
+    password: str | None = None,
+    cert: tuple[Path, Path] | None = None,
+) -> str:
     """Why the broker would not let this client in ("" if it did)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv5)
     ctx = ssl.create_default_context(cafile=str(ca))
@@ -357,8 +503,16 @@ def test_revoked_site_is_locked_out(tmp_path: Path, pki: Pki, broker: SecureBrok
     out = pki.enroll("revoke", "site-d") + pki.enroll("revoke", "site-b")
     assert "certificate" in out and "password of site-b removed" in out
     os.kill(broker.server.pid, signal.SIGHUP)
-    procs.wait_until(lambda: refused(pki.ca, broker.cert_port, cert=cert), 10,
-                     "site-d's certificate refused")
+    procs.wait_until(
+        lambda: refused(pki.ca, broker.cert_port, cert=cert), 10, "site-d's certificate refused"
+    )
     assert refused(pki.ca, broker.tls_port, "site-b", password) == "Not authorized"
-    assert refused(pki.ca, broker.tls_port, "site-a",
-                   (pki.bundle("site-a") / "mqtt-password").read_text().strip()) == ""
+    assert (
+        refused(
+            pki.ca,
+            broker.tls_port,
+            "site-a",
+            (pki.bundle("site-a") / "mqtt-password").read_text().strip(),
+        )
+        == ""
+    )

@@ -1,4 +1,4 @@
-"""The wire format between agents and collectors: one module, imported by both sides.
+"""Bytes of the wire format: encode and decode every pantau message, and nothing else.
 
 Sites pay for every byte over VSAT. A sample set travels behind a small header that carries the
 schema version. Version 2 (what agents send) is columnar MessagePack: consecutive rows of one
@@ -16,158 +16,37 @@ so they are JSON. See docs/wire-format.md.
 from __future__ import annotations
 
 import binascii
-import enum
 import zlib
-from typing import Final
 
 import msgspec
 
-from agent.wire_dict import DICTIONARIES
-
-SCHEMA_VERSION: Final = 1
-"""Version of status messages (`Status.v`) and of gap payloads (byte 0)."""
-
-SAMPLE_SET_VERSION: Final = 2
-"""Version byte of the metrics payloads agents send. Bump on any incompatible change."""
-SAMPLE_SET_VERSIONS: Final = (1, 2)
-"""Versions the collector decodes: 1 stays for messages still waiting in outboxes."""
-
-ENC_MSGPACK: Final = 0  # version 1: byte 1 = 0, plain MessagePack
-ENC_MSGPACK_ZLIB: Final = 1  # version 1: byte 1 = 1, zlib stream
-
-COMPRESS_ABOVE: Final = 256
-"""Version 1 only: shorter bodies went uncompressed, zlib's own overhead would eat the gain."""
-
-V2_PLAIN: Final = 0
-"""Version 2, byte 1 = 0: the body is plain MessagePack. Any other value is the id of the preset
-dictionary the raw DEFLATE body was compressed with."""
-DICTIONARY_ID: Final = 1
-"""The dictionary agents compress with (agent/wire_dict.py); collectors know every id there."""
-V2_HEADER: Final = 6  # version, dictionary id, CRC-16 of site, CRC-16 of device
-MAX_EXPONENT: Final = 30
-"""Largest |exponent| of a decimal column (values sent as integers × 10^exponent)."""
-
-TOPIC_PREFIX: Final = "pantau"
+from pantau.errors import PantauError
+from pantau.wire.dictionaries import DICTIONARIES
+from pantau.wire.model import (
+    COMPRESS_ABOVE,
+    DICTIONARY_ID,
+    ENC_MSGPACK,
+    ENC_MSGPACK_ZLIB,
+    MAX_EXPONENT,
+    SAMPLE_SET_VERSION,
+    SAMPLE_SET_VERSIONS,
+    SCHEMA_VERSION,
+    V2_HEADER,
+    V2_PLAIN,
+    Field,
+    Gap,
+    Group,
+    SampleSet,
+    Status,
+    Value,
+    _Column,
+    _SampleSetV2,
+    _Table,
+)
 
 
-class Kind(enum.IntEnum):
-    """What a value means, so the collector can expose it without knowing the profile."""
-
-    GAUGE = 0
-    COUNTER = 1
-    STATE = 2  # an enumeration: the number is the value, names live in the profile
-    INFO = 3  # a string
-
-
-Value = int | float | str
-
-
-class Field(msgspec.Struct, array_like=True, frozen=True):
-    name: str
-    kind: Kind
-    value: Value
-
-
-class Group(msgspec.Struct, array_like=True, frozen=True):
-    """One row: a measurement, the tags that identify the row, and its values."""
-
-    measurement: str
-    tags: dict[str, str]
-    fields: list[Field]
-
-
-class SampleSet(msgspec.Struct, array_like=True, frozen=True):
-    """Everything one poll of one device produced, success or failure."""
-
-    site: str
-    device: str
-    seq: int  # per device, strictly increasing; the collector uses it to find gaps/duplicates
-    ts_ms: int  # poll start, milliseconds since the Unix epoch
-    duration_ms: int
-    up: bool
-    reason: str  # "" when up; otherwise why the poll failed (timeout, auth, ...)
-    groups: list[Group] = []
-    errors: dict[str, int] = {}  # cumulative per-device SNMP anomaly counters, by kind
-    reboots: int = 0  # cumulative reboots the agent detected (sysUpTime/snmpEngineTime)
-    rebooted: bool = False  # this poll found the device rebooted: no rate across it
-
-
-class Gap(msgspec.Struct, array_like=True, frozen=True):
-    """Sample sets the agent dropped on purpose (outbox over budget): lost for good."""
-
-    site: str
-    device: str
-    first_seq: int
-    last_seq: int
-    count: int
-    ts_ms: int  # when they were dropped
-
-
-class _Column(msgspec.Struct, array_like=True, frozen=True):
-    """Version 2: one field of a table, the same in every row."""
-
-    name: str
-    kind: Kind
-
-
-class _Table(msgspec.Struct, array_like=True, frozen=True):
-    """Version 2: consecutive groups with the same measurement, tag keys and fields (names and
-    kinds, in order), stored by column: `tag_values` holds tag 0 of every row, then tag 1...;
-    `values` holds field 0 of every row, then field 1... A column whose exponent is not None
-    carries integers m standing for the floats m × 10^exponent (exactly: see _decimal_column)."""
-
-    measurement: str
-    tag_keys: list[str]
-    columns: list[_Column]
-    rows: int
-    exponents: list[int | None]  # [] when no column is decimal, else one per column
-    tag_values: list[str]
-    values: list[Value]
-
-
-class _SampleSetV2(msgspec.Struct, array_like=True, frozen=True):
-    """Version 2 body. Site and device come from the topic (their CRC-16s are in the header)."""
-
-    seq: int
-    ts_ms: int
-    duration_ms: int
-    up: bool
-    reason: str
-    tables: list[_Table]
-    errors: dict[str, int]
-    reboots: int
-    rebooted: bool
-
-
-class Status(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Retained site status: birth and heartbeats while connected, the will when it vanishes.
-
-    Heartbeats carry the outbox's health so the NOC sees a backhaul that is slow, not dead.
-    """
-
-    v: int
-    site: str
-    online: bool
-    ts_ms: int
-    agent_version: str = ""
-    interval_s: float = 0.0
-    devices: list[str] = []
-    reason: str = ""
-    outbox_pending: int = 0
-    outbox_bytes: int = 0
-    outbox_oldest_age_s: float = 0.0
-    dropped_total: int = 0
-    publish_latency_s: float = 0.0
-    pending_from: dict[str, int] = {}  # device → lowest sequence number not yet published
-
-
-class WireError(ValueError):
+class WireError(PantauError, ValueError):
     """A payload that is not a valid pantau message; `reason` is a short metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -176,18 +55,6 @@ _v2_decoder = msgspec.msgpack.Decoder(_SampleSetV2)
 _gap_decoder = msgspec.msgpack.Decoder(Gap)
 _status_decoder = msgspec.json.Decoder(Status)
 _json_encoder = msgspec.json.Encoder()
-
-
-def metrics_topic(site: str, device: str) -> str:
-    return f"{TOPIC_PREFIX}/{site}/{device}/metrics"
-
-
-def status_topic(site: str) -> str:
-    return f"{TOPIC_PREFIX}/{site}/status"
-
-
-def gap_topic(site: str, device: str) -> str:
-    return f"{TOPIC_PREFIX}/{site}/{device}/gap"
 
 
 def encode_gap(gap: Gap) -> bytes:
@@ -223,18 +90,32 @@ def encode_sample_set(sample_set: SampleSet, version: int = SAMPLE_SET_VERSION) 
         return _encode_v1(sample_set)
     if version != 2:
         raise ValueError(f"cannot encode sample set version {version}")
-    body = _encoder.encode(_SampleSetV2(
-        sample_set.seq, sample_set.ts_ms, sample_set.duration_ms, sample_set.up,
-        sample_set.reason, _tables(sample_set.groups), sample_set.errors, sample_set.reboots,
-        sample_set.rebooted))
-    deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
-                                zdict=DICTIONARIES[DICTIONARY_ID])
+    body = _encoder.encode(
+        _SampleSetV2(
+            sample_set.seq,
+            sample_set.ts_ms,
+            sample_set.duration_ms,
+            sample_set.up,
+            sample_set.reason,
+            _tables(sample_set.groups),
+            sample_set.errors,
+            sample_set.reboots,
+            sample_set.rebooted,
+        )
+    )
+    deflater = zlib.compressobj(
+        9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict=DICTIONARIES[DICTIONARY_ID]
+    )
     packed = deflater.compress(body) + deflater.flush()
     dictionary = DICTIONARY_ID
     if len(packed) >= len(body):
         packed, dictionary = body, V2_PLAIN
-    return (bytes((2, dictionary)) + name_check(sample_set.site).to_bytes(2, "big")
-            + name_check(sample_set.device).to_bytes(2, "big") + packed)
+    return (
+        bytes((2, dictionary))
+        + name_check(sample_set.site).to_bytes(2, "big")
+        + name_check(sample_set.device).to_bytes(2, "big")
+        + packed
+    )
 
 
 def _encode_v1(sample_set: SampleSet) -> bytes:
@@ -273,14 +154,17 @@ def _tables(groups: list[Group]) -> list[_Table]:
             else:
                 exponents.append(decimal[0])
                 values.extend(decimal[1])
-        tables.append(_Table(
-            measurement,  # type: ignore[arg-type]
-            list(tag_keys),  # type: ignore[call-overload]
-            [_Column(name, kind) for name, kind in schema],  # type: ignore[attr-defined]
-            len(run),
-            exponents if any(e is not None for e in exponents) else [],
-            [g.tags[k] for k in tag_keys for g in run],  # type: ignore[attr-defined]
-            values))
+        tables.append(
+            _Table(
+                measurement,  # type: ignore[arg-type]
+                list(tag_keys),  # type: ignore[call-overload]
+                [_Column(name, kind) for name, kind in schema],  # type: ignore[attr-defined]
+                len(run),
+                exponents if any(e is not None for e in exponents) else [],
+                [g.tags[k] for k in tag_keys for g in run],  # type: ignore[attr-defined]
+                values,
+            )
+        )
     return tables
 
 
@@ -326,8 +210,13 @@ def _decimal_column(column: list[Value]) -> tuple[int, list[int]] | None:
     return exponent, ints
 
 
-def decode_sample_set(payload: bytes, max_inflated: int = 4 << 20, *, site: str | None = None,
-                      device: str | None = None) -> SampleSet:
+def decode_sample_set(
+    payload: bytes,
+    max_inflated: int = 4 << 20,
+    *,
+    site: str | None = None,
+    device: str | None = None,
+) -> SampleSet:
     """Decode and type-check a metrics payload of any known version; raise WireError with a
     reason label. Version 2 does not carry site and device: pass the topic's (version 1 carries
     them, and the caller compares them with the topic)."""
@@ -339,8 +228,10 @@ def decode_sample_set(payload: bytes, max_inflated: int = 4 << 20, *, site: str 
             raise TypeError("a version 2 sample set needs the site and device of its topic")
         return _decode_v2(payload, max_inflated, site, device)
     if version != 1:
-        raise WireError("unknown_version", f"schema version {version}, expected one of "
-                                           f"{', '.join(map(str, SAMPLE_SET_VERSIONS))}")
+        raise WireError(
+            "unknown_version",
+            f"schema version {version}, expected one of {', '.join(map(str, SAMPLE_SET_VERSIONS))}",
+        )
     body = payload[2:]
     encoding = payload[1]
     if encoding == ENC_MSGPACK_ZLIB:
@@ -365,8 +256,9 @@ def _inflate(inflater: zlib._Decompress, body: bytes, max_inflated: int, what: s
     if not inflater.eof:
         raise WireError("malformed", f"{what}: the compressed stream is truncated")
     if inflater.unused_data:
-        raise WireError("malformed", f"{what}: {len(inflater.unused_data)} bytes after the "
-                                     "compressed stream")
+        raise WireError(
+            "malformed", f"{what}: {len(inflater.unused_data)} bytes after the compressed stream"
+        )
     return out
 
 
@@ -375,17 +267,26 @@ def _decode_v2(payload: bytes, max_inflated: int, site: str, device: str) -> Sam
         raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
     dictionary = payload[1]
     if dictionary != V2_PLAIN and dictionary not in DICTIONARIES:
-        raise WireError("unknown_dictionary", f"compressed with dictionary {dictionary}; this "
-                        f"collector knows {', '.join(map(str, sorted(DICTIONARIES)))}: "
-                        "upgrade it")
+        raise WireError(
+            "unknown_dictionary",
+            f"compressed with dictionary {dictionary}; this "
+            f"collector knows {', '.join(map(str, sorted(DICTIONARIES)))}: "
+            "upgrade it",
+        )
     site_check = int.from_bytes(payload[2:4], "big")
     if site_check != name_check(site):
-        raise WireError("site_mismatch", f"payload site check {site_check:#06x} on topic of "
-                                         f"site {site!r} ({name_check(site):#06x})")
+        raise WireError(
+            "site_mismatch",
+            f"payload site check {site_check:#06x} on topic of "
+            f"site {site!r} ({name_check(site):#06x})",
+        )
     device_check = int.from_bytes(payload[4:6], "big")
     if device_check != name_check(device):
-        raise WireError("device_mismatch", f"payload device check {device_check:#06x} on topic "
-                                           f"of device {device!r} ({name_check(device):#06x})")
+        raise WireError(
+            "device_mismatch",
+            f"payload device check {device_check:#06x} on topic "
+            f"of device {device!r} ({name_check(device):#06x})",
+        )
     body = payload[V2_HEADER:]
     if dictionary != V2_PLAIN:
         inflater = zlib.decompressobj(-15, zdict=DICTIONARIES[dictionary])
@@ -396,8 +297,19 @@ def _decode_v2(payload: bytes, max_inflated: int, site: str, device: str) -> Sam
         raise WireError("invalid_schema", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise WireError("malformed", str(exc)) from None
-    return SampleSet(site, device, raw.seq, raw.ts_ms, raw.duration_ms, raw.up, raw.reason,
-                     _groups(raw.tables), raw.errors, raw.reboots, raw.rebooted)
+    return SampleSet(
+        site,
+        device,
+        raw.seq,
+        raw.ts_ms,
+        raw.duration_ms,
+        raw.up,
+        raw.reason,
+        _groups(raw.tables),
+        raw.errors,
+        raw.reboots,
+        raw.rebooted,
+    )
 
 
 def _groups(tables: list[_Table]) -> list[Group]:
@@ -409,9 +321,12 @@ def _groups(tables: list[_Table]) -> list[Group]:
         if n < 1 or (n > 1 and not keys and not columns):
             raise WireError("invalid_schema", f"table {measurement[:64]!r}: {n} rows")
         if len(t.tag_values) != n * len(keys) or len(t.values) != n * len(columns):
-            raise WireError("invalid_schema", f"table {measurement[:64]!r}: {n} rows need "
-                            f"{n * len(keys)} tag values and {n * len(columns)} values, got "
-                            f"{len(t.tag_values)} and {len(t.values)}")
+            raise WireError(
+                "invalid_schema",
+                f"table {measurement[:64]!r}: {n} rows need "
+                f"{n * len(keys)} tag values and {n * len(columns)} values, got "
+                f"{len(t.tag_values)} and {len(t.values)}",
+            )
         if len(set(keys)) != len(keys):
             raise WireError("invalid_schema", f"table {measurement[:64]!r}: a tag key twice")
         values = _undecimal(t, n) if t.exponents else t.values
@@ -419,28 +334,39 @@ def _groups(tables: list[_Table]) -> list[Group]:
         names = [c.name for c in columns]
         kinds = [c.kind for c in columns]
         for i in range(n):  # row i: every n-th item from i on (lengths checked above)
-            append(Group(measurement, dict(zip(keys, tag_values[i::n], strict=False)),
-                         list(map(Field, names, kinds, values[i::n]))))
+            append(
+                Group(
+                    measurement,
+                    dict(zip(keys, tag_values[i::n], strict=False)),
+                    list(map(Field, names, kinds, values[i::n])),
+                )
+            )
     return groups
 
 
 def _undecimal(t: _Table, n: int) -> list[Value]:
     if len(t.exponents) != len(t.columns):
-        raise WireError("invalid_schema", f"table {t.measurement[:64]!r}: "
-                        f"{len(t.exponents)} exponents for {len(t.columns)} columns")
+        raise WireError(
+            "invalid_schema",
+            f"table {t.measurement[:64]!r}: "
+            f"{len(t.exponents)} exponents for {len(t.columns)} columns",
+        )
     values = list(t.values)
     for j, exponent in enumerate(t.exponents):
         if exponent is None:
             continue
         if not -MAX_EXPONENT <= exponent <= MAX_EXPONENT:
             raise WireError("invalid_schema", f"exponent {exponent} out of range")
-        column = values[j * n:(j + 1) * n]
+        column = values[j * n : (j + 1) * n]
         if set(map(type, column)) != {int}:
-            raise WireError("invalid_schema", f"decimal column {t.columns[j].name[:64]!r} "
-                            "holds a value that is not an integer")
+            raise WireError(
+                "invalid_schema",
+                f"decimal column {t.columns[j].name[:64]!r} holds a value that is not an integer",
+            )
         scale = 10 ** abs(exponent)
-        values[j * n:(j + 1) * n] = ([m / scale for m in column] if exponent < 0
-                                     else [float(m * scale) for m in column])
+        values[j * n : (j + 1) * n] = (
+            [m / scale for m in column] if exponent < 0 else [float(m * scale) for m in column]
+        )
     return values
 
 

@@ -1,8 +1,9 @@
-"""Everything pysnmp-specific: the only module that imports pysnmp.
+"""The pysnmp session, and everything else pysnmp-specific: the only module that imports pysnmp
+(besides the MIB name resolver of agent.profiles.mibs).
 
-agent.snmp imports it on first need (an SNMPv3 session, a fast session's first fallback, a
-session with the fast path off, convert()): pysnmp and pyasn1 cost ~30 MB of RSS, which an
-agent whose devices all speak v1/v2c through agent.snmp_fast never pays.
+agent.snmp.client imports it on first need (an SNMPv3 session, a fast session's first fallback,
+a session with the fast path off): pysnmp and pyasn1 cost ~30 MB of RSS, which an agent whose
+devices all speak v1/v2c through agent.snmp.fast never pays.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from pysnmp.hlapi.v3arch.asyncio import auth as _auth
 from pysnmp.hlapi.v3arch.asyncio.cmdgen import VB_PROCESSOR
 from pysnmp.proto import errind, rfc1902, rfc1905
 
-from agent.snmp import (
+from agent.snmp.ber import GET, GETBULK
+from agent.snmp.session import Answer, RequestSession
+from agent.snmp.values import (
     END_OF_MIB,
     NO_SUCH_INSTANCE,
     NO_SUCH_OBJECT,
     Credentials,
     IpValue,
+    Oid,
     OidValue,
     SnmpError,
     SnmpTimeout,
@@ -41,6 +45,7 @@ from agent.snmp import (
 
 __all__ = [
     "AUTH",
+    "SnmpSession",
     "AUTH_ERRORS",
     "PRIV",
     "ContextData",
@@ -153,3 +158,52 @@ def check(error_indication: Any) -> None:
         if isinstance(error_indication, (errind.NotInTimeWindow, errind.UnknownEngineID)):
             raise SnmpError("engine", str(error_indication))
         raise SnmpError("snmp_error", str(error_indication))
+
+
+class SnmpSession(RequestSession):
+    """Requests to one device through pysnmp (SNMPv3, and v1/v2c where the fast path is off or
+    cannot read an answer)."""
+
+    def __init__(self, engine: SnmpEngine, target: UdpTransportTarget, creds: Credentials) -> None:
+        self._engine = engine
+        self._target = target
+        self._creds = creds
+        self._auth = auth_data(creds)
+        self._context = context_data(creds)
+        self.requests = 0
+
+    @property
+    def version(self) -> str:
+        return self._creds.version
+
+    def forget_engine(self) -> bool:
+        """Drop pysnmp's cached engine ID of this peer so the next request rediscovers it.
+
+        pysnmp follows a rebooted v3 device by itself while its engine ID stays (new boots and
+        time come in the notInTimeWindow report), but caches the engine ID per address for 300 s:
+        a device that comes back with a new engine ID (reset, replaced) would fail until then.
+        The cache is private to pysnmp; if it moves, the 300 s expiry still applies.
+        """
+        mp = self._engine.message_processing_subsystems.get(3)
+        cache = getattr(mp, "_SnmpV3MessageProcessingModel__engineIdCache", None)
+        if not isinstance(cache, dict):
+            return False
+        address = tuple(self._target.transport_address)[:2]
+        for key in [k for k in cache if tuple(k[1])[:2] == address]:
+            del cache[key]
+        return True
+
+    async def _request(self, pdu: int, oids: Sequence[Oid], max_repetitions: int) -> Answer:
+        self.requests += 1
+        varbinds = object_types(oids)
+        common = (self._engine, self._auth, self._target, self._context)
+        if pdu == GET:
+            ei, es, ex, vbs = await get_cmd(*common, *varbinds, lookupMib=False)
+        elif pdu == GETBULK:
+            ei, es, ex, vbs = await bulk_cmd(
+                *common, 0, max_repetitions, *varbinds, lookupMib=False
+            )
+        else:
+            ei, es, ex, vbs = await next_cmd(*common, *varbinds, lookupMib=False)
+        check(ei)
+        return int(es), int(ex), [(tuple(name), convert(value)) for name, value in vbs]

@@ -13,21 +13,26 @@ import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pydantic
 import yaml
+
+from pantau.errors import PantauError
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
-class ConfigError(Exception):
+class ConfigError(PantauError):
     """A config that cannot be used; `errors` holds one readable line per problem."""
 
     def __init__(self, errors: Iterable[str]) -> None:
         self.errors = list(errors)
-        super().__init__("\n".join(self.errors))
+        super().__init__("config", "\n".join(self.errors))
+
+    def __str__(self) -> str:
+        return "\n".join(self.errors)
 
 
 class StrictModel(pydantic.BaseModel):
@@ -162,7 +167,33 @@ def _is_union_tag(part: str | int) -> bool:
     return isinstance(part, str) and part.startswith("function-")
 
 
-def read_secret(*, file: Path | None, env: str | None, what: str) -> str | None:
+class Secret:
+    """A password, community, key or token read from a file or the environment.
+
+    It prints as `<secret>` in every repr, str, f-string and traceback; only reveal() gives the
+    value, at the one place that hands it to a library."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def read_secret(*, file: Path | None, env: str | None, what: str) -> Secret | None:
     """Read a secret from a file (which must not be readable by others) or an env variable.
 
     Errors name the file or variable, never the secret.
@@ -183,10 +214,61 @@ def read_secret(*, file: Path | None, env: str | None, what: str) -> str | None:
             raise ValueError(f"{what}: cannot read secret file {file}: {exc.strerror}") from None
         if not value:
             raise ValueError(f"{what}: secret file {file} is empty")
-        return value
+        return Secret(value)
     if env is not None:
         value = os.environ.get(env)
         if not value:
             raise ValueError(f"{what}: environment variable {env} is not set or empty")
-        return value
+        return Secret(value)
     return None
+
+
+# --- settings both services share ----------------------------------------------------------
+
+
+class LogConfig(StrictModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class TlsConfig(StrictModel):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        for label, path in (
+            ("ca_file", self.ca_file),
+            ("cert_file", self.cert_file),
+            ("key_file", self.key_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{label}: no such file: {path}")
+        return self
+
+
+class MqttLogin(StrictModel):
+    """Username and a password from a file or an environment variable (agent and collector)."""
+
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+
+    _password: Secret | None = pydantic.PrivateAttr(None)
+
+    @pydantic.model_validator(mode="after")
+    def _secrets(self) -> MqttLogin:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("give password_file or password_env, not both")
+        secret = read_secret(file=self.password_file, env=self.password_env, what="password")
+        if secret is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        self._password = secret
+        return self
+
+    @property
+    def password(self) -> str | None:
+        return self._password.reveal() if self._password else None

@@ -7,7 +7,7 @@ import contextlib
 import socket
 import threading
 
-from tests.support.servers import free_port
+from devstack.servers import free_port
 
 
 class NetCut:

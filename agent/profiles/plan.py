@@ -14,16 +14,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.profile import Profile, TableSpec, ValueSpec
-from agent.snmp import Missing, Oid, SnmpValue, oid_tuple
-from agent.transforms import TRANSFORMS
-from agent.wire import Field, Kind
+from agent.profiles.model import Profile, TableSpec, ValueSpec
+from agent.profiles.transforms import TRANSFORMS
+from agent.snmp.values import Missing, Oid, SnmpValue, oid_tuple
+from pantau.wire import Field, Kind
 
 _KINDS = {"gauge": Kind.GAUGE, "counter": Kind.COUNTER, "state": Kind.STATE, "info": Kind.INFO}
 _NUMBER = re.compile(rb"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
-Transform = Callable[[dict[str, int | float | str], dict[str, str], str],
-                     tuple[str, list[Field]]]
+Transform = Callable[[dict[str, int | float | str], dict[str, str], str], tuple[str, list[Field]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +43,11 @@ class CompiledValue:
     convert: str | None = None
 
     @classmethod
-    def of(cls, spec: ValueSpec, invalid: list[int | float | str] | None = None,
-           ) -> CompiledValue:
+    def of(
+        cls,
+        spec: ValueSpec,
+        invalid: list[int | float | str] | None = None,
+    ) -> CompiledValue:
         return cls(
             name=spec.name,
             kind=_KINDS[spec.kind],
@@ -77,11 +79,14 @@ class CompiledTable:
         return cls(
             measurement=spec.measurement,
             index_tag=spec.index_tag,
-            tags=tuple((k, tuple(oid_tuple(o) for o in (v if isinstance(v, list) else [v])))
-                       for k, v in spec.tags.items()),
+            tags=tuple(
+                (k, tuple(oid_tuple(o) for o in (v if isinstance(v, list) else [v])))
+                for k, v in spec.tags.items()
+            ),
             columns=tuple(CompiledValue.of(c, invalid) for c in spec.columns),
             transform=functools.partial(TRANSFORMS[spec.transform], **spec.transform_options)
-            if spec.transform else None,
+            if spec.transform
+            else None,
         )
 
     @property
@@ -108,9 +113,11 @@ class Plan:
                 key = (profile.measurement or "", tuple(sorted(s.tags.items())))
                 scalars.setdefault(key, []).append(CompiledValue.of(s, profile.invalid))
             tables.extend(CompiledTable.of(t, profile.invalid) for t in profile.tables)
-        return cls(tuple(p.name for p in profiles),
-                   tuple((m, tags, tuple(v)) for (m, tags), v in scalars.items()),
-                   tuple(tables))
+        return cls(
+            tuple(p.name for p in profiles),
+            tuple((m, tags, tuple(v)) for (m, tags), v in scalars.items()),
+            tuple(tables),
+        )
 
 
 def decode_text(raw: bytes) -> str:
@@ -134,8 +141,12 @@ class Converter:
 
     errors: Counter[str] = field(default_factory=Counter)
 
-    def value(self, spec: CompiledValue, raw: SnmpValue, scale: float | None = None,
-              ) -> int | float | str | None:
+    def value(
+        self,
+        spec: CompiledValue,
+        raw: SnmpValue,
+        scale: float | None = None,
+    ) -> int | float | str | None:
         if isinstance(raw, Missing):
             self.errors[raw.reason] += 1
             return None

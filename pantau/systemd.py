@@ -66,8 +66,11 @@ class Notifier:
             self._sock.sendto(message, socket.MSG_DONTWAIT, self.address)
         except OSError as exc:
             if not self._failed:
-                log.warning("cannot notify systemd socket=%s error=%s",
-                            self.address.replace("\0", "@"), exc.strerror or exc)
+                log.warning(
+                    "cannot notify systemd socket=%s error=%s",
+                    self.address.replace("\0", "@"),
+                    exc.strerror or exc,
+                )
                 self._failed = True
             return False
         return True
@@ -122,8 +125,9 @@ class Liveness:
 
     def overdue(self) -> list[str]:
         now = self.clock()
-        return sorted(name for name, due in self._due.items()
-                      if due is not None and now > due + self.grace)
+        return sorted(
+            name for name, due in self._due.items() if due is not None and now > due + self.grace
+        )
 
 
 class Supervisor:
@@ -131,9 +135,15 @@ class Supervisor:
     overdue, STATUS= as it changes, STOPPING=1 at the end. Call `tick()` from the loop it vouches
     for, at least every `period` seconds: if that loop stalls, the pings stop with it."""
 
-    def __init__(self, notifier: Notifier, *, status: Callable[[], str],
-                 overdue: Callable[[], list[str]], ready_wait: float = READY_WAIT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        notifier: Notifier,
+        *,
+        status: Callable[[], str],
+        overdue: Callable[[], list[str]],
+        ready_wait: float = READY_WAIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.notifier = notifier
         self.status = status
         self.overdue = overdue
@@ -160,8 +170,11 @@ class Supervisor:
         stuck = self.overdue()
         if stuck:
             if stuck != self._stuck:
-                log.error("no progress, withholding the watchdog ping so that systemd restarts "
-                          "the service: overdue=%s", ",".join(stuck))
+                log.error(
+                    "no progress, withholding the watchdog ping so that systemd restarts "
+                    "the service: overdue=%s",
+                    ",".join(stuck),
+                )
             self.notifier.status(f"stuck: no progress from {', '.join(stuck)}")
         else:
             if self.notifier.watchdog_s:
@@ -188,8 +201,9 @@ async def supervise(supervisor: Supervisor, stop: asyncio.Event, started: asynci
                 timeout = max(0.0, supervisor.ready_by - supervisor.clock())
             else:
                 timeout = supervisor.period
-            done, pending = await asyncio.wait(waits, timeout=timeout,
-                                               return_when=asyncio.FIRST_COMPLETED)
+            done, pending = await asyncio.wait(
+                waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             for task in pending - {stopping}:
                 task.cancel()
     finally:

@@ -41,9 +41,12 @@ def _view() -> tuple[Any, Any]:
 
             cache_dir = os.path.join(tempfile.gettempdir(), f"pantau-mibs-{os.getuid()}")
             # Explicit local sources and borrowers: pysnmp's defaults would try the network.
-            compiler.add_mib_compiler(mib_builder, sources=[f"file://{d}" for d in dirs],
-                                      destination=cache_dir,
-                                      borrowers=[f"file://{d}" for d in dirs])
+            compiler.add_mib_compiler(
+                mib_builder,
+                sources=[f"file://{d}" for d in dirs],
+                destination=cache_dir,
+                borrowers=[f"file://{d}" for d in dirs],
+            )
         except Exception:  # pysmi missing: compiled modules in the dirs still load
             pass
     return mib_builder, view.MibViewController(mib_builder)
@@ -63,8 +66,9 @@ def resolve(symbol: str) -> str:
         mib_builder.load_modules(module)
     except error.SmiError:
         where = ", ".join(mib_dirs()) or "PANTAU_MIB_DIRS is not set"
-        raise ValueError(f"cannot resolve {symbol}: MIB module {module} not found ({where})"
-                         ) from None
+        raise ValueError(
+            f"cannot resolve {symbol}: MIB module {module} not found ({where})"
+        ) from None
     try:
         oid, _, _ = mib_view.get_node_name((name,), module)
     except error.SmiError:

@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from agent.configfile import ConfigError, StrictModel, load_yaml, validate
-from agent.mibs import is_symbolic, resolve
+from agent.profiles.mibs import is_symbolic, resolve
+from pantau.settings import ConfigError, StrictModel, load_yaml, validate
 
 OID_RE = re.compile(r"^\.?[0-2](\.[0-9]+)+$")
 NAME_RE = r"^[a-z][a-z0-9_]*$"
@@ -61,8 +61,9 @@ class ValueSpec(StrictModel):
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> ValueSpec:
-        if self.kind != "gauge" and (self.bit is not None or self.map is not None
-                                     or self.multiply_by is not None):
+        if self.kind != "gauge" and (
+            self.bit is not None or self.map is not None or self.multiply_by is not None
+        ):
             raise ValueError("bit, map and multiply_by make a gauge: use kind: gauge")
         if self.map_default is not None and self.map is None:
             raise ValueError("map_default needs map")
@@ -108,11 +109,14 @@ class TableSpec(StrictModel):
             raise ValueError(f"duplicate column names: {', '.join(dupes)}")
         for c in self.columns:
             if c.tags:
-                raise ValueError(f"{c.name}: constant tags are for scalars; a table's rows are "
-                                 "named by index_tag and tags")
+                raise ValueError(
+                    f"{c.name}: constant tags are for scalars; a table's rows are "
+                    "named by index_tag and tags"
+                )
             if c.multiply_by is not None and c.multiply_by not in names:
-                raise ValueError(f"{c.name}: multiply_by {c.multiply_by!r} is not a column of "
-                                 "this table")
+                raise ValueError(
+                    f"{c.name}: multiply_by {c.multiply_by!r} is not a column of this table"
+                )
         return self
 
 
@@ -140,8 +144,9 @@ class Match(StrictModel):
             _regex(p)
         return patterns
 
-    def matches(self, sys_object_id: str, sys_descr: str,
-                values: dict[str, str] | None = None) -> int:
+    def matches(
+        self, sys_object_id: str, sys_descr: str, values: dict[str, str] | None = None
+    ) -> int:
         """0 if no match; else a score: sysObjectID prefixes (longer first), then answering
         OIDs (`oid_value`), then sysDescr."""
         oid = sys_object_id.strip(".")
@@ -149,8 +154,12 @@ class Match(StrictModel):
         for prefix in self.sys_object_id:
             if oid == prefix or oid.startswith(prefix + "."):
                 best = max(best, 1000 + prefix.count("."))
-        if not best and self.oid_value and values is not None and all(
-                o in values and re.search(p, values[o]) for o, p in self.oid_value.items()):
+        if (
+            not best
+            and self.oid_value
+            and values is not None
+            and all(o in values and re.search(p, values[o]) for o, p in self.oid_value.items())
+        ):
             best = 500
         if not best and any(re.search(p, sys_descr) for p in self.sys_descr):
             best = 1
@@ -201,11 +210,16 @@ def load_profile_file(path: Path) -> list[Profile]:
     return list(validate(ProfileFile, data, lines, path).profiles)
 
 
+SHIPPED_PACKAGE = "agent.profiles.shipped"
+"""The data package config/profiles/ is installed as (pyproject.toml maps it)."""
+
+
 @cache
 def builtin_profiles() -> dict[str, Profile]:
-    """The profiles shipped in agent/profiles/*.yaml, by name."""
+    """The profiles shipped in config/profiles/*.yaml (installed as agent.profiles.shipped), by
+    name."""
     out: dict[str, Profile] = {}
-    folder = resources.files("agent.profiles")
+    folder = resources.files(SHIPPED_PACKAGE)
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue

@@ -26,8 +26,13 @@ import time
 from typing import IO, Any
 
 REPEAT_PERIOD = 60.0
-_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
-             logging.CRITICAL: 2}
+_PRIORITY = {
+    logging.DEBUG: 7,
+    logging.INFO: 6,
+    logging.WARNING: 4,
+    logging.ERROR: 3,
+    logging.CRITICAL: 2,
+}
 _VALUE = r'(?:"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|[^\s"\']*)'
 _FIELD = re.compile(r"\s+([A-Za-z_][A-Za-z0-9_.]*)=(" + _VALUE + ")")
 _TAIL = re.compile(r"(?:\s+[A-Za-z_][A-Za-z0-9_.]*=" + _VALUE + r")+\s*\Z")
@@ -62,8 +67,15 @@ def _one_line(text: str) -> str:
 def _quote(value: str) -> str:
     if value and not any(c in value for c in ' ="\\\n\r\t'):
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") \
-        .replace("\r", "\\r").replace("\t", "\\t") + '"'
+    return (
+        '"'
+        + value.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+        + '"'
+    )
 
 
 def _journal_stream(stream: IO[str]) -> bool:
@@ -96,8 +108,11 @@ class TextFormatter(_Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         parts = [] if self.journal else [f"ts={self._ts(record)}"]
-        parts += [f"level={record.levelname.lower()}", f"logger={record.name}",
-                  _one_line(record.getMessage())]
+        parts += [
+            f"level={record.levelname.lower()}",
+            f"logger={record.name}",
+            _one_line(record.getMessage()),
+        ]
         held = getattr(record, "held_back", 0)
         if held:
             parts.append(f"held_back={held}")
@@ -114,11 +129,16 @@ class JsonFormatter(_Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         msg, fields = split_message(record.getMessage())
-        doc: dict[str, Any] = {"ts": self._ts(record), "level": record.levelname.lower(),
-                               "logger": record.name, "msg": msg}
+        doc: dict[str, Any] = {
+            "ts": self._ts(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": msg,
+        }
         for key, value in fields.items():
-            doc[key] = (float(value) if "." in value else int(value)) \
-                if _NUMBER.match(value) else value
+            doc[key] = (
+                (float(value) if "." in value else int(value)) if _NUMBER.match(value) else value
+            )
         held = getattr(record, "held_back", 0)
         if held:
             doc["held_back"] = held
@@ -146,8 +166,12 @@ class RepeatFilter(logging.Filter):
         if record.levelno < logging.WARNING or self.period <= 0:
             return True
         args = record.args if isinstance(record.args, tuple) else (record.args,)
-        key = (record.name, record.levelno, str(record.msg),
-               tuple(str(a) for a in args if not isinstance(a, (int, float))))
+        key = (
+            record.name,
+            record.levelno,
+            str(record.msg),
+            tuple(str(a) for a in args if not isinstance(a, (int, float))),
+        )
         now = self.clock()
         last = self._last.get(key)
         if last is not None and now - last < self.period:
@@ -161,8 +185,13 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "info", fmt: str = "text", *, stream: IO[str] | None = None,
-                  repeat_period: float = REPEAT_PERIOD) -> None:
+def setup_logging(
+    level: str = "info",
+    fmt: str = "text",
+    *,
+    stream: IO[str] | None = None,
+    repeat_period: float = REPEAT_PERIOD,
+) -> None:
     """Route every logger to one stdout handler in `fmt` ("text" = key=value, or "json")."""
     out = sys.stdout if stream is None else stream
     journal = _journal_stream(out)

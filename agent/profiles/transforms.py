@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 import re
 
-from agent.wire import Field, Kind
+from pantau.wire import Field, Kind
 
 # entPhySensorType → (field name, unit)
-_SENSOR_TYPES: dict[int, tuple[str, str]] = {
+SENSOR_TYPES: dict[int, tuple[str, str]] = {
     3: ("voltage_volts", "V"),  # voltsAC
     4: ("voltage_volts", "V"),  # voltsDC
     5: ("current_amperes", "A"),
@@ -31,8 +31,12 @@ _TX = re.compile(r"\b(tx|transmit(ted|ter)?|output)\b", re.I)
 SIGNAL_MEASUREMENT = "signal"
 
 
-def entity_sensor(values: dict[str, int | float | str], tags: dict[str, str],
-                  measurement: str, precision_offset: int = 0) -> tuple[str, list[Field]]:
+def entity_sensor(
+    values: dict[str, int | float | str],
+    tags: dict[str, str],
+    measurement: str,
+    precision_offset: int = 0,
+) -> tuple[str, list[Field]]:
     """values: the row's raw `type`, `scale`, `precision`, `value`, optional `status` and
     `units_display`. `precision_offset` (a profile's transform_options) corrects vendors whose
     precision is off by decades (ExtremeXOS reports optical power in 0.1 µW labelled µW)."""
@@ -47,9 +51,9 @@ def entity_sensor(values: dict[str, int | float | str], tags: dict[str, str],
         kind = 14  # other(1) with units "dBm": how IOS-XE reports transceiver power
     if int(values.get("status", 1)) != 1:  # 1 = ok; unavailable/nonoperational: no reading
         return measurement, []
-    if kind not in _SENSOR_TYPES:
+    if kind not in SENSOR_TYPES:
         return measurement, []
-    name, _unit = _SENSOR_TYPES[kind]
+    name, _unit = SENSOR_TYPES[kind]
     if kind == 6:
         precision += precision_offset  # the vendor quirk concerns optical power only
     reading = raw * 10.0 ** (3 * (scale - 9)) * 10.0 ** (-precision)
@@ -63,6 +67,11 @@ def entity_sensor(values: dict[str, int | float | str], tags: dict[str, str],
         name = f"{direction}_power_dbm" if direction else "power_dbm"
         return SIGNAL_MEASUREMENT, [Field(name, Kind.GAUGE, round(reading, 3))]
     return measurement, [Field(name, Kind.GAUGE, round(reading, 6))]
+
+
+def entity_sensor_field_names() -> list[str]:
+    """Every field name the entity_sensor transform can give (the wire dictionary lists them)."""
+    return sorted({name for name, _unit in SENSOR_TYPES.values()})
 
 
 TRANSFORMS = {"entity_sensor": entity_sensor}

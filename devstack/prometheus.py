@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.servers import _find_binary, _Server, wait_for
+from devstack.servers import _find_binary, _Server, wait_for
 
 # no proxy: a proxy from the environment must never see requests to 127.0.0.1
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -101,8 +101,9 @@ class Prometheus(_ReadyServer):
             ],
         }
         if self.alertmanagers:
-            config["alerting"] = {"alertmanagers": [
-                {"static_configs": [{"targets": self.alertmanagers}]}]}
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]
+            }
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def _command(self) -> list[str]:
@@ -142,10 +143,19 @@ class Prometheus(_ReadyServer):
         result: list[dict[str, Any]] = data["result"]
         return result
 
-    def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[dict[str, Any]]:
         """Range query, as a Grafana time-series panel runs it."""
-        data = self.api("query_range", [("query", promql), ("start", f"{start:.3f}"),
-                                        ("end", f"{end:.3f}"), ("step", f"{step:g}")])
+        data = self.api(
+            "query_range",
+            [
+                ("query", promql),
+                ("start", f"{start:.3f}"),
+                ("end", f"{end:.3f}"),
+                ("step", f"{step:g}"),
+            ],
+        )
         result: list[dict[str, Any]] = data["result"]
         return result
 
@@ -172,8 +182,10 @@ class Prometheus(_ReadyServer):
 
         def present() -> bool:
             found[:] = [
-                a for a in self.alerts()
-                if a["labels"].get("alertname") == alertname and a["state"] == state
+                a
+                for a in self.alerts()
+                if a["labels"].get("alertname") == alertname
+                and a["state"] == state
                 and all(a["labels"].get(k) == v for k, v in labels.items())
             ]
             return bool(found)
@@ -213,8 +225,9 @@ class Alertmanager(_ReadyServer):
     def alerts(self) -> list[dict[str, Any]]:
         """Every alert Alertmanager holds, with status.state (active, suppressed) and
         status.inhibitedBy (fingerprints of the alerts that inhibit it)."""
-        with _OPENER.open(f"{self.url}/api/v2/alerts?active=true&inhibited=true&silenced=true",
-                          timeout=10) as resp:
+        with _OPENER.open(
+            f"{self.url}/api/v2/alerts?active=true&inhibited=true&silenced=true", timeout=10
+        ) as resp:
             alerts: list[dict[str, Any]] = json.loads(resp.read())
         return alerts
 

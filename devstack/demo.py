@@ -20,7 +20,7 @@ refuses to start if either is taken); Mosquitto 1883, or a free port if 1883 is 
 stop the agents first, then the collector, then the servers; exit status 0 after a clean stop,
 1 if a component failed to start, died on its own or did not stop cleanly.
 
-Run from the repository root: `python -m tests.support.demo` (or `make demo`).
+Run from the repository root: `python -m devstack.demo` (or `make demo`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.support import procs
-from tests.support.servers import HOST, Mosquitto, SnmpSim, VictoriaMetrics, free_port
+from devstack import procs
+from devstack.servers import HOST, Mosquitto, SnmpSim, VictoriaMetrics, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = REPO_ROOT / ".demo"

@@ -11,19 +11,33 @@ import yaml
 from agent.config import load_agent_config
 from agent.poller import DevicePoller
 from agent.snmp import SnmpClient
-from agent.wire import SampleSet
+from pantau.wire import SampleSet
 
 
-def poll_recording(tmp_path: Path, port: int, community: str, *,
-                   profiles: list[str] | None = None, extra_profiles: list[str] | None = None,
-                   version: str = "2c", bulk: bool = True, max_varbinds: int = 40,
-                   polls: int = 1) -> tuple[SampleSet, DevicePoller]:
+def poll_recording(
+    tmp_path: Path,
+    port: int,
+    community: str,
+    *,
+    profiles: list[str] | None = None,
+    extra_profiles: list[str] | None = None,
+    version: str = "2c",
+    bulk: bool = True,
+    max_varbinds: int = 40,
+    polls: int = 1,
+) -> tuple[SampleSet, DevicePoller]:
     """Poll `community` on snmpsim `polls` times; return the last sample set and the poller
     (its .plan.profiles says which profiles detection chose)."""
-    device: dict[str, object] = {"name": "dut", "host": "127.0.0.1", "port": port,
-                                 "timeout": 2, "retries": 1, "bulk": bulk,
-                                 "max_varbinds": max_varbinds,
-                                 "snmp": {"version": version, "community": community}}
+    device: dict[str, object] = {
+        "name": "dut",
+        "host": "127.0.0.1",
+        "port": port,
+        "timeout": 2,
+        "retries": 1,
+        "bulk": bulk,
+        "max_varbinds": max_varbinds,
+        "snmp": {"version": version, "community": community},
+    }
     if profiles is not None:
         device["profiles"] = profiles
     if extra_profiles:
@@ -45,12 +59,16 @@ def poll_recording(tmp_path: Path, port: int, community: str, *,
 
 def values(ss: SampleSet) -> dict[tuple[str, tuple[tuple[str, str], ...], str], object]:
     """{(measurement, sorted tags, field): value} for easy lookups in tests."""
-    return {(g.measurement, tuple(sorted(g.tags.items())), f.name): f.value
-            for g in ss.groups for f in g.fields}
+    return {
+        (g.measurement, tuple(sorted(g.tags.items())), f.name): f.value
+        for g in ss.groups
+        for f in g.fields
+    }
 
 
-def field_values(ss: SampleSet, measurement: str, name: str) -> dict[tuple[tuple[str, str], ...],
-                                                                        object]:
+def field_values(
+    ss: SampleSet, measurement: str, name: str
+) -> dict[tuple[tuple[str, str], ...], object]:
     """{sorted tags: value} of one field across rows."""
     return {tags: v for (m, tags, n), v in values(ss).items() if m == measurement and n == name}
 

@@ -1,0 +1,146 @@
+"""The messages agents and collectors exchange, as typed values, and the constants of their format.
+
+Both sides import these types; only pantau.wire.codec turns them into bytes. See
+docs/wire-format.md for the layout and its versions.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+import msgspec
+
+SCHEMA_VERSION: Final = 1
+"""Version of status messages (`Status.v`) and of gap payloads (byte 0)."""
+
+SAMPLE_SET_VERSION: Final = 2
+"""Version byte of the metrics payloads agents send. Bump on any incompatible change."""
+SAMPLE_SET_VERSIONS: Final = (1, 2)
+"""Versions the collector decodes: 1 stays for messages still waiting in outboxes."""
+
+ENC_MSGPACK: Final = 0  # version 1: byte 1 = 0, plain MessagePack
+ENC_MSGPACK_ZLIB: Final = 1  # version 1: byte 1 = 1, zlib stream
+
+COMPRESS_ABOVE: Final = 256
+"""Version 1 only: shorter bodies went uncompressed, zlib's own overhead would eat the gain."""
+
+V2_PLAIN: Final = 0
+"""Version 2, byte 1 = 0: the body is plain MessagePack. Any other value is the id of the preset
+dictionary the raw DEFLATE body was compressed with."""
+DICTIONARY_ID: Final = 1
+"""The dictionary agents compress with (agent/wire_dict.py); collectors know every id there."""
+V2_HEADER: Final = 6  # version, dictionary id, CRC-16 of site, CRC-16 of device
+MAX_EXPONENT: Final = 30
+"""Largest |exponent| of a decimal column (values sent as integers × 10^exponent)."""
+
+
+class Kind(enum.IntEnum):
+    """What a value means, so the collector can expose it without knowing the profile."""
+
+    GAUGE = 0
+    COUNTER = 1
+    STATE = 2  # an enumeration: the number is the value, names live in the profile
+    INFO = 3  # a string
+
+
+Value = int | float | str
+
+
+class Field(msgspec.Struct, array_like=True, frozen=True):
+    name: str
+    kind: Kind
+    value: Value
+
+
+class Group(msgspec.Struct, array_like=True, frozen=True):
+    """One row: a measurement, the tags that identify the row, and its values."""
+
+    measurement: str
+    tags: dict[str, str]
+    fields: list[Field]
+
+
+class SampleSet(msgspec.Struct, array_like=True, frozen=True):
+    """Everything one poll of one device produced, success or failure."""
+
+    site: str
+    device: str
+    seq: int  # per device, strictly increasing; the collector uses it to find gaps/duplicates
+    ts_ms: int  # poll start, milliseconds since the Unix epoch
+    duration_ms: int
+    up: bool
+    reason: str  # "" when up; otherwise why the poll failed (timeout, auth, ...)
+    groups: list[Group] = []
+    errors: dict[str, int] = {}  # cumulative per-device SNMP anomaly counters, by kind
+    reboots: int = 0  # cumulative reboots the agent detected (sysUpTime/snmpEngineTime)
+    rebooted: bool = False  # this poll found the device rebooted: no rate across it
+
+
+class Gap(msgspec.Struct, array_like=True, frozen=True):
+    """Sample sets the agent dropped on purpose (outbox over budget): lost for good."""
+
+    site: str
+    device: str
+    first_seq: int
+    last_seq: int
+    count: int
+    ts_ms: int  # when they were dropped
+
+
+class _Column(msgspec.Struct, array_like=True, frozen=True):
+    """Version 2: one field of a table, the same in every row."""
+
+    name: str
+    kind: Kind
+
+
+class _Table(msgspec.Struct, array_like=True, frozen=True):
+    """Version 2: consecutive groups with the same measurement, tag keys and fields (names and
+    kinds, in order), stored by column: `tag_values` holds tag 0 of every row, then tag 1...;
+    `values` holds field 0 of every row, then field 1... A column whose exponent is not None
+    carries integers m standing for the floats m × 10^exponent (exactly: see _decimal_column)."""
+
+    measurement: str
+    tag_keys: list[str]
+    columns: list[_Column]
+    rows: int
+    exponents: list[int | None]  # [] when no column is decimal, else one per column
+    tag_values: list[str]
+    values: list[Value]
+
+
+class _SampleSetV2(msgspec.Struct, array_like=True, frozen=True):
+    """Version 2 body. Site and device come from the topic (their CRC-16s are in the header)."""
+
+    seq: int
+    ts_ms: int
+    duration_ms: int
+    up: bool
+    reason: str
+    tables: list[_Table]
+    errors: dict[str, int]
+    reboots: int
+    rebooted: bool
+
+
+class Status(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Retained site status: birth and heartbeats while connected, the will when it vanishes.
+
+    Heartbeats carry the outbox's health so the NOC sees a backhaul that is slow, not dead.
+    """
+
+    v: int
+    site: str
+    online: bool
+    ts_ms: int
+    agent_version: str = ""
+    interval_s: float = 0.0
+    devices: list[str] = []
+    reason: str = ""
+    outbox_pending: int = 0
+    outbox_bytes: int = 0
+    outbox_oldest_age_s: float = 0.0
+    dropped_total: int = 0
+    publish_latency_s: float = 0.0
+    pending_from: dict[str, int] = {}  # device → lowest sequence number not yet published
