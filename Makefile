@@ -10,7 +10,10 @@ PY          := $(VENV)/bin/python
 APT_PKGS    := mosquitto mosquitto-clients victoria-metrics snmpd snmp prometheus iproute2 chromium systemd openssl prometheus-snmp-exporter prometheus-alertmanager
 NEEDED_BINS := /usr/sbin/mosquitto /usr/bin/victoria-metrics /usr/sbin/snmpd /usr/bin/snmpget /usr/bin/promtool /usr/sbin/ip /usr/bin/chromium /usr/bin/systemd-analyze /usr/bin/openssl /usr/bin/amtool /usr/bin/prometheus-snmp-exporter
 
-.PHONY: setup deps venv test lint demo bench clean
+CODE        := pantau agent collector
+LINTED      := $(CODE) devstack tools tests bench
+
+.PHONY: setup deps venv check test lint types demo bench clean
 
 setup: deps venv
 
@@ -34,11 +37,18 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check agent collector tests $(wildcard bench)
-	$(VENV)/bin/ruff format --check agent collector tests $(wildcard bench)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
-test: setup
-	$(VENV)/bin/ruff check agent collector tests $(wildcard bench)
+types: venv
+	$(VENV)/bin/mypy
+
+# The quick loop while you work: lint, types and the in-process unit tests (no servers).
+check: lint types
+	$(PY) -m pytest -q -m "not servers" $(PYTEST_ARGS)
+
+# Everything, as CI runs it: lint, types, then the whole suite against real servers.
+test: setup lint types
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

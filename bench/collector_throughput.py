@@ -19,7 +19,7 @@ several runs:
     straight to VictoriaMetrics (no MQTT, no checks), and decode + validate + line protocol in
     this process (no MQTT, no HTTP); and the ratios.
 
-Why these broker settings (appended to tests/support/servers.py's Mosquitto config):
+Why these broker settings (appended to devstack/servers.py's Mosquitto config):
   * set_tcp_nodelay true: with Nagle on, the small PUBACK/PUBLISH packets of a QoS 1 window
     wait for the peer's delayed ACK (~40 ms on Linux), which caps a window-limited stream at a
     fraction of what either side can do (issue 7 measured 2,100 vs 12,500 messages/s).

@@ -1,7 +1,7 @@
 """Bytes on the MQTT wire per sample: pantau against InfluxDB line protocol (issue 7: ≤ 15 %).
 
 Polls every recording in tests/data/devices through the real agent (snmpsim, profile detection,
-tests/support/profiles.py), and counts, for each device poll, the bytes of one MQTT 3.1.1
+devstack/polling.py), and counts, for each device poll, the bytes of one MQTT 3.1.1
 PUBLISH at QoS 1 (fixed header, remaining length, topic, packet id, payload) plus its 4-byte
 PUBACK:
 

@@ -375,7 +375,7 @@ class Mosquitto(_Server):
         self.persistence_dir.mkdir(exist_ok=True)
         user = pwd.getpwuid(os.getuid()).pw_name
         conf = f"""\
-# written by tests/support/servers.py
+# written by devstack/servers.py
 listener {self.port} {self.host}
 allow_anonymous true
 # as root, stay root: the default "mosquitto" user could not write {self.persistence_dir}
@@ -763,7 +763,7 @@ class Snmpd(_Server):
         self.conf_dir.mkdir(exist_ok=True)
         self.persistent_dir.mkdir(mode=0o700, exist_ok=True)
         lines = [
-            "# written by tests/support/servers.py; the listen address is on the command line",
+            "# written by devstack/servers.py; the listen address is on the command line",
             f"rocommunity {self.community} {self.host}",
             f"sysName {self.sysname}",
             f"sysLocation {self.syslocation}",

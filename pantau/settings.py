@@ -216,10 +216,10 @@ def read_secret(*, file: Path | None, env: str | None, what: str) -> Secret | No
             raise ValueError(f"{what}: secret file {file} is empty")
         return Secret(value)
     if env is not None:
-        value = os.environ.get(env)
-        if not value:
+        from_env = os.environ.get(env)
+        if not from_env:
             raise ValueError(f"{what}: environment variable {env} is not set or empty")
-        return Secret(value)
+        return Secret(from_env)
     return None
 
 

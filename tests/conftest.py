@@ -14,6 +14,33 @@ if str(REPO_ROOT) not in sys.path:
 from devstack.servers import Mosquitto, SnmpSim, VictoriaMetrics  # noqa: E402
 
 
+SERVER_FIXTURES = {"mosquitto", "victoria", "snmpsim"}
+SERVER_MODULES = ("devstack.servers", "devstack.procs", "devstack.prometheus", "devstack.netcut",
+                  "devstack.polling", "tests.support.netns")
+"""A test that uses one of these starts real servers or processes: it is marked `servers`."""
+
+
+def _starts_servers(item: pytest.Item) -> bool:
+    if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    for value in vars(module).values() if module is not None else ():
+        name = getattr(value, "__module__", None) or getattr(value, "__name__", "")
+        if isinstance(name, str) and name.startswith(SERVER_MODULES):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test `servers` (real servers or processes, seconds each) or `unit` (pure, in
+    process): `make check` runs the unit tests only, `make test` runs both."""
+    for item in items:
+        if item.get_closest_marker("servers") is None and not _starts_servers(item):
+            item.add_marker(pytest.mark.unit)
+        elif item.get_closest_marker("servers") is None:
+            item.add_marker(pytest.mark.servers)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository checkout (the directory holding pyproject.toml)."""

@@ -57,6 +57,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.servers  # runs install.sh (creates a venv, pip): tens of seconds
 def test_install_then_upgrade_keeps_config_and_secrets(tmp_path: Path) -> None:
     if shutil.which("systemd-sysusers") is None:
         pytest.skip("systemd-sysusers missing: apt-get install systemd")

@@ -4,7 +4,7 @@ Sites pay for every byte over VSAT. A sample set travels behind a small header t
 schema version. Version 2 (what agents send) is columnar MessagePack: consecutive rows of one
 table share their measurement, tag keys and field names, which are written once, and numbers
 with a short decimal form travel as integers; the body is raw DEFLATE with a preset dictionary
-(agent/wire_dict.py) of the names pantau's profiles use, named by an id in the header. Site and
+(pantau/wire/dictionaries.py) of the names pantau's profiles use, named by an id in the header. Site and
 device are in the topic; the header keeps only a CRC-16 of each so the collector still notices a
 payload published under another site's topic. Every message decodes on its own. Version 1 (plain
 row-wise MessagePack, optionally zlib) is still decoded for messages left in outboxes. The

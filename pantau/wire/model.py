@@ -29,7 +29,7 @@ V2_PLAIN: Final = 0
 """Version 2, byte 1 = 0: the body is plain MessagePack. Any other value is the id of the preset
 dictionary the raw DEFLATE body was compressed with."""
 DICTIONARY_ID: Final = 1
-"""The dictionary agents compress with (agent/wire_dict.py); collectors know every id there."""
+"""The dictionary agents compress with (pantau/wire/dictionaries.py); collectors know every id there."""
 V2_HEADER: Final = 6  # version, dictionary id, CRC-16 of site, CRC-16 of device
 MAX_EXPONENT: Final = 30
 """Largest |exponent| of a decimal column (values sent as integers × 10^exponent)."""
