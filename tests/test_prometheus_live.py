@@ -32,13 +32,14 @@ import pytest
 import yaml
 
 from devstack import procs
+from devstack.influxql import documented_queries
 from devstack.prometheus import Alertmanager, Prometheus, shortened_rules
 from devstack.servers import Mosquitto, SnmpSim, VictoriaMetrics, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "deploy" / "prometheus" / "rules" / "pantau.rules.yml"
 DASHBOARDS = sorted((REPO / "deploy" / "grafana" / "dashboards").glob("*.json"))
-FLUX_DOC = REPO / "deploy" / "grafana" / "flux-queries.md"
+INFLUXQL_DOC = REPO / "deploy" / "grafana" / "influxql-queries.md"
 DATASOURCES = REPO / "deploy" / "grafana" / "provisioning" / "datasources" / "pantau.yml"
 ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 
@@ -243,12 +244,8 @@ def promql_cases() -> list[Any]:
     return cases
 
 
-def flux_blocks() -> dict[str, str]:
-    text = FLUX_DOC.read_text()
-    return {
-        m.group(1): m.group(2).rstrip("\n")
-        for m in re.finditer(r"^### (\S+)\n.*?```flux\n(.*?)```", text, re.S | re.M)
-    }
+def influxql_blocks() -> dict[str, str]:
+    return documented_queries(INFLUXQL_DOC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,14 +435,14 @@ def test_assumed_metric_name_has_live_data(stack, name: str) -> None:
     assert stack["prom"].query(name), f"{name} has no data"
 
 
-def test_dashboards_reference_provisioned_datasources_and_documented_flux() -> None:
-    """Flux cannot run here (no InfluxDB 2), so at least the dashboards and the documented
-    queries must agree, and every panel must point at a provisioned data source."""
+def test_dashboards_reference_provisioned_datasources_and_documented_influxql() -> None:
+    """The dashboards and the documented InfluxQL agree (tests/test_dashboards_influxql.py
+    runs the queries), and every panel points at a provisioned data source."""
     provisioned = {
         ds["uid"]: ds["type"] for ds in yaml.safe_load(DATASOURCES.read_text())["datasources"]
     }
-    documented = flux_blocks()
-    used_flux = set()
+    documented = influxql_blocks()
+    used_influxql = set()
     uids = set()
     for uid, panel, target in dashboard_targets():
         uids.add(uid)
@@ -453,14 +450,14 @@ def test_dashboards_reference_provisioned_datasources_and_documented_flux() -> N
             assert provisioned.get(ref["uid"]) == ref["type"], (uid, panel["title"], ref)
         if target["datasource"]["type"] == "influxdb":
             assert target["query"] in documented.values(), (
-                f"{uid}: panel {panel['title']!r}: Flux query not in {FLUX_DOC.name}"
+                f"{uid}: panel {panel['title']!r}: InfluxQL query not in {INFLUXQL_DOC.name}"
             )
-            used_flux.add(target["query"])
+            used_influxql.add(target["query"])
         else:
             assert target["expr"].strip(), (uid, panel["title"])
     assert uids == {"pantau-noc", "pantau-site", "pantau-device"}
-    unused = {name for name, q in documented.items() if q not in used_flux}
-    assert not unused, f"documented Flux queries no dashboard uses: {unused}"
+    unused = {name for name, q in documented.items() if q not in used_influxql}
+    assert not unused, f"documented InfluxQL queries no dashboard uses: {unused}"
     for path in DASHBOARDS:
         dash = json.loads(path.read_text())
         ids = [p["id"] for p in dash["panels"]]
