@@ -2,8 +2,8 @@
 
 Why this exists: a newcomer (or a reviewer) should see pantau work end to end in one command,
 with nothing to install on a real network and nothing to configure. It starts the same real
-servers and the same agent/collector command lines as the end-to-end tests (tests/support/
-servers.py and procs.py), so what the demo shows is what production runs:
+servers and the same agent/collector command lines as the end-to-end tests (devstack/servers.py
+and devstack/procs.py), so what the demo shows is what production runs:
 
     snmpsim (recordings of real devices, community = recording name)
       -> one pantau-agent per site -> Mosquitto -> pantau-collector -> VictoriaMetrics
@@ -14,17 +14,34 @@ VSAT site also has a device whose community matches no recording, so it never an
 demo shows what a DOWN device looks like (reason "timeout"). The live summary is read from the
 collector's own /metrics, i.e. it shows what Prometheus would scrape.
 
-Fixed ports, so bookmarks keep working: VictoriaMetrics 8428 and the collector 9877 (the demo
-refuses to start if either is taken); Mosquitto 1883, or a free port if 1883 is taken. Everything
-(configs, data, logs) lives in .demo/ in the repository, wiped at every start. SIGINT/SIGTERM
-stop the agents first, then the collector, then the servers; exit status 0 after a clean stop,
-1 if a component failed to start, died on its own or did not stop cleanly.
+Default ports, so bookmarks keep working: the collector (status page, /metrics) 9877 and
+VictoriaMetrics 8428 (the demo refuses to start if either is taken); Mosquitto 1883, or a free
+port if 1883 is taken; snmpsim a free UDP port. Each can be set with a flag or an environment
+variable (the flag wins; 0 = any free port): --http-port / PANTAU_DEMO_HTTP_PORT,
+--victoria-port / PANTAU_DEMO_VICTORIA_PORT, --mqtt-port / PANTAU_DEMO_MQTT_PORT,
+--snmp-port / PANTAU_DEMO_SNMP_PORT. The demo prints the URLs it really uses.
 
-Run from the repository root: `python -m devstack.demo` (or `make demo`).
+Everything (configs, data, logs) lives in the state directory, .demo/ in the repository unless
+--state-dir / PANTAU_DEMO_STATE_DIR says otherwise, wiped at every start (a directory holding
+files the demo did not create is refused, not wiped). A demo holds an
+flock on <state dir>/demo.lock for its whole life: a second demo on the same directory refuses
+to start (naming the pid holding it) instead of wiping a running demo's files. The kernel drops
+the lock when its holder dies, so a killed demo leaves no lock behind; if its servers outlived
+it, the next start names them and refuses until they are stopped.
+
+SIGINT/SIGTERM stop the agents first, then the collector, then the servers; exit status 0 after
+a clean stop, 1 if a component failed to start, died on its own or did not stop cleanly, 2 for
+a bad flag or environment variable.
+
+Run from the repository root: `python -m devstack.demo [--http-port N ...] [--state-dir DIR]`
+(or `make demo`); `python -m devstack.demo --help` lists the options.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -32,6 +49,7 @@ import socket
 import sys
 import time
 import urllib.error
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -40,13 +58,23 @@ from typing import Any
 from devstack import procs
 from devstack.servers import HOST, Mosquitto, SnmpSim, VictoriaMetrics, free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STATE_DIR = REPO_ROOT / ".demo"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STATE_DIR = REPO_ROOT / ".demo"
 DEVICES_DIR = REPO_ROOT / "tests" / "data" / "devices"
 
-MQTT_PREFERRED_PORT = 1883
-VM_PORT = 8428
-HTTP_PORT = 9877
+LOCK_NAME = "demo.lock"
+# what the demo creates in its state directory: the only entries it will ever delete
+STATE_ENTRIES = frozenset({LOCK_NAME, "config", "logs", "snmpsim", "mosquitto", "victoria-metrics"})
+# programs the demo starts (argv[0] or argv[1] file names), for finding an earlier demo's leftovers
+DEMO_PROGRAMS = frozenset(
+    {
+        "mosquitto",
+        "victoria-metrics",
+        "snmpsim-command-responder",
+        "pantau-agent",
+        "pantau-collector",
+    }
+)
 
 INTERVAL = 10.0  # seconds between polls of a device
 TIMEOUT = 1.0  # SNMP request timeout
@@ -172,10 +200,12 @@ def check_binaries() -> None:
         )
 
 
-def tcp_port_free(port: int) -> bool:
-    """True if nothing listens on HOST:port (SO_REUSEADDR: a TIME_WAIT leftover does not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def port_free(port: int, kind: str = "tcp") -> bool:
+    """True if nothing is bound to HOST:port (tcp: a TIME_WAIT leftover does not count)."""
+    sock_type = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, sock_type) as sock:
+        if kind == "tcp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -183,12 +213,222 @@ def tcp_port_free(port: int) -> bool:
     return True
 
 
-def check_fixed_port(port: int, who: str) -> None:
-    if not tcp_port_free(port):
-        raise DemoError(
-            f"port {port} on {HOST} is already in use, and the demo needs it for {who}. "
-            f"Stop whatever listens there (see: ss -ltnp 'sport = :{port}') and start again."
+# ---------------------------------------------------------------------------------------------
+# options: a flag wins over its PANTAU_DEMO_* variable, which wins over the default
+
+
+@dataclass(frozen=True)
+class PortOption:
+    name: str  # flag --<name>-port, variable PANTAU_DEMO_<NAME>_PORT
+    default: int  # 0: any free port
+    kind: str  # "tcp" or "udp"
+    who: str  # what listens there, for messages
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}-port"
+
+    @property
+    def env(self) -> str:
+        return f"PANTAU_DEMO_{self.name.upper()}_PORT"
+
+
+PORT_OPTIONS: tuple[PortOption, ...] = (
+    PortOption("http", 9877, "tcp", "the collector's HTTP (status page, /metrics, /readyz)"),
+    PortOption("victoria", 8428, "tcp", "VictoriaMetrics"),
+    PortOption("mqtt", 1883, "tcp", "Mosquitto (MQTT)"),
+    PortOption("snmp", 0, "udp", "snmpsim (SNMP over UDP)"),
+)
+# a port that falls back to a free one when its *default* is taken (an explicit one never does)
+FALLBACK_WHEN_TAKEN = frozenset({"mqtt"})
+STATE_DIR_ENV = "PANTAU_DEMO_STATE_DIR"
+
+
+@dataclass(frozen=True)
+class Options:
+    state_dir: Path  # absolute
+    ports: dict[str, int]  # by PortOption.name; 0 = any free port
+    explicit: frozenset[str]  # the ports set by a flag or a variable
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range 0-65535: {value}")
+    return value
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Options:
+    """Flags, then PANTAU_DEMO_* variables, then defaults; exits 2 on a bad value (argparse)."""
+    env = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.demo",
+        description="Run the whole pantau stack on loopback with three simulated sites, "
+        "until Ctrl-C. A flag wins over its environment variable; 0 = any free port.",
+    )
+    for opt in PORT_OPTIONS:
+        default = "any free port" if opt.default == 0 else str(opt.default)
+        parser.add_argument(
+            opt.flag,
+            type=_port,
+            metavar="PORT",
+            help=f"port for {opt.who}; env {opt.env}; default {default}",
         )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"configs, data and logs, wiped at every start; env {STATE_DIR_ENV}; "
+        f"default {DEFAULT_STATE_DIR}",
+    )
+    args = parser.parse_args(argv)
+    ports: dict[str, int] = {}
+    explicit: set[str] = set()
+    for opt in PORT_OPTIONS:
+        value = getattr(args, f"{opt.name}_port")
+        if value is None and env.get(opt.env, "").strip():
+            try:
+                value = _port(env[opt.env].strip())
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"{opt.env}: {exc}")
+        if value is None:
+            ports[opt.name] = opt.default
+        else:
+            ports[opt.name] = value
+            explicit.add(opt.name)
+    if args.state_dir is not None:
+        state_dir = args.state_dir
+    elif env.get(STATE_DIR_ENV, "").strip():
+        state_dir = Path(env[STATE_DIR_ENV].strip())
+    else:
+        state_dir = DEFAULT_STATE_DIR
+    return Options(state_dir.expanduser().resolve(), ports, frozenset(explicit))
+
+
+def choose_ports(options: Options) -> dict[str, int]:
+    """The ports the demo will use: 0 becomes a free port; a taken port is an error."""
+    chosen: dict[str, int] = {}
+    for opt in PORT_OPTIONS:
+        port = options.ports[opt.name]
+        same = [o.flag for o in PORT_OPTIONS if chosen.get(o.name) == port and o.kind == opt.kind]
+        if port and same:
+            raise DemoError(f"{opt.flag} {port}: the same port as {same[0]}")
+        if port and not port_free(port, opt.kind):
+            if opt.name in FALLBACK_WHEN_TAKEN and opt.name not in options.explicit:
+                say(f"port {port} is taken: {opt.who} will listen on a free port")
+                port = 0
+            else:
+                ss = "ss -ltnp" if opt.kind == "tcp" else "ss -lunp"
+                raise DemoError(
+                    f"port {port} on {HOST} is already in use, and the demo needs it for "
+                    f"{opt.who}: stop whatever listens there (see: {ss} 'sport = :{port}'), "
+                    f"or choose another with {opt.flag} PORT (0 = any free port)"
+                )
+        while port == 0 or any(
+            chosen.get(o.name) == port for o in PORT_OPTIONS if o.kind == opt.kind
+        ):
+            port = free_port(opt.kind)
+        chosen[opt.name] = port
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# one demo per state directory
+
+
+class StateLock:
+    """An exclusive flock on <state dir>/demo.lock, held for the demo's whole life.
+
+    A flock belongs to the open file description: the kernel drops it when its holder exits,
+    however it exits (SIGKILL included), so a lock file left behind by a killed demo never
+    blocks a new start. The file is never deleted (a fresh inode would let a second demo "hold"
+    the lock too); it holds the holder's pid, for the message. The descriptor is close-on-exec
+    and the servers are started with close_fds, so no child keeps the lock.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise DemoError(f"cannot use the state directory {self.state_dir}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock_holder(fd)
+            os.close(fd)
+            who = f"pid {holder}" if holder else "another process"
+            how = f"Ctrl-C, or kill -INT {holder}" if holder else "Ctrl-C"
+            raise DemoError(
+                f"another demo is running with state directory {self.state_dir} "
+                f"({who} holds {self.path}); stop it ({how}) or use another --state-dir"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, 0)
+        os.close(self.fd)  # drops the flock
+        self.fd = None
+
+
+def lock_holder(fd: int) -> int | None:
+    """The pid holding the flock on fd's file: from /proc/locks (Linux), else the pid file."""
+    st = os.fstat(fd)
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()  # "1: FLOCK  ADVISORY  WRITE <pid> <maj:min:inode> 0 EOF"
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == key:
+                pid = int(fields[4])
+                if pid > 0:
+                    return pid
+    except (OSError, ValueError):
+        pass
+    try:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def leftover_processes(state_dir: Path) -> list[tuple[int, str]]:
+    """(pid, program) of the servers/agents/collector whose command line names a path inside
+    state_dir: what a demo leaves running when it is killed before it can stop them."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    inside = f"{state_dir}{os.sep}"
+    found: list[tuple[int, str]] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        program = next((Path(a).name for a in args[:2] if Path(a).name in DEMO_PROGRAMS), None)
+        if program is not None and any(inside in a for a in args):
+            found.append((int(entry.name), program))
+    return sorted(found)
 
 
 def no_proxy_for_loopback() -> None:
@@ -453,10 +693,13 @@ def _exit_code(server: Any) -> int | None:
 
 
 class Stack:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.config_dir = root / "config"
-        self.log_dir = root / "logs"
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.root = options.state_dir
+        self.lock = StateLock(self.root)
+        self.ports: dict[str, int] = {}  # the ports really used, once chosen
+        self.config_dir = self.root / "config"
+        self.log_dir = self.root / "logs"
         self.snmpsim: SnmpSim | None = None
         self.mosquitto: Mosquitto | None = None
         self.victoria: VictoriaMetrics | None = None
@@ -468,21 +711,50 @@ class Stack:
         self.style = Style(self.tty)
 
     # start -----------------------------------------------------------------------------------
+    @property
+    def http_port(self) -> int:
+        return self.ports["http"]
+
     def prepare(self) -> None:
-        if self.root.exists():
-            shutil.rmtree(self.root)
-        self.config_dir.mkdir(parents=True)
+        """Wipe what an earlier demo left in the state directory (never the lock file), and
+        refuse a directory holding anything else: --state-dir must not delete someone's files."""
+        self.check_foreign_files()
+        for entry in self.root.iterdir():
+            if entry.name == LOCK_NAME:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        self.config_dir.mkdir()
         self.log_dir.mkdir()
         self.started = True
 
+    def check_foreign_files(self) -> None:
+        if not self.root.is_dir():
+            return
+        unknown = sorted(p.name for p in self.root.iterdir() if p.name not in STATE_ENTRIES)
+        if unknown:
+            raise DemoError(
+                f"the state directory {self.root} holds files the demo did not create "
+                f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}); "
+                "give --state-dir a new or empty directory"
+            )
+
     def start(self) -> None:
+        self.check_foreign_files()  # before the lock file: leave a foreign directory untouched
+        self.lock.acquire()  # first: a refused demo touches nothing of the running one
+        leftovers = leftover_processes(self.root)
+        if leftovers:
+            raise DemoError(
+                f"an earlier demo's processes still run with state directory {self.root}: "
+                + ", ".join(f"{name} (pid {pid})" for pid, name in leftovers)
+                + f"; stop them first: kill {' '.join(str(pid) for pid, _ in leftovers)}"
+            )
         check_binaries()
-        check_fixed_port(VM_PORT, "VictoriaMetrics")
-        check_fixed_port(HTTP_PORT, "the collector's HTTP (/metrics, /readyz)")
-        mqtt_port = MQTT_PREFERRED_PORT
-        if not tcp_port_free(mqtt_port):
-            mqtt_port = free_port()
-            say(f"port {MQTT_PREFERRED_PORT} is taken: Mosquitto will listen on {mqtt_port}")
+        self.ports = choose_ports(self.options)
+        mqtt_port = self.ports["mqtt"]
+        vm_port = self.ports["victoria"]
         self.prepare()
 
         recordings = sorted(
@@ -490,22 +762,24 @@ class Stack:
         )
         say(f"starting snmpsim with {len(recordings)} recordings ...")
         self.snmpsim = SnmpSim(
-            self.root / "snmpsim", [DEVICES_DIR / f"{r}.snmprec" for r in recordings]
+            self.root / "snmpsim",
+            [DEVICES_DIR / f"{r}.snmprec" for r in recordings],
+            port=self.ports["snmp"],
         )
         self.snmpsim.start()
         say(f"starting Mosquitto on {HOST}:{mqtt_port} ...")
         self.mosquitto = Mosquitto(self.root / "mosquitto", port=mqtt_port)
         self.mosquitto.start()
-        say(f"starting VictoriaMetrics on {HOST}:{VM_PORT} ...")
-        self.victoria = VictoriaMetrics(self.root / "victoria-metrics", port=VM_PORT)
+        say(f"starting VictoriaMetrics on {HOST}:{vm_port} ...")
+        self.victoria = VictoriaMetrics(self.root / "victoria-metrics", port=vm_port)
         self.victoria.start()
 
-        say(f"starting pantau-collector (HTTP on {HOST}:{HTTP_PORT}) ...")
+        say(f"starting pantau-collector (HTTP on {HOST}:{self.http_port}) ...")
         ccfg = procs.collector_config(
             self.config_dir / "collector.yaml",
             broker_port=mqtt_port,
             influx_url=self.victoria.url,
-            http_port=HTTP_PORT,
+            http_port=self.http_port,
         )
         self.collector = procs.collector(ccfg, self.log_dir / "collector.log")
         self.collector.start()
@@ -535,7 +809,7 @@ class Stack:
         while time.monotonic() < deadline:
             self.check_children()
             try:
-                status, body = procs.http_get(f"http://{HOST}:{HTTP_PORT}/readyz", timeout=2.0)
+                status, body = procs.http_get(f"http://{HOST}:{self.http_port}/readyz", timeout=2.0)
             except (OSError, urllib.error.URLError) as exc:
                 why = str(exc)
             else:
@@ -563,11 +837,13 @@ class Stack:
 
     def urls(self) -> list[str]:
         assert self.mosquitto is not None and self.snmpsim is not None
+        assert self.victoria is not None
         rel = self.root.relative_to(REPO_ROOT) if self.root.is_relative_to(REPO_ROOT) else self.root
         return [
-            f"  collector metrics   http://{HOST}:{HTTP_PORT}/metrics",
-            f"  collector ready     http://{HOST}:{HTTP_PORT}/readyz",
-            f"  VictoriaMetrics UI  http://{HOST}:{VM_PORT}/vmui   "
+            f"  status page         http://{HOST}:{self.http_port}/",
+            f"  collector metrics   http://{HOST}:{self.http_port}/metrics",
+            f"  collector ready     http://{HOST}:{self.http_port}/readyz",
+            f"  VictoriaMetrics UI  http://{HOST}:{self.victoria.port}/vmui   "
             "(try: system_uptime_seconds, interface_in_octets)",
             f"  MQTT broker         mqtt://{HOST}:{self.mosquitto.port}   "
             f"(mosquitto_sub -p {self.mosquitto.port} -t 'pantau/+/status' -v)",
@@ -581,6 +857,7 @@ class Stack:
     def tty_header(self) -> list[str]:
         """The top of the terminal screen: where to look, in four lines."""
         assert self.mosquitto is not None and self.snmpsim is not None
+        assert self.victoria is not None
         rel = self.root.relative_to(REPO_ROOT) if self.root.is_relative_to(REPO_ROOT) else self.root
         mqtt = f"{HOST}:{self.mosquitto.port}"
         sim = f"udp {HOST}:{self.snmpsim.port}"
@@ -589,17 +866,17 @@ class Stack:
             + f"  {len(SITES)} simulated sites, polled every {INTERVAL:.0f} s  "
             + time.strftime("%H:%M:%S")
             + "  (Ctrl-C stops everything)",
-            f"  metrics  http://{HOST}:{HTTP_PORT}/metrics    "
-            f"readyz  http://{HOST}:{HTTP_PORT}/readyz",
-            f"  vmui     http://{HOST}:{VM_PORT}/vmui       MQTT    {mqtt}",
+            f"  status   http://{HOST}:{self.http_port}/    "
+            f"metrics  http://{HOST}:{self.http_port}/metrics",
+            f"  vmui     http://{HOST}:{self.victoria.port}/vmui       MQTT    {mqtt}",
             f"  snmpsim  {sim:<32} logs    {rel}/logs/, {rel}/*/*.log",
         ]
 
     def summary(self) -> tuple[list[SiteView], CollectorView] | str:
         try:
-            metrics = procs.scrape(HTTP_PORT)
+            metrics = procs.scrape(self.http_port)
         except (OSError, urllib.error.URLError, ValueError) as exc:
-            return f"cannot read http://{HOST}:{HTTP_PORT}/metrics: {exc}"
+            return f"cannot read http://{HOST}:{self.http_port}/metrics: {exc}"
         return build_views(metrics)
 
     def watch(self) -> None:
@@ -677,11 +954,15 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+def error(message: str) -> None:
+    print(f"ERROR: {message}", file=sys.stderr, flush=True)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
-def main() -> int:
-    stack = Stack(STATE_DIR)
+def main(argv: Sequence[str] | None = None) -> int:
+    stack = Stack(parse_args(argv))
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if stack.stopping:
@@ -705,19 +986,20 @@ def main() -> int:
         say("stopping everything else ...")
         code = 1
     except DemoError as exc:
-        say(f"ERROR: {exc}")
+        error(str(exc))
         code = 1
     except Exception as exc:  # a server that failed to start: its message has the log tail
-        say(f"ERROR: {type(exc).__name__}: {exc}")
+        error(f"{type(exc).__name__}: {exc}")
         code = 1
     finally:
         stack.stopping = True
         clean = stack.stop()
+        stack.lock.release()  # only now: a new demo must not wipe files of servers still stopping
     if not clean:
         say("some components did not stop cleanly (see above)")
         code = code or 1
     if stack.started:
-        say("demo stopped" + ("" if code else " cleanly") + f"; state kept in {STATE_DIR}")
+        say("demo stopped" + ("" if code else " cleanly") + f"; state kept in {stack.root}")
     return code
 
 
