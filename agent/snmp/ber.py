@@ -2,15 +2,35 @@
 responses carry.
 
 INTEGER, OCTET STRING, NULL, OBJECT IDENTIFIER, SEQUENCE, the application types (IpAddress,
-Counter32, Gauge32, TimeTicks, Opaque, Counter64), the context-specific noSuchObject /
+Counter32, Gauge32, TimeTicks, Opaque, Counter64, UInteger32), the context-specific noSuchObject /
 noSuchInstance / endOfMibView and the PDU tags. Decoding returns the plain values of
 agent.snmp.values, the same pysnmp's values convert to. A message this codec cannot read raises
-DecodeError (the fast session then asks pysnmp). Pure functions, no I/O: the fast session
-(agent.snmp.fast) and the tests use it.
+DecodeError (the fast session then asks pysnmp), and only DecodeError, whatever the input.
+Pure functions, no I/O: the fast session (agent.snmp.fast) and the tests use it.
+
+Devices as they are: what net-snmp reads, this codec reads too, where pysnmp (pyasn1) drops the
+whole response. Each such tolerance is counted in the `anomalies` Counter the decoders take
+(under the keys of ANOMALIES), so a device that needs one can be told from one that does not:
+
+* `unsigned_unpadded`: a Counter32, Gauge32, TimeTicks or Counter64 whose first content octet
+  has its top bit set (the leading 0x00 left out, so it reads as negative): the content octets
+  are read as an unsigned number, as net-snmp does (for the usual full-width value, 4 or 8
+  octets, every net-snmp version agrees).
+* `integer_beyond_int32`: an INTEGER of up to 8 octets outside the Integer32 range: truncated to
+  32 bits the way net-snmp's asn_parse_int (CHECK_OVERFLOW_S) does: above 2^31-1 the low 32 bits
+  (so 3000000000 stays 3000000000), below -2^31 the negated low 32 bits.
+* `uinteger32`: the obsolete UInteger32 (application 7, tag 0x47, RFC 1442), read as a Gauge32.
+* `oid_arc_padding`: an OBJECT IDENTIFIER arc with leading 0x80 octets (non-minimal): the arc's
+  value, as net-snmp's asn_parse_objid reads it.
+
+Still refused: an INTEGER of more than 8 octets, an unsigned value beyond its range (more
+octets than the type holds), an OID arc of more than MAX_ARC_OCTETS octets (far beyond the
+128-bit arcs of 2.25 UUID OIDs; an arc of 4,300 digits would not even print).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -38,6 +58,7 @@ GAUGE32 = 0x42
 TIMETICKS = 0x43
 OPAQUE = 0x44
 COUNTER64 = 0x46
+UINTEGER32 = 0x47  # obsolete (RFC 1442); net-snmp still reads it
 # Context-specific exceptions in v2c varbinds (RFC 3416)
 NO_SUCH_OBJECT_TAG = 0x80
 NO_SUCH_INSTANCE_TAG = 0x81
@@ -58,6 +79,14 @@ VERSION_2C = 1
 
 _INT32 = (-(2**31), 2**31 - 1)
 _UNSIGNED = {COUNTER32: 2**32 - 1, GAUGE32: 2**32 - 1, TIMETICKS: 2**32 - 1, COUNTER64: 2**64 - 1}
+_UNSIGNED_OCTETS = {COUNTER32: 4, GAUGE32: 4, TIMETICKS: 4, UINTEGER32: 4, COUNTER64: 8}
+"""Octets of an unsigned type's value, not counting the leading 0x00 a top bit needs."""
+MAX_INTEGER_OCTETS = 8
+"""The longest INTEGER read (net-snmp: sizeof(long)); request-id, error-status and the like too."""
+MAX_ARC_OCTETS = 32
+"""The longest OBJECT IDENTIFIER arc read: 224 bits (a 2.25 UUID arc takes 19 octets)."""
+ANOMALIES = ("unsigned_unpadded", "integer_beyond_int32", "uinteger32", "oid_arc_padding")
+"""The keys the decoders count tolerated encodings under (see the module docstring)."""
 _MISSING_BY_TAG: dict[int, Missing] = {
     NO_SUCH_OBJECT_TAG: NO_SUCH_OBJECT,
     NO_SUCH_INSTANCE_TAG: NO_SUCH_INSTANCE,
@@ -163,7 +192,7 @@ def encode_value(value: SnmpValue | Typed | None) -> bytes:
     OCTET STRING, OidValue, IpValue, the Missing sentinels), None for NULL, or a Typed."""
     if isinstance(value, Typed):
         tag, payload = value
-        if tag in (INTEGER, *_UNSIGNED):
+        if tag in (INTEGER, UINTEGER32, *_UNSIGNED):
             if not isinstance(payload, int):
                 raise TypeError(f"tag 0x{tag:02x} needs an int")
             return encode_integer(payload, tag)
@@ -309,14 +338,18 @@ def _int_at(data: bytes, pos: int, limit: int, what: str) -> tuple[int, int]:
         raise DecodeError(f"{what} is not an INTEGER", pos)
     if start == end:
         raise DecodeError(f"{what} is empty", pos)
+    if end - start > MAX_INTEGER_OCTETS:
+        raise DecodeError(f"{what} of {end - start} octets", pos)
     return int.from_bytes(data[start:end], "big", signed=True), end
 
 
 _HEADS = [(0, i) for i in range(40)] + [(1, i) for i in range(40)] + [(2, i) for i in range(48)]
 
 
-def decode_oid(data: bytes, start: int, end: int) -> Oid:
-    """The arcs of an OBJECT IDENTIFIER's content octets data[start:end]."""
+def decode_oid(data: bytes, start: int, end: int, anomalies: Counter[str] | None = None) -> Oid:
+    """The arcs of an OBJECT IDENTIFIER's content octets data[start:end]. Arcs padded with
+    leading 0x80 octets are read (counted as `oid_arc_padding`); arcs of more than
+    MAX_ARC_OCTETS octets are refused."""
     if start >= end:
         raise DecodeError("empty OBJECT IDENTIFIER", start)
     chunk = data[start:end]
@@ -324,46 +357,77 @@ def decode_oid(data: bytes, start: int, end: int) -> Oid:
         return _HEADS[chunk[0]] + tuple(chunk[1:])
     arcs: list[int] = []
     value = 0
-    fresh = True
+    octets = 0
+    padded = False
     for i, octet in enumerate(chunk):
-        if fresh and octet == 0x80:
-            raise DecodeError("non-minimal arc in OBJECT IDENTIFIER", start + i)
+        if octets == 0 and octet == 0x80:
+            padded = True
+        octets += 1
+        if octets > MAX_ARC_OCTETS:
+            raise DecodeError(
+                f"arc of more than {MAX_ARC_OCTETS} octets in OBJECT IDENTIFIER", start + i
+            )
         value = (value << 7) | (octet & 0x7F)
-        if octet & 0x80:
-            fresh = False
-        else:
+        if not octet & 0x80:
             arcs.append(value)
             value = 0
-            fresh = True
-    if not fresh:
+            octets = 0
+    if octets:
         raise DecodeError("truncated arc in OBJECT IDENTIFIER", end)
+    if padded and anomalies is not None:
+        anomalies["oid_arc_padding"] += 1
     first = arcs[0]
     head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
     return head + tuple(arcs[1:])
 
 
-def decode_value(tag: int, data: bytes, start: int, end: int, v1: bool = False) -> SnmpValue:
-    """A varbind value (content octets data[start:end]) as agent.snmp.convert() gives it."""
+def _unsigned(tag: int, data: bytes, start: int, end: int, anomalies: Counter[str] | None) -> int:
+    """An unsigned application value, read as net-snmp reads it (see the module docstring)."""
+    n = end - start
+    if n == 0:
+        raise DecodeError(f"empty value of tag 0x{tag:02x}", start)
+    width = _UNSIGNED_OCTETS[tag]
+    if n > width + 1 or (n == width + 1 and data[start] != 0):
+        raise DecodeError(f"value of {n} octets out of range for tag 0x{tag:02x}", start)
+    if data[start] & 0x80 and anomalies is not None:
+        anomalies["unsigned_unpadded"] += 1
+    return int.from_bytes(data[start:end], "big")
+
+
+def decode_value(
+    tag: int,
+    data: bytes,
+    start: int,
+    end: int,
+    v1: bool = False,
+    anomalies: Counter[str] | None = None,
+) -> SnmpValue:
+    """A varbind value (content octets data[start:end]) as agent.snmp.convert() gives it.
+    Tolerated encodings are counted in `anomalies` (see the module docstring)."""
     if tag in _UNSIGNED:
         if tag == COUNTER64 and v1:
             raise DecodeError("Counter64 in an SNMPv1 message", start)
-        if start == end:
-            raise DecodeError(f"empty value of tag 0x{tag:02x}", start)
-        number = int.from_bytes(data[start:end], "big", signed=True)
-        if not 0 <= number <= _UNSIGNED[tag]:
-            raise DecodeError(f"value {number} out of range for tag 0x{tag:02x}", start)
-        return number
+        return _unsigned(tag, data, start, end, anomalies)
+    if tag == UINTEGER32:
+        if anomalies is not None:
+            anomalies["uinteger32"] += 1
+        return _unsigned(tag, data, start, end, anomalies)
     if tag == OCTET_STRING or tag == OPAQUE:
         return data[start:end]
     if tag == INTEGER:
         if start == end:
             raise DecodeError("empty INTEGER", start)
+        if end - start > MAX_INTEGER_OCTETS:
+            raise DecodeError(f"INTEGER of {end - start} octets beyond Integer32", start)
         number = int.from_bytes(data[start:end], "big", signed=True)
         if not _INT32[0] <= number <= _INT32[1]:
-            raise DecodeError(f"INTEGER {number} out of the Integer32 range", start)
+            # as net-snmp's CHECK_OVERFLOW_S truncates it
+            number = number & 0xFFFFFFFF if number > 0 else -(number & 0xFFFFFFFF)
+            if anomalies is not None:
+                anomalies["integer_beyond_int32"] += 1
         return number
     if tag == OBJECT_IDENTIFIER:
-        return OidValue(".".join(map(str, decode_oid(data, start, end))))
+        return OidValue(".".join(map(str, decode_oid(data, start, end, anomalies))))
     if tag == IP_ADDRESS:
         if end - start != 4:
             raise DecodeError(f"IpAddress of {end - start} octets", start)
@@ -386,6 +450,7 @@ def decode_varbinds(
     pos: int,
     end: int,
     v1: bool = False,
+    anomalies: Counter[str] | None = None,
 ) -> list[tuple[Oid, SnmpValue]]:
     """The varbinds whose encodings fill data[pos:end] (the content of a VarBindList)."""
     out: list[tuple[Oid, SnmpValue]] = []
@@ -419,7 +484,7 @@ def decode_varbinds(
         if chunk and chunk.isascii():
             name = heads[chunk[0]] + tuple(chunk[1:])
         else:
-            name = decode_oid(data, ostart, oend)
+            name = decode_oid(data, ostart, oend, anomalies)
         # value
         if oend + 2 > vend:
             raise DecodeError("varbind without a value", oend)
@@ -431,15 +496,12 @@ def decode_varbinds(
             n, vstart = _long_length(data, oend + 1)
         if vstart + n != vend:
             raise DecodeError("varbind value does not end its varbind", oend)
-        if tag == COUNTER32 or tag == GAUGE32 or tag == TIMETICKS:  # the bulk of a walk
-            if n == 0:
-                raise DecodeError(f"empty value of tag 0x{tag:02x}", oend)
-            number = int.from_bytes(data[vstart:vend], "big", signed=True)
-            if not 0 <= number <= 0xFFFFFFFF:
-                raise DecodeError(f"value {number} out of range for tag 0x{tag:02x}", oend)
-            append((name, number))
+        if (tag == COUNTER32 or tag == GAUGE32 or tag == TIMETICKS) and (
+            0 < n <= 4 and data[vstart] < 0x80 or n == 5 and data[vstart] == 0
+        ):  # the bulk of a walk, canonical
+            append((name, int.from_bytes(data[vstart:vend], "big")))
         else:
-            append((name, decode_value(tag, data, vstart, vend, v1)))
+            append((name, decode_value(tag, data, vstart, vend, v1, anomalies)))
         pos = vend
     return out
 
@@ -469,8 +531,11 @@ def decode_header(data: bytes) -> Header:
     return Header(version, community, pdu_tag, request_id, body, pdu_end)
 
 
-def decode_body(data: bytes, header: Header) -> tuple[int, int, list[tuple[Oid, SnmpValue]]]:
-    """(error-status, error-index, varbinds) of a message whose header has been read."""
+def decode_body(
+    data: bytes, header: Header, anomalies: Counter[str] | None = None
+) -> tuple[int, int, list[tuple[Oid, SnmpValue]]]:
+    """(error-status, error-index, varbinds) of a message whose header has been read; tolerated
+    encodings counted in `anomalies`."""
     v1 = header.version == VERSION_1
     try:
         pos, end = header.body, header.end
@@ -481,7 +546,7 @@ def decode_body(data: bytes, header: Header) -> tuple[int, int, list[tuple[Oid, 
             raise DecodeError("varbind list is not a SEQUENCE", pos)
         if vbl_end != end:
             raise DecodeError("octets after the varbind list", vbl_end)
-        varbinds = decode_varbinds(data, start, vbl_end, v1)
+        varbinds = decode_varbinds(data, start, vbl_end, v1, anomalies)
     except IndexError:
         raise DecodeError("truncated", len(data)) from None
     if header.pdu_tag == RESPONSE:
@@ -492,14 +557,15 @@ def decode_body(data: bytes, header: Header) -> tuple[int, int, list[tuple[Oid, 
     return error_status, error_index, varbinds
 
 
-def decode_message(data: bytes) -> Message:
-    """A whole v1/v2c message (GET, GETNEXT, GETBULK, RESPONSE... all share one shape)."""
+def decode_message(data: bytes, anomalies: Counter[str] | None = None) -> Message:
+    """A whole v1/v2c message (GET, GETNEXT, GETBULK, RESPONSE... all share one shape); tolerated
+    encodings counted in `anomalies`. Raises DecodeError, and nothing else, on any input."""
     header = decode_header(data)
     if header.version not in (VERSION_1, VERSION_2C):
         raise DecodeError(f"SNMP version {header.version} is not v1 or v2c", 2)
     if header.pdu_tag == TRAP_V1:
         raise DecodeError("SNMPv1 Trap-PDU is not handled", 0)
-    error_status, error_index, varbinds = decode_body(data, header)
+    error_status, error_index, varbinds = decode_body(data, header, anomalies)
     return Message(
         header.version,
         header.community,

@@ -5,17 +5,31 @@ only module that imports it) serves SNMPv3, sessions with the fast path off, and
 the fast path cannot read. It is imported, and its engines made, on first need: pysnmp and
 pyasn1 cost ~30 MB of RSS, which an agent whose devices all speak v1/v2c never pays. One SnmpEngine serves
 the whole process: engines are costly and bound to their event loop.
+
+pysnmp's socket is open to whatever reaches it, and pysnmp 7 raises (TypeError, mostly) on
+about one random datagram in five, from a callback of its transport: asyncio would log each
+with a full traceback (megabytes a minute under a flood). Once it has made an engine, the
+SnmpClient installs an event loop exception handler (PysnmpErrors) that counts those exceptions
+and logs them as one rate-limited line; any other exception goes to the handler that was there
+before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent.snmp.fast import FastSession, FastTransport
 from agent.snmp.session import Session
 from agent.snmp.values import Credentials, SnmpError
+from pantau.logs import RateLimitedLog
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -23,6 +37,71 @@ if TYPE_CHECKING:
     from agent.snmp.pysnmp_session import SnmpSession
 
 PYSNMP_MODULE = "agent.snmp.pysnmp_session"
+
+log = logging.getLogger("pantau.agent.snmp")
+
+ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+
+def _package_dir(name: str) -> str | None:
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    return os.path.dirname(path) + os.sep if path else None
+
+
+def raised_by_pysnmp(exc: BaseException) -> bool:
+    """Whether `exc` came out of a callback of pysnmp's (its transport's datagram handling):
+    the first frame of its traceback outside asyncio is pysnmp's."""
+    pysnmp_dir = _package_dir("pysnmp")
+    asyncio_dir = _package_dir("asyncio")
+    if pysnmp_dir is None:
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if asyncio_dir is None or not filename.startswith(asyncio_dir):
+            return filename.startswith(pysnmp_dir)
+        tb = tb.tb_next
+    return False
+
+
+class PysnmpErrors:
+    """An event loop exception handler: exceptions raised in pysnmp's callbacks (a datagram
+    its socket received and it choked on) are counted in `counts` by exception type and logged
+    as one line per type every `period` seconds (`held_back=N` and `count=` say how many);
+    anything else goes to the `previous` handler (asyncio's default if none)."""
+
+    PERIOD = 61.0  # just over pantau.logs' RepeatFilter period, so it never holds ours back
+
+    def __init__(
+        self,
+        previous: ExceptionHandler | None,
+        period: float = PERIOD,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.previous = previous
+        self.counts: Counter[str] = Counter()
+        self.clock = clock
+        self._log = RateLimitedLog(log, period)
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, Exception) and raised_by_pysnmp(exc):
+            kind = type(exc).__name__
+            self.counts[kind] += 1
+            self._log.warning(
+                kind,
+                "pysnmp failed on a received datagram error=%s detail=%r count=%d",
+                kind,
+                str(exc)[:200],
+                self.counts[kind],
+                now=self.clock(),
+            )
+            return
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
 
 def _pysnmp() -> ModuleType:
@@ -66,6 +145,31 @@ class SnmpClient:
         self._engines: list[tuple[Any, dict[str, tuple[str | None, ...]]]] | None = None
         self._engines_lock = asyncio.Lock()
         self._fast: FastTransport | None = None  # opened on first use
+        self._pysnmp_errors: PysnmpErrors | None = None  # installed with the first engine
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def pysnmp_errors(self) -> Counter[str]:
+        """Exceptions pysnmp raised on datagrams its socket received, by type (logged as one
+        rate-limited line, not one traceback each)."""
+        return self._pysnmp_errors.counts if self._pysnmp_errors is not None else Counter()
+
+    def _install_error_handler(self) -> None:
+        if self._loop is not None:
+            return
+        loop = asyncio.get_running_loop()
+        handler = PysnmpErrors(loop.get_exception_handler())
+        if self._pysnmp_errors is not None:  # counts go on across `async with` blocks
+            handler.counts = self._pysnmp_errors.counts
+        self._pysnmp_errors = handler
+        self._loop = loop
+        loop.set_exception_handler(handler)
+
+    def _remove_error_handler(self) -> None:
+        handler, loop = self._pysnmp_errors, self._loop
+        if handler is not None and loop is not None and loop.get_exception_handler() is handler:
+            loop.set_exception_handler(handler.previous)
+        self._loop = None
 
     async def __aenter__(self) -> SnmpClient:
         self._open = True
@@ -77,6 +181,7 @@ class SnmpClient:
         for engine, _ in self._engines or ():
             engine.close_dispatcher()
         self._engines = None
+        self._remove_error_handler()
         if self._fast is not None:
             self._fast.close()
             self._fast = None
@@ -102,6 +207,7 @@ class SnmpClient:
                     engine.close_dispatcher()
                     raise
                 self._engines = [(engine, {})]
+                self._install_error_handler()
             return self._engines
 
     async def preload(self) -> None:

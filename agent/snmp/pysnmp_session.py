@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pyasn1.codec.ber import decoder as ber_decoder
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
@@ -26,6 +27,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.hlapi.v3arch.asyncio import auth as _auth
 from pysnmp.hlapi.v3arch.asyncio.cmdgen import VB_PROCESSOR
 from pysnmp.proto import errind, rfc1902, rfc1905
+from pysnmp.proto.api import v1 as api_v1
+from pysnmp.proto.api import v2c as api_v2c
 
 from agent.snmp.ber import GET, GETBULK
 from agent.snmp.session import Answer, RequestSession
@@ -165,6 +168,7 @@ class SnmpSession(RequestSession):
     cannot read an answer)."""
 
     def __init__(self, engine: SnmpEngine, target: UdpTransportTarget, creds: Credentials) -> None:
+        super().__init__()
         self._engine = engine
         self._target = target
         self._creds = creds
@@ -175,6 +179,25 @@ class SnmpSession(RequestSession):
     @property
     def version(self) -> str:
         return self._creds.version
+
+    def reads(self, data: bytes) -> bool:
+        """Whether pysnmp would read this v1/v2c datagram as an answer to this session: decoded
+        the way its message processing does (pyasn1, with the v1 or v2c message spec of this
+        session's version) and every value converted. pysnmp drops what it cannot decode
+        without a word (the request then times out)."""
+        if self._creds.version not in ("1", "2c"):
+            return False
+        mod: Any = api_v1 if self._creds.version == "1" else api_v2c
+        try:
+            msg, _ = ber_decoder.decode(data, asn1Spec=mod.Message())
+            if int(mod.apiMessage.get_version(msg)) != (0 if self._creds.version == "1" else 1):
+                return False
+            pdu = mod.apiMessage.get_pdu(msg)
+            for _, value in mod.apiPDU.get_varbinds(pdu):
+                convert(value)
+        except Exception:  # pyasn1's errors, and whatever else it raises on garbage
+            return False
+        return True
 
     def forget_engine(self) -> bool:
         """Drop pysnmp's cached engine ID of this peer so the next request rediscovers it.
