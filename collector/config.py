@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pydantic
 
@@ -19,17 +20,30 @@ from pantau.settings import (
 )
 
 Seconds = Annotated[float, pydantic.Field(gt=0, le=86400 * 365)]
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class MqttConfig(MqttLogin):
     host: str = "127.0.0.1"
     port: int = pydantic.Field(1883, ge=1, le=65535)
-    client_id: str = pydantic.Field("pantau-collector", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    client_id: str = pydantic.Field("pantau-collector", pattern=_CLIENT_ID.pattern)
     keepalive: int = pydantic.Field(30, ge=5, le=3600)
     tls: TlsConfig | None = None
     shared_group: str | None = pydantic.Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     receive_maximum: int = pydantic.Field(1000, ge=1, le=65535)
     session_expiry: Seconds = 7 * 86400.0
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _client_id_is_username(cls, data: Any) -> Any:
+        # The shipped broker config (use_username_as_clientid) makes a client's username its
+        # client id, so no login can take over another's session; the collector's id then is
+        # its username. Unless set explicitly, it is so here too, so logs and broker agree.
+        if isinstance(data, dict) and "client_id" not in data:
+            username = data.get("username")
+            if isinstance(username, str) and _CLIENT_ID.fullmatch(username):
+                data = {**data, "client_id": username}
+        return data
 
 
 class InfluxConfig(StrictModel):
@@ -75,6 +89,9 @@ class CollectorFile(StrictModel):
     http: HttpConfig = HttpConfig()
     max_message_bytes: int = pydantic.Field(256 * 1024, ge=1024, le=64 << 20)
     stale_after: Seconds = 900.0
+    # A sample set dated more than this ahead of the collector's clock is written, but counted
+    # (pantau_site_future_samples_total) and not trusted for current state.
+    max_clock_skew: Seconds = 300.0
     rejected_file: Path | None = None
     rejected_max_bytes: int = pydantic.Field(64 << 20, ge=0)
     log: LogConfig = LogConfig()

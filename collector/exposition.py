@@ -105,17 +105,63 @@ class SelfMetrics:
 
 def metrics_app(metrics: SelfMetrics, state: State) -> WsgiApp:
     """The WSGI app serving /metrics: the self-metrics and, on every scrape, current state."""
-    metrics.registry.register(StateCollector(state))
+    taken = {name for family in metrics.registry.collect() for name in exposed_names(family)}
+    metrics.registry.register(StateCollector(state, reserved=taken))
     return make_wsgi_app(metrics.registry)  # type: ignore[no-any-return]
 
 
-class StateCollector(Collector):
-    """Yields site, device and polled-value families from `State` on every scrape."""
+def exposed_names(family: Metric) -> set[str]:
+    """Every name a family occupies in the text format and in OpenMetrics: its own, the one of
+    its HELP/TYPE lines and those of its samples. Two families sharing one make Prometheus
+    drop the whole scrape."""
+    names = {family.name, *(s.name for s in family.samples)}
+    if family.type == "counter":
+        names.update((f"{family.name}_total", f"{family.name}_created"))
+    elif family.type == "info":
+        names.add(f"{family.name}_info")
+    return names
 
-    def __init__(self, state: State) -> None:
+
+CONFLICTS = f"{PREFIX}_collector_metric_families_conflicting"
+SITES_REFUSED = f"{PREFIX}_collector_state_sites_refused"
+
+
+class StateCollector(Collector):
+    """Yields site, device and polled-value families from `State` on every scrape.
+
+    No two families it yields share a name, nor with `reserved` (the names of the registry's
+    other metrics): a polled-value family whose name is taken (two measurement/field pairs
+    spelling the same name with different kinds, or a measurement named like a fixed family)
+    is left out, and counted in pantau_collector_metric_families_conflicting.
+    """
+
+    def __init__(self, state: State, reserved: Iterable[str] = ()) -> None:
         self.state = state
+        self.reserved = frozenset(reserved)
 
     def collect(self) -> Iterator[Metric]:
+        taken = set(self.reserved)
+        taken |= {CONFLICTS, SITES_REFUSED, f"{SITES_REFUSED}_total", f"{SITES_REFUSED}_created"}
+        conflicting = 0
+        for family in self._families():
+            names = exposed_names(family)
+            if not names.isdisjoint(taken):
+                conflicting += 1
+                continue
+            taken |= names
+            yield family
+        yield CounterMetricFamily(
+            SITES_REFUSED,
+            "Messages of sites over the collector's limit of sites, left out of current state",
+            value=self.state.sites_cut,
+        )
+        yield GaugeMetricFamily(
+            CONFLICTS,
+            "Metric families left out of this scrape: their name was taken by another",
+            value=conflicting,
+        )
+
+    def _families(self) -> Iterator[Metric]:
         sites = self.state.snapshot()
         online = GaugeMetricFamily(
             f"{PREFIX}_site_online",
@@ -206,14 +252,36 @@ class StateCollector(Collector):
             "Sample sets the agent dropped over its outbox budget",
             labels=["site"],
         )
+        future = CounterMetricFamily(
+            f"{PREFIX}_site_future_samples",
+            "Sample sets dated further ahead of the collector's clock than max_clock_skew: "
+            "written, but not trusted for current state",
+            labels=["site"],
+        )
+        skew = GaugeMetricFamily(
+            f"{PREFIX}_site_clock_skew_seconds",
+            "How far ahead of the collector's clock the site's newest sample set was dated "
+            "(0 when not ahead)",
+            labels=["site"],
+        )
+        truncated = CounterMetricFamily(
+            f"{PREFIX}_site_state_truncated",
+            "What the collector's bounds on per-site state cut off: devices over the limit, "
+            "error kinds over the limit, holes given up, gap records claiming implausibly many",
+            labels=["site", "what"],
+        )
         values: dict[tuple[str, Kind], Metric] = {}
         for site_name, site in sorted(sites.items()):
             online.add_metric([site_name], 1.0 if site.online else 0.0)
             heard.add_metric([site_name], site.heard)
+            future.add_metric([site_name], site.future_samples)
+            skew.add_metric([site_name], site.clock_skew)
+            for what, count in sorted(site.truncated.items()):
+                truncated.add_metric([site_name, what], count)
             st = site.status
             if st is not None and st.online:
-                for key, family in health.items():
-                    value = st.ts_ms / 1000 if key == "heartbeat_ts" else getattr(st, key)
+                for attr, family in health.items():
+                    value = st.ts_ms / 1000 if attr == "heartbeat_ts" else getattr(st, attr)
                     family.add_metric([site_name], float(value))
                 dropped.add_metric([site_name], float(st.dropped_total))
             for dev_name, tracker in sorted(site.sequences.items()):
@@ -227,7 +295,7 @@ class StateCollector(Collector):
                 last.add_metric(key, ss.ts_ms / 1000)
                 duration.add_metric(key, ss.duration_ms / 1000)
                 reboots.add_metric(key, ss.reboots)
-                for kind, count in sorted(ss.errors.items()):
+                for kind, count in sorted(dev.errors.items()):
                     anomalies.add_metric([*key, kind], count)
                 if not ss.up:
                     down_reason.add_metric(key, {"reason": ss.reason})
@@ -249,6 +317,9 @@ class StateCollector(Collector):
             received,
             dropped,
             *health.values(),
+            future,
+            skew,
+            truncated,
         )
         yield from values.values()
 

@@ -407,11 +407,12 @@ def test_a_site_cannot_publish_under_another_sites_topic(
         },
     )
     try:
-        with (
-            procs.agent(impostor, tmp_path / "impostor.log") as bad,
-            procs.agent(honest, tmp_path / "honest.log"),
-        ):
+        # One after the other: the broker makes the username the client id, so two agents with
+        # site-a's identity would take the session from each other (tests/test_takeover.py).
+        with procs.agent(impostor, tmp_path / "impostor.log") as bad:
             procs.wait_until(lambda: "connected to broker" in bad.log(), 15, "impostor connected")
+            time.sleep(3)  # it polls every second: a few sample sets and its birth are sent
+        with procs.agent(honest, tmp_path / "honest.log"):
             procs.wait_until(
                 lambda: sum(t.startswith("pantau/site-a/") for t, _ in watch.received) >= 3,
                 15,

@@ -158,7 +158,8 @@ cmd_site() {
         esac
     done
     [ $want_password = 1 ] || [ $want_cert = 1 ] || want_password=1
-    [ "$site" != "pantau-collector" ] || die "pantau-collector is the collector's name"
+    # Usernames are client ids on the broker: a site must not be able to log in as a collector.
+    [[ "$site" != pantau-collector* ]] || die "pantau-collector* names are the collectors'"
     bundle="$(bundle_dir "$site")"
     [ $want_password = 0 ] || add_password "$site" "$bundle" mqtt-password
     [ $want_cert = 0 ] || add_cert "$site" "$bundle"
