@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from agent import __version__
 from pantau.settings import ConfigError
 
 if TYPE_CHECKING:
-    from agent.config import AgentConfig
+    from agent.config import AgentConfig, Device
 
 
 def _load(path: Path) -> AgentConfig:
@@ -24,13 +25,33 @@ def _load(path: Path) -> AgentConfig:
     return load_agent_config(path)
 
 
+def _warn(cfg: AgentConfig) -> None:
+    """Mistakes that do not stop the agent but leave something unmonitored, on stderr."""
+    for line in cfg.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def device_profiles(cfg: AgentConfig, device: Device) -> str:
+    """Which profiles a device uses, as check-config lists them: the fixed ones, and under
+    detection how many candidates there are and which of them are the site's own."""
+    if not device.snmp_enabled:
+        return "ping only"
+    text = ", ".join(p.name for p in device.profiles) or "(none)"
+    if device.candidates:
+        own = [p.name for p in device.candidates if p.name in cfg.site_profiles]
+        text += f" + detection among {len(device.candidates)} profiles by sysObjectID/sysDescr" + (
+            f" (the site's: {', '.join(own)})" if own else ""
+        )
+    return text
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
-    profiles = sorted({p.name for d in cfg.devices for p in d.profiles})
-    print(
-        f"{cfg.path}: ok: site {cfg.site}, {len(cfg.devices)} device(s), "
-        f"profiles: {', '.join(profiles)}"
-    )
+    print(f"{cfg.path}: ok: site {cfg.site}, {len(cfg.devices)} device(s)")
+    for d in cfg.devices:
+        where = f"{d.host}:{d.port}" if d.snmp_enabled else d.host
+        print(f"  {d.name} ({where}): {device_profiles(cfg, d)}")
+    _warn(cfg)
     return 0
 
 
@@ -41,6 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args.config)
     setup_logging(cfg.log.level, cfg.log.format)
+    for line in cfg.warnings:
+        logging.getLogger("pantau.agent.config").warning("config warning: %s", line)
     try:
         outbox = open_outbox(cfg)
     except OutboxError as exc:
@@ -68,6 +91,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from agent.probe import probe
 
     cfg = _load(args.config)
+    _warn(cfg)
     devices = [d for d in cfg.devices if args.device in (None, d.name)]
     if not devices:
         print(f"no device named {args.device!r} in {cfg.path}", file=sys.stderr)

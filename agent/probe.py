@@ -1,4 +1,7 @@
-"""`pantau-agent probe`: poll devices once and show every value with its unit, for field work."""
+"""`pantau-agent probe`: poll devices once and show every value with its unit, for field work.
+
+The text form names the profiles each device used; the JSON form (`--json`, also what
+`discover --json` prints) gives each value's unit, state name and the profile's `help:` text."""
 
 from __future__ import annotations
 
@@ -18,16 +21,16 @@ class ProbeResult:
     sample_set: SampleSet
     profiles: tuple[str, ...] = ()  # what detection chose (or the configured list)
 
-    def _units(self) -> dict[tuple[str, str], tuple[str, dict[int, str] | None]]:
-        out: dict[tuple[str, str], tuple[str, dict[int, str] | None]] = {}
+    def _units(self) -> dict[tuple[str, str], tuple[str, dict[int, str] | None, str]]:
+        out: dict[tuple[str, str], tuple[str, dict[int, str] | None, str]] = {}
         for p in (*self.device.profiles, *self.device.candidates):
             if self.profiles and p.name not in self.profiles:
                 continue
             for s in p.scalars:
-                out[(p.measurement or "", s.name)] = (s.unit, s.states)
+                out[(p.measurement or "", s.name)] = (s.unit, s.states, s.help)
             for t in p.tables:
                 for c in t.columns:
-                    out[(t.measurement, c.name)] = (c.unit, c.states)
+                    out[(t.measurement, c.name)] = (c.unit, c.states, c.help)
         return out
 
     def rows(self) -> list[dict[str, object]]:
@@ -35,7 +38,7 @@ class ProbeResult:
         rows: list[dict[str, object]] = []
         for g in self.sample_set.groups:
             for f in g.fields:
-                unit, states = units.get((g.measurement, f.name), ("", None))
+                unit, states, help_text = units.get((g.measurement, f.name), ("", None, ""))
                 row: dict[str, object] = {
                     "measurement": g.measurement,
                     "tags": g.tags,
@@ -44,6 +47,8 @@ class ProbeResult:
                     "value": f.value,
                     "unit": unit,
                 }
+                if help_text:
+                    row["help"] = help_text
                 if f.kind is Kind.STATE and states and isinstance(f.value, int):
                     row["state"] = states.get(f.value, "")
                 rows.append(row)
@@ -70,6 +75,10 @@ class ProbeResult:
             f"{'up' if s.up else 'DOWN: ' + s.reason} in {s.duration_ms} ms"
         )
         lines = [head]
+        if self.profiles:
+            lines.append("   profiles: " + ", ".join(self.profiles))
+        elif self.device.snmp_enabled:
+            lines.append("   profiles: " + (", ".join(p.name for p in self.device.profiles)))
         if s.errors:
             lines.append(
                 "   anomalies: " + ", ".join(f"{k}={v}" for k, v in sorted(s.errors.items()))

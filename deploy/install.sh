@@ -19,7 +19,8 @@
 #
 # What it does, each time: system user pantau-<component> (systemd-sysusers); venv with the
 # package (reinstalled, dependencies upgraded only if needed); docs and example configs under
-# PREFIX/share; /etc/pantau/<component>.yaml from the example only if it does not exist yet
+# PREFIX/share; /etc/pantau/profiles.d/ for the agent's site profiles, if missing;
+# /etc/pantau/<component>.yaml from the example only if it does not exist yet
 # (owner root, group = the service user, mode 0640: it may hold SNMP communities); the unit in
 # /etc/systemd/system, enabled; on a running system, restarted if it was running.
 set -euo pipefail
@@ -118,6 +119,9 @@ install_config() {
     local c="$1" ids etc="$root/etc/pantau"
     ids="$(ids_of "pantau-$c")"
     install -d -m 0755 "$etc"
+    if [ "$c" = agent ] && [ ! -d "$etc/profiles.d" ]; then
+        install -d -m 0755 "$etc/profiles.d"    # the site's own device profiles (*.yaml)
+    fi
     if [ ! -e "$etc/$c.yaml" ]; then
         install -m 0640 "$here/config/$c.example.yaml" "$etc/$c.yaml"
         say "new $etc/$c.yaml from the example: edit it, then check it (see below)"

@@ -239,7 +239,7 @@ def test_yaml_1_1_booleans_stay_words(tmp_path):
     # `off`, `on`, `no`, `yes` are names here (states, sites), not booleans.
     (tmp_path / "p.yaml").write_text(
         "profiles:\n  - name: relay\n    measurement: power\n    scalars:\n"
-        "      - {name: mains_ok, oid: 1.3.6.1.4.1.1.1.0, kind: state, "
+        "      - {name: relay_state, oid: 1.3.6.1.4.1.1.1.0, kind: state, "
         "states: {0: off, 1: on}}\n"
     )
     cfg = load_agent_config(
@@ -251,3 +251,18 @@ def test_yaml_1_1_booleans_stay_words(tmp_path):
     )
     assert cfg.site == "no"
     assert cfg.devices[0].profiles[0].scalars[0].states == {0: "off", 1: "on"}
+
+
+@pytest.mark.parametrize(
+    ("max_age", "error"),
+    [("604800", None), ("31536000", None), ("31622400", "outbox.max_age"), ("0", "outbox.max_age")],
+)
+def test_outbox_max_age_accepts_its_own_default_of_a_week(tmp_path, max_age, error):
+    """The default (7 days) must be writable: a site on VSAT keeps a week of backlog."""
+    path = write(tmp_path, VALID + f"outbox:\n  max_age: {max_age}\n")
+    if error is None:
+        assert load_agent_config(path).outbox.max_age == float(max_age)
+    else:
+        with pytest.raises(ConfigError) as info:
+            load_agent_config(path)
+        assert error in str(info.value)

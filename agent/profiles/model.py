@@ -1,13 +1,21 @@
 """Device profiles: what a kind of device exposes, as data validated once into typed objects.
 
 A profile names SNMP objects, says what kind of value each is and how to scale it. Built-in
-profiles live as YAML files in agent/profiles/; config files may add more. The poll loop only
-ever sees the compiled, numeric form (`Profile`), never YAML.
+profiles live as YAML files in config/profiles/ (installed as agent.profiles.shipped); a site
+adds its own (`profile_files:`, inline `profiles:`). The poll loop only ever sees the compiled,
+numeric form, never YAML.
+
+Mistakes that would break monitoring without a word are refused here, each with file:line and
+key: strings where numbers belong (no coercion), OIDs the encoder cannot send, documented
+metric names (docs/metrics.md) with another kind or unit, one field with two kinds, two site
+profiles of one name, and a site profile that replaces a shipped one without `replaces:`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -16,19 +24,46 @@ from typing import Annotated, Literal
 import pydantic
 
 from agent.profiles.mibs import is_symbolic, resolve
-from pantau.settings import ConfigError, StrictModel, load_yaml, validate
+from pantau.settings import (
+    ConfigError,
+    LineMap,
+    Loc,
+    StrictModel,
+    format_loc,
+    load_yaml,
+    validate,
+)
 
 OID_RE = re.compile(r"^\.?[0-2](\.[0-9]+)+$")
 NAME_RE = r"^[a-z][a-z0-9_]*$"
+MAX_SUBID = 2**32 - 1  # SNMP sub-identifiers are unsigned 32-bit (RFC 2578 §3.5)
+MAX_ARCS = 128  # and an OID has at most 128 of them
 
 
 def _normalise_oid(value: str) -> str:
     value = str(value).strip()
     if is_symbolic(value):
-        return resolve(value)  # at load time only: the poll loop sees numbers
-    if not OID_RE.match(value):
+        value = resolve(value)  # at load time only: the poll loop sees numbers
+    elif not OID_RE.match(value):
         raise ValueError(f"not a numeric OID or MODULE::name: {value!r}")
-    return value.lstrip(".")
+    value = value.lstrip(".")
+    check_oid(value)
+    return value
+
+
+def check_oid(oid: str) -> None:
+    """ValueError unless the BER encoder can send `oid` (dotted numbers): the first two arcs
+    share one byte (first × 40 + second), so the first is 0, 1 or 2 and, under 0 and 1, the
+    second is below 40; SNMP allows 2..128 arcs of at most 2^32 - 1."""
+    arcs = [int(a) for a in oid.split(".")]
+    if len(arcs) < 2 or len(arcs) > MAX_ARCS:
+        raise ValueError(f"OID {oid}: {len(arcs)} arcs; SNMP allows 2 to {MAX_ARCS}")
+    if arcs[0] > 2:
+        raise ValueError(f"OID {oid}: the first arc must be 0, 1 or 2")
+    if arcs[0] < 2 and arcs[1] >= 40:
+        raise ValueError(f"OID {oid}: under {arcs[0]} the second arc must be below 40")
+    if max(arcs) > MAX_SUBID:
+        raise ValueError(f"OID {oid}: an arc is above {MAX_SUBID} (SNMP's 32-bit limit)")
 
 
 Oid = Annotated[str, pydantic.BeforeValidator(_normalise_oid)]
@@ -37,14 +72,123 @@ TagName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0
 KindName = Literal["gauge", "counter", "state", "info"]
 
 
-class ValueSpec(StrictModel):
+def _help_text(value: str) -> str:
+    if any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        raise ValueError("help is one line of text: no newlines, tabs or control characters")
+    return value
+
+
+Help = Annotated[
+    str, pydantic.StringConstraints(max_length=200), pydantic.AfterValidator(_help_text)
+]
+"""Shown by `probe --json` and `discover`; one line, as a Prometheus HELP line must be."""
+
+DOCUMENTED: dict[str, tuple[KindName, str]] = {
+    # The names alerts and dashboards rely on (docs/metrics.md): kind and unit. A profile may
+    # leave the unit out; it may not give another. tests/test_profile_mistakes.py keeps this
+    # table and the document in step.
+    "rsl_dbm": ("gauge", "dBm"),
+    "tx_power_dbm": ("gauge", "dBm"),
+    "rx_power_dbm": ("gauge", "dBm"),
+    "snr_db": ("gauge", "dB"),
+    "esno_db": ("gauge", "dB"),
+    "cn_db": ("gauge", "dB"),
+    "ebno_db": ("gauge", "dB"),
+    "link_margin_db": ("gauge", "dB"),
+    "mse_db": ("gauge", "dB"),
+    "xpi_db": ("gauge", "dB"),
+    "modulation": ("state", ""),
+    "capacity_bps": ("gauge", "bit/s"),
+    "lock": ("gauge", ""),
+    "rsrp_dbm": ("gauge", "dBm"),
+    "rsrq_db": ("gauge", "dB"),
+    "sinr_db": ("gauge", "dB"),
+    "rssi_dbm": ("gauge", "dBm"),
+    "technology": ("info", ""),
+    "operator": ("info", ""),
+    "battery_voltage_volts": ("gauge", "V"),
+    "dc_bus_voltage_volts": ("gauge", "V"),
+    "battery_current_amperes": ("gauge", "A"),
+    "rectifier_current_amperes": ("gauge", "A"),
+    "load_current_amperes": ("gauge", "A"),
+    "battery_charge_percent": ("gauge", "%"),
+    "battery_runtime_minutes": ("gauge", "min"),
+    "battery_temperature_celsius": ("gauge", "°C"),
+    "on_battery": ("gauge", ""),
+    "mains_ok": ("gauge", ""),
+    "generator_running": ("gauge", ""),
+    "fuel_percent": ("gauge", "%"),
+    "input_voltage_volts": ("gauge", "V"),
+    "output_voltage_volts": ("gauge", "V"),
+    "uptime_seconds": ("gauge", "s"),
+    "name": ("info", ""),
+    "descr": ("info", ""),
+    "object_id": ("info", ""),
+    "oper_status": ("state", ""),
+    "admin_status": ("state", ""),
+    "in_octets": ("counter", "bytes"),
+    "out_octets": ("counter", "bytes"),
+    "in_errors": ("counter", ""),
+    "out_errors": ("counter", ""),
+    "in_discards": ("counter", ""),
+    "out_discards": ("counter", ""),
+    "speed_bps": ("gauge", "bit/s"),
+    "rtt_seconds": ("gauge", "s"),
+    "loss_ratio": ("gauge", ""),
+}
+_KIND_WORDS = {
+    "gauge": "a gauge",
+    "counter": "a counter",
+    "state": "a state",
+    "info": "text (info)",
+}
+
+
+class _ProfileModel(StrictModel):
+    """Profile data is typed strictly: `scale: "0.1"` is an error, not silently 0.1."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ValueSpec(_ProfileModel):
     """One value: where to read it and how to turn the raw SNMP value into a number or text."""
 
     name: Name
     oid: Oid
-    kind: KindName = "gauge"
+    kind: KindName = pydantic.Field("gauge", validate_default=True)
     unit: str = ""
-    help: str = ""
+    help: Help = ""
+
+    @pydantic.field_validator("kind")
+    @classmethod
+    def _documented_kind(cls, kind: KindName, info: pydantic.ValidationInfo) -> KindName:
+        name = info.data.get("name")
+        if name in DOCUMENTED and DOCUMENTED[name][0] != kind:
+            want, unit = DOCUMENTED[name]
+            published = f"pantau_<measurement>_{name}" + ("_total" if kind == "counter" else "")
+            if kind == "info":
+                published = "a label of pantau_<measurement>_info"
+            raise ValueError(
+                f"{name} is documented as {_KIND_WORDS[want]}"
+                f"{' in ' + unit if unit else ''} (docs/metrics.md), not {kind}: as {kind} "
+                f"it would be published as {published} and break the alerts and dashboards "
+                "that use it; use the documented kind or another name"
+            )
+        return kind
+
+    @pydantic.field_validator("unit")
+    @classmethod
+    def _documented_unit(cls, unit: str, info: pydantic.ValidationInfo) -> str:
+        name = info.data.get("name")
+        if unit and name in DOCUMENTED and unit != DOCUMENTED[name][1]:
+            want = DOCUMENTED[name][1]
+            raise ValueError(
+                f"{name} is documented in {want or 'no unit'} (docs/metrics.md), not {unit}: "
+                + ("scale the value to it" if want else "leave unit out")
+                + " or use another name"
+            )
+        return unit
+
     scale: float | None = None
     offset: float | None = None
     states: dict[int, str] | None = None
@@ -86,7 +230,7 @@ class ValueSpec(StrictModel):
 TransformName = Literal["entity_sensor"]
 
 
-class TableSpec(StrictModel):
+class TableSpec(_ProfileModel):
     """A conceptual table walked with GETBULK: the row index and tag columns identify a row.
 
     A tag may list several columns: the first one with a non-empty value names the row (e.g.
@@ -120,7 +264,7 @@ class TableSpec(StrictModel):
         return self
 
 
-class Match(StrictModel):
+class Match(_ProfileModel):
     """When a profile applies to a device it was not named for: by sysObjectID prefix, or (as
     a fallback, for devices that report a generic sysObjectID) by a sysDescr pattern."""
 
@@ -173,11 +317,15 @@ def _regex(pattern: str) -> None:
         raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
 
 
+ProfileName = Annotated[str, pydantic.StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 Category = Literal["generic", "vsat", "microwave", "fiber", "cellular", "power", "gateway"]
 
 
-class Profile(StrictModel):
-    name: Annotated[str, pydantic.StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+class Profile(_ProfileModel):
+    name: ProfileName
+    # A site profile with a shipped profile's name replaces it only when it says so; with
+    # another name it takes the shipped one out of detection and adds itself.
+    replaces: ProfileName | None = None
     description: str = ""
     category: Category = "generic"
     match: Match | None = None
@@ -201,13 +349,74 @@ class Profile(StrictModel):
         return self
 
 
-class ProfileFile(StrictModel):
+class ProfileFile(_ProfileModel):
     profiles: list[Profile] = pydantic.Field(min_length=1)
 
 
 def load_profile_file(path: Path) -> list[Profile]:
+    return [source.profile for source in load_profile_sources(path)]
+
+
+@dataclass(frozen=True)
+class ProfileSource:
+    """A loaded profile and where it is written, for the checks that need several profiles."""
+
+    profile: Profile
+    path: Path
+    lines: LineMap
+    loc: Loc  # the profile's key path in its file, ("profiles", i)
+    shipped: bool = False
+
+    def line(self, *keys: str | int) -> int:
+        return self.lines.line((*self.loc, *keys))
+
+    def where(self, *keys: str | int) -> str:
+        """'file:line: key' of one of this profile's keys, as every config error starts."""
+        return f"{self.path}:{self.line(*keys)}: {format_loc((*self.loc, *keys))}"
+
+
+def load_profile_sources(path: Path, *, shipped: bool = False) -> list[ProfileSource]:
     data, lines = load_yaml(path)
-    return list(validate(ProfileFile, data, lines, path).profiles)
+    doc = validate(ProfileFile, data, lines, path)
+    return [
+        ProfileSource(profile, path, lines, ("profiles", i), shipped)
+        for i, profile in enumerate(doc.profiles)
+    ]
+
+
+def published_values(profile: Profile) -> Iterator[tuple[str, ValueSpec, Loc]]:
+    """(measurement, value, its key path in the profile) of every field the profile publishes.
+    A transform's input columns are not published (the transform names what it makes)."""
+    for j, scalar in enumerate(profile.scalars):
+        yield profile.measurement or "", scalar, ("scalars", j)
+    for k, table in enumerate(profile.tables):
+        if table.transform is None:
+            for j, column in enumerate(table.columns):
+                yield table.measurement, column, ("tables", k, "columns", j)
+
+
+def check_kinds(sources: Sequence[ProfileSource]) -> list[str]:
+    """One (measurement, field) has one kind in every profile: InfluxDB refuses a field whose
+    type changes, and Prometheus would publish two different series. The later profile is
+    reported, naming the earlier one."""
+    errors: list[str] = []
+    first: dict[tuple[str, str], tuple[ProfileSource, ValueSpec, Loc]] = {}
+    for source in sources:
+        for measurement, value, loc in published_values(source.profile):
+            key = (measurement, value.name)
+            if key not in first:
+                first[key] = (source, value, loc)
+                continue
+            other, other_value, other_loc = first[key]
+            if other_value.kind != value.kind:
+                errors.append(
+                    f"{source.where(*loc, 'kind')}: {measurement}.{value.name} is "
+                    f"{_KIND_WORDS[value.kind]} here but {_KIND_WORDS[other_value.kind]} in "
+                    f"profile {other.profile.name!r} ({other.path}:{other.line(*other_loc)}); "
+                    "a field has one kind everywhere (InfluxDB refuses a field whose type "
+                    "changes): use the same kind or another name"
+                )
+    return errors
 
 
 SHIPPED_PACKAGE = "agent.profiles.shipped"
@@ -215,17 +424,95 @@ SHIPPED_PACKAGE = "agent.profiles.shipped"
 
 
 @cache
-def builtin_profiles() -> dict[str, Profile]:
+def builtin_sources() -> dict[str, ProfileSource]:
     """The profiles shipped in config/profiles/*.yaml (installed as agent.profiles.shipped), by
-    name."""
-    out: dict[str, Profile] = {}
+    name, with where each is written."""
+    out: dict[str, ProfileSource] = {}
+    errors: list[str] = []
     folder = resources.files(SHIPPED_PACKAGE)
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue
         with resources.as_file(entry) as path:
-            for profile in load_profile_file(Path(path)):
-                if profile.name in out:
-                    raise ConfigError([f"{path}: profile {profile.name!r} defined twice"])
-                out[profile.name] = profile
+            for source in load_profile_sources(Path(path), shipped=True):
+                name = source.profile.name
+                if name in out:
+                    errors.append(
+                        f"{source.where('name')}: profile {name!r} is defined twice "
+                        f"(also {out[name].path}:{out[name].line('name')})"
+                    )
+                    continue
+                if source.profile.replaces is not None:
+                    errors.append(f"{source.where('replaces')}: replaces is for site profiles")
+                out[name] = source
+    errors += check_kinds(list(out.values()))
+    if errors:
+        raise ConfigError(errors)
     return out
+
+
+@cache
+def builtin_profiles() -> dict[str, Profile]:
+    """The shipped profiles by name."""
+    return {name: source.profile for name, source in builtin_sources().items()}
+
+
+@dataclass(frozen=True)
+class MergedProfiles:
+    """The profiles a config can use: the shipped ones and the site's, merged."""
+
+    known: dict[str, Profile]  # by name
+    site: dict[str, ProfileSource]  # the site's own, by name
+    replaced: dict[str, ProfileSource]  # a shipped name -> the site profile that replaces it
+    errors: list[str]
+
+
+def merge_profiles(
+    shipped: Mapping[str, ProfileSource], site: Sequence[ProfileSource]
+) -> MergedProfiles:
+    """Add the site's profiles to the shipped ones. A name defined twice by the site is an
+    error naming both places (the last would silently win); a site profile with a shipped
+    profile's name is an error unless it says `replaces: <that name>`; a replaced shipped
+    profile is neither detected nor known by name any more."""
+    errors: list[str] = []
+    own: dict[str, ProfileSource] = {}
+    for source in site:
+        name = source.profile.name
+        if name in own:
+            first = own[name]
+            errors.append(
+                f"{source.where('name')}: profile {name!r} is defined twice: here and at "
+                f"{first.path}:{first.line('name')}; rename one (the last one would silently "
+                "win)"
+            )
+            continue
+        own[name] = source
+    replaced: dict[str, ProfileSource] = {}
+    for name, source in own.items():
+        target = source.profile.replaces
+        if target is not None:
+            if target not in shipped:
+                errors.append(
+                    f"{source.where('replaces')}: replaces {target!r}: no shipped profile has "
+                    f"that name (shipped: {', '.join(sorted(shipped))})"
+                )
+            elif target in replaced:
+                other = replaced[target]
+                errors.append(
+                    f"{source.where('replaces')}: the shipped profile {target!r} is already "
+                    f"replaced by {other.profile.name!r} ({other.path}:"
+                    f"{other.line('replaces')})"
+                )
+            else:
+                replaced[target] = source
+        if name in shipped and target != name:
+            errors.append(
+                f"{source.where('name')}: profile {name!r} has the name of a shipped profile "
+                f"({shipped[name].path}) and would replace it for every device: write "
+                f"`replaces: {name}` if that is meant, else choose another name"
+            )
+    effective = [s for n, s in shipped.items() if n not in replaced and n not in own]
+    errors += check_kinds([*effective, *own.values()])
+    known = {s.profile.name: s.profile for s in effective}
+    known.update((name, s.profile) for name, s in own.items())
+    return MergedProfiles(known, own, replaced, errors)
