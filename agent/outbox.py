@@ -14,19 +14,28 @@ the publisher takes items out with `next()`, deleting each one (`ack`) only afte
 - Order: gap records first, then the newest sample set of each device (the NOC sees current state
   at once after an outage), then the backlog oldest-first (which the publisher may throttle).
 - Sequence numbers per device are stored with the sample sets, so they survive restarts.
+- One agent per outbox: `open()` takes an exclusive lock (flock on `<path>.lock`), so a second
+  agent pointed at the same file fails at start instead of sending everything twice.
+- Health figures (`stats()`: pending items and bytes, each device's lowest pending sequence
+  number, the oldest pending poll) are kept in memory, loaded once at `open()` and updated by
+  put, ack and drop, so the heartbeat never scans the table on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import heapq
 import logging
 import os
 import sqlite3
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pantau.logs import RateLimitedLog
 
@@ -106,6 +115,8 @@ class Outbox:
         self.ack_batch_s = ack_batch_s
         self._db: sqlite3.Connection | None = None
         self._claimed: set[int] = set()  # handed out and not yet acked or released
+        # claimed items not yet acked: id → (device, seq, ts_ms) of a sample set, None for a gap
+        self._claimed_meta: dict[int, tuple[str, int, int] | None] = {}
         self._acked: list[int] = []  # acked, delete not yet committed
         self._last_ack_flush = time.monotonic()
         self._backlog: deque[int] = deque()
@@ -115,6 +126,13 @@ class Outbox:
         self._seq: dict[str, int] = {}
         self._newest: dict[str, int] = {}  # device → id of its newest pending sample set
         self._gaps = 0
+        # stats(): pending sample sets' sequence numbers per device and poll times, as min-heaps
+        # with lazy deletion (a removed value leaves its heap when it reaches the top)
+        self._seq_heap: dict[str, list[int]] = {}
+        self._seq_gone: dict[str, Counter[int]] = {}
+        self._ts_heap: list[int] = []
+        self._ts_gone: Counter[int] = Counter()
+        self._lock_file: BinaryIO | None = None  # holds the flock on lock_path while open
         self._ready = asyncio.Event()
         self._warn = RateLimitedLog(log, period=60.0)
         self.dropped_total = 0
@@ -133,6 +151,7 @@ class Outbox:
                     f"outbox directory {self.path.parent} is not writable "
                     f"(running as uid {os.getuid()})"
                 )
+            self._lock()
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -142,22 +161,19 @@ class Outbox:
                 "SELECT coalesce(sum(length(payload)), 0), count(*) FROM outbox"
             ).fetchone()
             self._seq = dict(db.execute("SELECT device, last FROM sequences"))
-            self._newest = dict(
-                db.execute(
-                    "SELECT device, max(id) FROM outbox WHERE kind=? GROUP BY device",
-                    (KIND_SAMPLES,),
-                )
-            )
             self._gaps = db.execute(
                 "SELECT count(*) FROM outbox WHERE kind=?", (KIND_GAP,)
             ).fetchone()[0]
             row = db.execute("SELECT value FROM counters WHERE name='dropped'").fetchone()
             self.dropped_total = int(row[0]) if row else 0
+            self._load_samples(db)  # sets _newest and the stats() figures
             # A probe write: a full disk or read-only file system fails here, at start.
             db.execute("INSERT OR REPLACE INTO counters VALUES ('opened', ?)", (int(time.time()),))
         except OutboxError:
+            self._abandon_open()
             raise
         except (sqlite3.Error, OSError) as exc:
+            self._abandon_open()
             raise OutboxError(f"cannot open outbox {self.path}: {exc}") from None
         if self._count:
             log.info(
@@ -171,6 +187,48 @@ class Outbox:
             self._flush_acks()
             self._db.close()
             self._db = None
+        self._unlock()
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def _lock(self) -> None:
+        """Take the outbox for this process (flock, released by close() or by process death)."""
+        if self._lock_file is not None:
+            return
+        # A file object, not a bare descriptor: an Outbox dropped without close() releases the
+        # lock when it is garbage-collected, as its SQLite connection is closed then too.
+        lock_file = open(self.lock_path, "a+b", buffering=0)
+        fd = lock_file.fileno()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            lock_file.close()
+            raise OutboxError(
+                f"cannot open outbox {self.path}: another agent holds it "
+                f"(lock {self.lock_path}{f', pid {holder}' if holder else ''}); "
+                "stop that agent or give this one its own outbox.path"
+            ) from None
+        except OSError:
+            lock_file.close()
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_file = lock_file
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the only descriptor releases the flock
+            self._lock_file = None
+
+    def _abandon_open(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        self._unlock()
 
     def __enter__(self) -> Outbox:
         return self.open()
@@ -217,6 +275,7 @@ class Outbox:
         self._newest[device] = cur.lastrowid
         self._bytes += len(payload)
         self._count += 1
+        self._stat_add(device, seq, ts_ms)
         self.enforce_budget()
         self._ready.set()
 
@@ -226,7 +285,7 @@ class Outbox:
         db = self.db
         cutoff = now_ms - int(self.max_age_s * 1000)
         excess = self._bytes - self.max_bytes
-        victims: list[tuple[int, str, int, int]] = []
+        victims: list[tuple[int, str, int, int, int]] = []
         # Oldest first by id (insertion order): stops at the first row within both budgets.
         for item_id, device, seq, size, ts in db.execute(
             "SELECT id, device, seq, length(payload), ts_ms FROM outbox WHERE kind=? ORDER BY id",
@@ -236,11 +295,11 @@ class Outbox:
                 break
             if item_id in self._claimed:
                 continue
-            victims.append((item_id, device, seq, size))
+            victims.append((item_id, device, seq, size, ts))
             excess -= size
         if not victims:
             return []
-        drops = _ranges((device, seq) for _, device, seq, _ in victims)
+        drops = _ranges((v[1], v[2]) for v in victims)
         gap_bytes = 0
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -258,6 +317,8 @@ class Outbox:
             raise OutboxError(f"cannot write outbox {self.path}: {exc}") from None
         self._bytes += gap_bytes - sum(v[3] for v in victims)
         self._count -= len(victims)
+        for _, device, seq, _, ts in victims:
+            self._stat_remove(device, seq, ts)
         if self.gap_encoder is not None:
             self._ready.set()
         self._backlog.clear()
@@ -291,7 +352,7 @@ class Outbox:
                     "UPDATE outbox SET seq=?, ts_ms=?, payload=? WHERE id=?",
                     (merged.last_seq, now_ms, payload, item_id),
                 )
-                return len(payload) - size
+                return len(payload) - int(size)
         topic, payload = self.gap_encoder(drop)
         db.execute(
             "INSERT INTO outbox (kind, device, seq, first, ts_ms, topic, payload) "
@@ -320,7 +381,7 @@ class Outbox:
         claimed = self._claimed
         if self._gaps:
             for row in db.execute(
-                "SELECT id, kind, device, seq, topic, payload FROM outbox "
+                "SELECT id, kind, device, seq, topic, payload, ts_ms FROM outbox "
                 "WHERE kind=? ORDER BY id LIMIT 64",
                 (KIND_GAP,),
             ):
@@ -330,7 +391,8 @@ class Outbox:
             if item_id in claimed:
                 continue
             row = db.execute(
-                "SELECT id, kind, device, seq, topic, payload FROM outbox WHERE id=?", (item_id,)
+                "SELECT id, kind, device, seq, topic, payload, ts_ms FROM outbox WHERE id=?",
+                (item_id,),
             ).fetchone()
             if row is None:  # dropped over budget
                 del self._newest[device]
@@ -353,19 +415,24 @@ class Outbox:
             if item_id in claimed:
                 continue
             row = db.execute(
-                "SELECT id, kind, device, seq, topic, payload FROM outbox WHERE id=?", (item_id,)
+                "SELECT id, kind, device, seq, topic, payload, ts_ms FROM outbox WHERE id=?",
+                (item_id,),
             ).fetchone()
             if row is not None:
                 return self._claim(row, live=False)
         return None
 
-    def _claim(self, row: tuple[int, int, str, int, str, bytes], live: bool) -> OutItem:
+    def _claim(self, row: tuple[int, int, str, int, str, bytes, int], live: bool) -> OutItem:
         self._claimed.add(row[0])
+        self._claimed_meta[row[0]] = (row[2], row[3], row[6]) if row[1] == KIND_SAMPLES else None
         return OutItem(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), live)
 
     def ack(self, item: OutItem) -> None:
         """The broker has it: delete (committed in batches, see the module docstring)."""
-        if item.id in self._claimed:
+        if item.id in self._claimed and item.id in self._claimed_meta:
+            meta = self._claimed_meta.pop(item.id)
+            if meta is not None:
+                self._stat_remove(*meta)
             if self._newest.get(item.device) == item.id:
                 del self._newest[item.device]
             if item.kind == KIND_GAP:
@@ -378,7 +445,10 @@ class Outbox:
     def release(self) -> None:
         """The connection is gone: every claimed, unacknowledged item is pending again."""
         self._flush_acks()
-        self._claimed.clear()
+        # Acknowledged items whose delete has not been committed yet stay claimed: handing
+        # them out again would count them twice.
+        self._claimed.intersection_update(self._acked)
+        self._claimed_meta.clear()
         self._backlog.clear()
         self._backlog_cursor = 0
         if self._count:
@@ -400,11 +470,18 @@ class Outbox:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in self._acked])
             db.execute("COMMIT")
-            db.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
-            db.execute("ROLLBACK") if db.in_transaction else None
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             log.error("cannot delete acknowledged items (they will be sent again): %s", exc)
             return
+        finally:
+            # Inserts must stay fsynced whatever happened to this batch of deletes.
+            try:
+                db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                log.error("cannot restore synchronous=FULL on the outbox: %s", exc)
         self._claimed.difference_update(self._acked)
         self._acked = []
 
@@ -417,28 +494,62 @@ class Outbox:
         return self._count == 0
 
     def stats(self, now_ms: int | None = None) -> OutboxStats:
+        """Health figures from memory (no table scan): cheap enough for every heartbeat."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        acked = set(self._acked)
-        oldest = None
-        pending_from: dict[str, int] = {}
-        for device, seq, ts in self.db.execute(
-            "SELECT device, min(seq), min(ts_ms) FROM outbox WHERE kind=? GROUP BY device",
-            (KIND_SAMPLES,),
-        ):
-            pending_from[device] = seq
-            oldest = ts if oldest is None else min(oldest, ts)
-        if acked:  # rows acked but not yet deleted: recompute exactly
-            pending_from = {}
-            oldest = None
-            for item_id, device, seq, ts in self.db.execute(
-                "SELECT id, device, seq, ts_ms FROM outbox WHERE kind=?", (KIND_SAMPLES,)
-            ):
-                if item_id in acked:
-                    continue
-                pending_from[device] = min(seq, pending_from.get(device, seq))
-                oldest = ts if oldest is None else min(oldest, ts)
+        pending_from = {device: heap[0] for device, heap in self._seq_heap.items()}
+        oldest = self._ts_heap[0] if self._ts_heap else None
         age = max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0
         return OutboxStats(self._count, self._bytes, age, self.dropped_total, pending_from)
+
+    def _load_samples(self, db: sqlite3.Connection) -> None:
+        """One pass over the pending sample sets at open(): each device's newest, and the
+        figures stats() keeps up to date from then on."""
+        newest: dict[str, int] = {}
+        seqs: dict[str, list[int]] = {}
+        ts_all: list[int] = []
+        for item_id, device, seq, ts in db.execute(
+            "SELECT id, device, seq, ts_ms FROM outbox WHERE kind=?", (KIND_SAMPLES,)
+        ):
+            if item_id > newest.get(device, -1):
+                newest[device] = item_id
+            seqs.setdefault(device, []).append(seq)
+            ts_all.append(ts)
+        self._newest = newest
+        for heap in seqs.values():
+            heapq.heapify(heap)
+        heapq.heapify(ts_all)
+        self._seq_heap = seqs
+        self._seq_gone = {}
+        self._ts_heap = ts_all
+        self._ts_gone = Counter()
+
+    def _stat_add(self, device: str, seq: int, ts_ms: int) -> None:
+        heapq.heappush(self._seq_heap.setdefault(device, []), seq)
+        heapq.heappush(self._ts_heap, ts_ms)
+
+    def _stat_remove(self, device: str, seq: int, ts_ms: int) -> None:
+        heap = self._seq_heap.get(device)
+        if heap is not None:
+            _heap_discard(heap, self._seq_gone.setdefault(device, Counter()), seq)
+            if not heap:
+                del self._seq_heap[device]
+                self._seq_gone.pop(device, None)
+        _heap_discard(self._ts_heap, self._ts_gone, ts_ms)
+
+
+def _heap_discard(heap: list[int], gone: Counter[int], value: int) -> None:
+    """Remove one `value` from a min-heap: at once if it is the top, else when it gets there."""
+    if not heap:
+        return
+    if heap[0] != value:
+        gone[value] += 1
+        return
+    heapq.heappop(heap)
+    while heap and gone.get(heap[0], 0):
+        top = heapq.heappop(heap)
+        gone[top] -= 1
+        if not gone[top]:
+            del gone[top]
 
 
 def _ranges(pairs: Iterable[tuple[str, int]]) -> list[Dropped]:

@@ -6,6 +6,12 @@ and leaves a retained Last Will that marks the site offline. Keeps a window of Q
 flight, because one at a time over a 600 ms VSAT hop would cap a site at under two messages per
 second; each item is deleted from the outbox only after its PUBACK. The backlog after an outage
 is rate-limited (a token bucket in bytes/s) so it never starves live data on a thin link.
+
+MQTT 5 between agent and broker, because under MQTT 3.1.1 a publish the broker's ACL denies
+still gets a plain PUBACK (Mosquitto drops it silently): under MQTT 5 the PUBACK carries a
+reason code, and a refused item stays in the outbox, is counted (`refused`), makes the publisher
+not ready (`refusing`) and is retried with backoff. On stop, the outbox is drained only until
+`outbox.shutdown_timeout`; what is left stays on disk for the next start.
 """
 
 from __future__ import annotations
@@ -16,15 +22,100 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
 
 import aiomqtt
 
 from agent.config import AgentConfig
 from agent.outbox import Outbox, OutItem
 from pantau.backoff import Backoff
+from pantau.logs import RateLimitedLog
 from pantau.wire import Status, encode_status, status_topic
 
 log = logging.getLogger("pantau.agent.publisher")
+
+REFUSAL_LOG_PERIOD = 60.0
+"""Seconds between two log lines about refused publishes with the same reason code."""
+
+
+@dataclass(frozen=True, slots=True)
+class PubAck:
+    """The broker's answer to a QoS 1 publish (MQTT 5 PUBACK)."""
+
+    code: int  # 0 accepted, 16 accepted without subscribers; >= 128 refused (135 not authorized)
+    reason: str
+
+    @property
+    def refused(self) -> bool:
+        return self.code >= 0x80
+
+
+class PublishRefused(Exception):
+    """The broker answered a publish with a failure reason code: the message was not taken."""
+
+    def __init__(self, topic: str, ack: PubAck) -> None:
+        super().__init__(f"broker refused publish to {topic}: {ack.code} ({ack.reason})")
+        self.topic = topic
+        self.ack = ack
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt.Client with `publish_acked()`, which returns the PUBACK's reason code.
+
+    aiomqtt 2.x completes `publish()` on any PUBACK and drops its reason code, so a publish the
+    broker refused would look delivered. This keeps each message id's code from paho's
+    on_publish callback. It relies on aiomqtt 2.x internals (`_client`, `_pending_call`,
+    `_pending_publishes`, `_wait_for`, `_disconnected`; pyproject pins aiomqtt <3) and is
+    tested against a real Mosquitto (tests/test_publisher.py).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acks: dict[int, PubAck] = {}
+
+    def _on_publish(
+        self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
+        if mid in self._pending_publishes:
+            self._acks[mid] = PubAck(int(getattr(reason_code, "value", 0)), str(reason_code))
+        super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    async def publish_acked(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        timeout: float | None = None,
+    ) -> PubAck:
+        """Publish and wait for the broker's acknowledgement; raise MqttError if the
+        connection fails, return the PUBACK (check `.refused`) otherwise."""
+        info = self._client.publish(topic, payload, qos, retain)
+        if info.rc != 0:
+            cause = self._disconnected.exception() if self._disconnected.done() else None
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message") from cause
+        if info.is_published():
+            return PubAck(0, "Success")
+        confirmation = asyncio.Event()
+        try:
+            with self._pending_call(info.mid, confirmation, self._pending_publishes):
+                await self._wait_for(confirmation.wait(), timeout=timeout)
+        finally:
+            ack = self._acks.pop(info.mid, None)
+        return ack or PubAck(0, "Success")
+
+
+class _AsError:
+    """Hands RateLimitedLog's lines to a logger at ERROR level: a refused publish is data
+    that does not get through."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def warning(self, msg: str, *args: object, **kwargs: Any) -> None:
+        self.logger.error(msg, *args, **kwargs)
 
 
 def tls_context(cfg: AgentConfig) -> ssl.SSLContext | None:
@@ -85,14 +176,39 @@ class Publisher:
         self.attempted = asyncio.Event()  # the first connection attempt is over, either way
         self.publish_latency_s = 0.0
         self.bucket = TokenBucket(cfg.outbox.backfill_rate)
+        self.sent = 0  # items acknowledged by the broker (and so removed from the outbox)
+        self.refused = 0  # publishes the broker answered with a failure reason code
+        self.refusing = False  # the last answer was a refusal: not ready, data stays queued
+        self.last_refusal = ""  # e.g. "pantau/a/radio/metrics: 135 (Not authorized)"
+        self._refusal_backoff = Backoff(cfg.broker.reconnect_min, cfg.broker.reconnect_max)
+        self._refusal_log = RateLimitedLog(
+            cast(logging.Logger, _AsError(log)), period=REFUSAL_LOG_PERIOD
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Connected and the broker takes what is published."""
+        return self.connected.is_set() and not self.refusing
+
+    def describe(self) -> str:
+        """The broker side of the service's status line (systemd STATUS)."""
+        if not self.connected.is_set():
+            return "broker unreachable, keeping sample sets in the outbox"
+        if self.refusing:
+            return (
+                f"broker REFUSES publishes ({self.last_refusal}; check that the MQTT username "
+                f"is the site name {self.cfg.site!r} and the broker ACL), keeping sample sets "
+                "in the outbox"
+            )
+        return "broker connected"
 
     def _will(self) -> aiomqtt.Will:
         status = Status(v=1, site=self.cfg.site, online=False, ts_ms=0, reason="connection lost")
         return aiomqtt.Will(status_topic(self.cfg.site), encode_status(status), qos=1, retain=True)
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> _Client:
         b = self.cfg.broker
-        client = aiomqtt.Client(
+        client = _Client(
             hostname=b.host,
             port=b.port,
             identifier=self.cfg.client_id,
@@ -101,6 +217,7 @@ class Publisher:
             keepalive=b.keepalive,
             will=self._will(),
             tls_context=tls_context(self.cfg),
+            protocol=aiomqtt.ProtocolVersion.V5,  # PUBACK reason codes: see the docstring
             timeout=10,
             max_inflight_messages=self.window,
         )
@@ -126,24 +243,10 @@ class Publisher:
                     self.attempted.set()
                     heartbeat = asyncio.create_task(self._heartbeat(client))
                     try:
-                        await self._pump(client, stop)
+                        inflight = await self._serve(client, stop)
                     finally:
                         heartbeat.cancel()
-                    await self._drain(client, self.cfg.outbox.shutdown_timeout)
-                    offline = Status(
-                        v=1,
-                        site=self.cfg.site,
-                        online=False,
-                        ts_ms=int(time.time() * 1000),
-                        reason="agent stopped",
-                    )
-                    await client.publish(
-                        status_topic(self.cfg.site),
-                        encode_status(offline),
-                        qos=1,
-                        retain=True,
-                        timeout=self.cfg.outbox.shutdown_timeout,
-                    )
+                    await self._shutdown(client, inflight)
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
@@ -163,11 +266,58 @@ class Publisher:
         self.connected.clear()
         self.outbox.release()
 
-    async def _publish_status(self, client: aiomqtt.Client) -> None:
-        status = self.status(self.outbox, self.publish_latency_s)
-        await client.publish(status_topic(self.cfg.site), encode_status(status), qos=1, retain=True)
+    async def _shutdown(self, client: _Client, inflight: set[asyncio.Future[None]]) -> None:
+        """Stop within `outbox.shutdown_timeout`: drain what fits (the rest stays on disk),
+        then say "agent stopped" in the retained status."""
+        timeout = self.cfg.outbox.shutdown_timeout
+        t0 = time.monotonic()
+        end = t0 + timeout
+        reserve = min(1.0, timeout / 4)  # kept for the offline status
+        sent_before = self.sent
+        complete = await self._drain(client, inflight, end - reserve)
+        sent = self.sent - sent_before
+        if complete:
+            log.info("outbox drained before stopping sent=%d", sent)
+        else:
+            log.warning(
+                "stopping before the outbox is drained: shutdown_timeout=%.1fs sent=%d; "
+                "pending=%d stay in the outbox on disk for the next start",
+                timeout,
+                sent,
+                len(self.outbox),
+            )
+        offline = Status(
+            v=1,
+            site=self.cfg.site,
+            online=False,
+            ts_ms=int(time.time() * 1000),
+            reason="agent stopped",
+        )
+        topic = status_topic(self.cfg.site)
+        try:
+            ack = await client.publish_acked(
+                topic,
+                encode_status(offline),
+                qos=1,
+                retain=True,
+                timeout=max(0.1, end - time.monotonic()),
+            )
+        except aiomqtt.MqttError as exc:
+            log.warning("could not publish the offline status: %s", exc)
+            return
+        if ack.refused:
+            self._note_refusal(topic, ack)
 
-    async def _heartbeat(self, client: aiomqtt.Client) -> None:
+    async def _publish_status(self, client: _Client) -> None:
+        status = self.status(self.outbox, self.publish_latency_s)
+        topic = status_topic(self.cfg.site)
+        ack = await client.publish_acked(topic, encode_status(status), qos=1, retain=True)
+        if ack.refused:
+            self._note_refusal(topic, ack)  # the data items will be held back and retried
+        else:
+            self._note_accepted()
+
+    async def _heartbeat(self, client: _Client) -> None:
         while True:
             await asyncio.sleep(self.cfg.outbox.heartbeat)
             try:
@@ -175,66 +325,134 @@ class Publisher:
             except aiomqtt.MqttError:
                 return  # the pump sees the same failure and reconnects
 
-    async def _publish(self, client: aiomqtt.Client, item: OutItem) -> None:
-        t0 = time.monotonic()
-        await client.publish(item.topic, item.payload, qos=1)
-        self.publish_latency_s = time.monotonic() - t0
-        self.outbox.ack(item)
+    def _note_refusal(self, topic: str, ack: PubAck) -> None:
+        self.refused += 1
+        self.refusing = True
+        self.last_refusal = f"{topic}: {ack.code} ({ack.reason})"
+        self._refusal_log.warning(
+            f"refused-{ack.code}",
+            "broker refused a publish topic=%s reason_code=%d reason=%r refused_total=%d: "
+            "kept in the outbox and retried; is the MQTT username the site name %r, and does "
+            "the broker ACL let it write pantau/%s/#?",
+            topic,
+            ack.code,
+            ack.reason,
+            self.refused,
+            self.cfg.site,
+            self.cfg.site,
+        )
 
-    async def _pump(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        """Publish until stop is set; raise MqttError when the connection fails."""
+    def _note_accepted(self) -> None:
+        if self.refusing:
+            log.info("broker accepts publishes again refused_total=%d", self.refused)
+            self.refusing = False
+        self._refusal_backoff.reset()
+
+    async def _publish(self, client: _Client, item: OutItem) -> None:
+        t0 = time.monotonic()
+        ack = await client.publish_acked(item.topic, item.payload, qos=1)
+        if ack.refused:  # not taken: the item stays in the outbox (released, not acked)
+            self._note_refusal(item.topic, ack)
+            raise PublishRefused(item.topic, ack)
+        self.publish_latency_s = time.monotonic() - t0
+        self._note_accepted()
+        self.outbox.ack(item)
+        self.sent += 1
+
+    async def _serve(self, client: _Client, stop: asyncio.Event) -> set[asyncio.Future[None]]:
+        """Pump until stop is set; after a refused publish, wait (with backoff, not a hot loop)
+        and try again. Returns the publishes still in flight when stop was set."""
+        while True:
+            try:
+                return await self._pump(client, stop)
+            except PublishRefused:
+                self.outbox.release()  # everything claimed is pending again
+                delay = self._refusal_backoff.next()
+                log.debug("publishing again in %.1fs after a refusal", delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    return set()
+
+    async def _pump(self, client: _Client, stop: asyncio.Event) -> set[asyncio.Future[None]]:
+        """Publish until stop is set, then hand back the publishes still in flight; raise
+        MqttError when the connection fails, PublishRefused when the broker refuses one."""
         inflight: set[asyncio.Future[None]] = set()
         stopping = asyncio.ensure_future(stop.wait())
+        handed_over = False
         try:
-            while True:
-                if len(inflight) >= self.window:
-                    done, inflight = await asyncio.wait(
-                        inflight, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    for task in done:
-                        task.result()  # re-raise a failed publish
-                    continue
-                backlog_ok = self.bucket.ready()
-                getter = asyncio.ensure_future(self.outbox.next(backlog=backlog_ok))
-                waits: set[asyncio.Future[object]] = {getter, stopping, *inflight}  # type: ignore[arg-type]
-                refill = None
-                if not backlog_ok:
-                    refill = asyncio.ensure_future(asyncio.sleep(self.bucket.wait_time()))
-                    waits.add(refill)
+            while not stop.is_set():
+                waits: set[asyncio.Future[Any]] = {stopping, *inflight}
+                getter: asyncio.Future[OutItem] | None = None
+                refill: asyncio.Future[None] | None = None
+                if len(inflight) < self.window:
+                    backlog_ok = self.bucket.ready()
+                    getter = asyncio.ensure_future(self.outbox.next(backlog=backlog_ok))
+                    waits.add(getter)
+                    if not backlog_ok:
+                        refill = asyncio.ensure_future(asyncio.sleep(self.bucket.wait_time()))
+                        waits.add(refill)
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 if refill is not None:
                     refill.cancel()
-                for task in done & inflight:  # type: ignore[operator]
-                    inflight.discard(task)  # type: ignore[arg-type]
-                    task.result()
-                if getter in done:
-                    item = getter.result()
-                    if not item.live and item.kind == 0:
-                        self.bucket.spend(len(item.payload))
-                    inflight.add(asyncio.ensure_future(self._publish(client, item)))
-                else:
+                for task in done & inflight:
+                    inflight.discard(task)
+                    task.result()  # re-raise a failed or refused publish
+                if getter is None:
+                    continue
+                if getter not in done:
                     getter.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await getter
-                    if stopping in done:
-                        break
-            if inflight:
-                await asyncio.gather(*inflight)
+                if getter.done() and not getter.cancelled():
+                    item = getter.result()  # claimed: publish it even when stopping
+                    if not item.live and item.kind == 0:
+                        self.bucket.spend(len(item.payload))
+                    inflight.add(asyncio.ensure_future(self._publish(client, item)))
+            handed_over = True
+            return inflight
         finally:
             stopping.cancel()
-            for task in inflight:
-                task.cancel()
+            if not handed_over:
+                for task in inflight:
+                    task.cancel()
+                # Wait for them: a publish whose PUBACK is already in may still finish (and
+                # ack) despite the cancel; that must happen before the caller's release().
+                await asyncio.gather(*inflight, return_exceptions=True)
 
-    async def _drain(self, client: aiomqtt.Client, timeout: float) -> None:
-        """On shutdown: publish what is queued within `timeout`; the rest stays on disk."""
-        deadline = time.monotonic() + timeout
-        while not self.outbox.empty():
-            remaining = deadline - time.monotonic()
-            item = self.outbox.take()
-            if remaining <= 0 or item is None:
-                break
-            try:
-                await asyncio.wait_for(self._publish(client, item), remaining)
-            except TimeoutError:
-                break
-        self.outbox.release()
+    async def _drain(
+        self, client: _Client, inflight: set[asyncio.Future[None]], deadline: float
+    ) -> bool:
+        """On shutdown: keep the window full until the outbox is empty or `deadline`
+        (time.monotonic()) passes; what is not acknowledged by then stays on disk. Returns
+        whether everything was sent."""
+        pending = set(inflight)
+        complete = False
+        try:
+            while True:
+                while len(pending) < self.window and not self.refusing:
+                    item = self.outbox.take()
+                    if item is None:
+                        break
+                    pending.add(asyncio.ensure_future(self._publish(client, item)))
+                if not pending:
+                    complete = self.outbox.empty()
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                done, pending = await asyncio.wait(
+                    pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    exc = task.exception()
+                    if isinstance(exc, PublishRefused):
+                        continue  # counted and logged; the item stays for the next start
+                    if exc is not None:
+                        raise exc
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.outbox.release()
+        return complete
