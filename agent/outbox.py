@@ -26,12 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import heapq
 import logging
 import os
 import sqlite3
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +55,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_device ON outbox (device, id);
+-- stats(): the lowest pending sequence number per device and the oldest poll time, found in
+-- O(log n) when the one in memory leaves, so no per-item copy is kept in memory
+CREATE INDEX IF NOT EXISTS outbox_samples_seq ON outbox (device, seq) WHERE kind = 0;
+CREATE INDEX IF NOT EXISTS outbox_samples_ts ON outbox (ts_ms) WHERE kind = 0;
 CREATE TABLE IF NOT EXISTS sequences (device TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -126,12 +129,14 @@ class Outbox:
         self._seq: dict[str, int] = {}
         self._newest: dict[str, int] = {}  # device → id of its newest pending sample set
         self._gaps = 0
-        # stats(): pending sample sets' sequence numbers per device and poll times, as min-heaps
-        # with lazy deletion (a removed value leaves its heap when it reaches the top)
-        self._seq_heap: dict[str, list[int]] = {}
-        self._seq_gone: dict[str, Counter[int]] = {}
-        self._ts_heap: list[int] = []
-        self._ts_gone: Counter[int] = Counter()
+        # stats(): each device's lowest pending sequence number and the oldest pending poll
+        # time, kept as minima; when the minimum itself leaves it is marked stale and looked up
+        # again through an index at the next stats() (memory stays constant however long the
+        # backlog: a copy per item would cost ~80 bytes each, 36 MB at the default budget)
+        self._from: dict[str, int] = {}
+        self._from_stale: set[str] = set()
+        self._oldest: int | None = None
+        self._oldest_stale = False
         self._lock_file: BinaryIO | None = None  # holds the flock on lock_path while open
         self._ready = asyncio.Event()
         self._warn = RateLimitedLog(log, period=60.0)
@@ -494,62 +499,67 @@ class Outbox:
         return self._count == 0
 
     def stats(self, now_ms: int | None = None) -> OutboxStats:
-        """Health figures from memory (no table scan): cheap enough for every heartbeat."""
+        """Health figures from memory, with at most an indexed look-up per device whose lowest
+        pending number left since the last call (no table scan): cheap enough for every
+        heartbeat."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        pending_from = {device: heap[0] for device, heap in self._seq_heap.items()}
-        oldest = self._ts_heap[0] if self._ts_heap else None
+        if self._from_stale or self._oldest_stale:
+            self._refresh_minima()
+        oldest = self._oldest
         age = max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0
-        return OutboxStats(self._count, self._bytes, age, self.dropped_total, pending_from)
+        return OutboxStats(self._count, self._bytes, age, self.dropped_total, dict(self._from))
+
+    def _refresh_minima(self) -> None:
+        """Look the stale minima up again: the first row in index order that is not acked
+        (an ack's delete is committed in batches, so acked rows may still be in the table)."""
+        db = self.db
+        acked = set(self._acked)
+        for device in self._from_stale:
+            self._from.pop(device, None)
+            for item_id, seq in db.execute(
+                "SELECT id, seq FROM outbox WHERE device=? AND kind=0 ORDER BY seq", (device,)
+            ):
+                if item_id not in acked:
+                    self._from[device] = seq
+                    break
+        self._from_stale.clear()
+        if self._oldest_stale:
+            self._oldest = None
+            for item_id, ts in db.execute(
+                "SELECT id, ts_ms FROM outbox WHERE kind=0 ORDER BY ts_ms"
+            ):
+                if item_id not in acked:
+                    self._oldest = ts
+                    break
+            self._oldest_stale = False
 
     def _load_samples(self, db: sqlite3.Connection) -> None:
-        """One pass over the pending sample sets at open(): each device's newest, and the
-        figures stats() keeps up to date from then on."""
-        newest: dict[str, int] = {}
-        seqs: dict[str, list[int]] = {}
-        ts_all: list[int] = []
-        for item_id, device, seq, ts in db.execute(
-            "SELECT id, device, seq, ts_ms FROM outbox WHERE kind=?", (KIND_SAMPLES,)
-        ):
-            if item_id > newest.get(device, -1):
-                newest[device] = item_id
-            seqs.setdefault(device, []).append(seq)
-            ts_all.append(ts)
-        self._newest = newest
-        for heap in seqs.values():
-            heapq.heapify(heap)
-        heapq.heapify(ts_all)
-        self._seq_heap = seqs
-        self._seq_gone = {}
-        self._ts_heap = ts_all
-        self._ts_gone = Counter()
+        """At open(): each device's newest pending sample set, and the minima stats() keeps
+        up to date from then on (through the partial indexes, no scan of the table)."""
+        self._newest = dict(
+            db.execute(
+                "SELECT device, max(id) FROM outbox WHERE kind=? GROUP BY device", (KIND_SAMPLES,)
+            )
+        )
+        self._from = dict(
+            db.execute("SELECT device, min(seq) FROM outbox WHERE kind=0 GROUP BY device")
+        )
+        self._from_stale = set()
+        (self._oldest,) = db.execute("SELECT min(ts_ms) FROM outbox WHERE kind=0").fetchone()
+        self._oldest_stale = False
 
     def _stat_add(self, device: str, seq: int, ts_ms: int) -> None:
-        heapq.heappush(self._seq_heap.setdefault(device, []), seq)
-        heapq.heappush(self._ts_heap, ts_ms)
+        if device not in self._from_stale:  # a stale device is looked up anyway
+            lowest = self._from.get(device)
+            self._from[device] = seq if lowest is None else min(lowest, seq)
+        if not self._oldest_stale:
+            self._oldest = ts_ms if self._oldest is None else min(self._oldest, ts_ms)
 
     def _stat_remove(self, device: str, seq: int, ts_ms: int) -> None:
-        heap = self._seq_heap.get(device)
-        if heap is not None:
-            _heap_discard(heap, self._seq_gone.setdefault(device, Counter()), seq)
-            if not heap:
-                del self._seq_heap[device]
-                self._seq_gone.pop(device, None)
-        _heap_discard(self._ts_heap, self._ts_gone, ts_ms)
-
-
-def _heap_discard(heap: list[int], gone: Counter[int], value: int) -> None:
-    """Remove one `value` from a min-heap: at once if it is the top, else when it gets there."""
-    if not heap:
-        return
-    if heap[0] != value:
-        gone[value] += 1
-        return
-    heapq.heappop(heap)
-    while heap and gone.get(heap[0], 0):
-        top = heapq.heappop(heap)
-        gone[top] -= 1
-        if not gone[top]:
-            del gone[top]
+        if self._from.get(device) == seq:
+            self._from_stale.add(device)
+        if self._oldest == ts_ms:
+            self._oldest_stale = True
 
 
 def _ranges(pairs: Iterable[tuple[str, int]]) -> list[Dropped]:
