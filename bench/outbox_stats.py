@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).parent.parent))
 
-from agent.outbox import Outbox  # noqa: E402
+from agent.outbox import Outbox
 
 ROWS = 200_000
 DEVICES = 20
