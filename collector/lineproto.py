@@ -1,9 +1,14 @@
-"""Sample sets as InfluxDB line protocol (see docs/influx-schema.md).
+r"""Sample sets as InfluxDB line protocol (see docs/influx-schema.md).
 
 Written by hand rather than through influxdb-client's Point objects, which are about four times
-slower; the escaping rules are the documented ones and are unit-tested. Each field kind always
-has the same line-protocol type (gauges float, states integer, counters unsigned, info string),
-because InfluxDB refuses a field whose type changes. A redelivered sample set yields the very same
+slower; the escaping rules are the documented ones (a backslash escapes the next character, and
+`\\` stands for one backslash), unit-tested and round-tripped through VictoriaMetrics. Two
+things line protocol cannot carry are replaced (docs/influx-schema.md, "Escaping"): a newline or
+carriage return in a name or tag becomes a space (in a string field the text `\n`), and trailing
+backslashes of a name or tag are dropped, because InfluxDB's parser takes any backslash before a
+separator as escaping it and would refuse the line. Each field kind always has the same
+line-protocol type (gauges float, states integer, counters unsigned, info string), because
+InfluxDB refuses a field whose type changes. A redelivered sample set yields the very same
 lines (same measurement, tags and timestamp), so duplicates collapse in the database.
 """
 
@@ -11,9 +16,14 @@ from __future__ import annotations
 
 from pantau.wire import Gap, Kind, SampleSet, Status
 
-_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
-_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
-_STRING = str.maketrans({'"': r"\"", "\\": "\\\\", "\n": r"\n"})
+# Every element escapes the backslash itself, then its own separators, so that no backslash in a
+# value can escape a separator (names and tags also lose trailing backslashes: see _tag_value). A
+# newline or carriage return would end the line: in names and tags it becomes an (escaped)
+# space, which InfluxDB and VictoriaMetrics store alike; in string fields the text `\n` / `\r`.
+_BLANK = {"\n": r"\ ", "\r": r"\ "}
+_MEASUREMENT = str.maketrans({"\\": "\\\\", ",": r"\,", " ": r"\ ", **_BLANK})
+_KEY = str.maketrans({"\\": "\\\\", ",": r"\,", "=": r"\=", " ": r"\ ", **_BLANK})
+_STRING = str.maketrans({"\\": "\\\\", '"': r"\"", "\n": "\\\\n", "\r": "\\\\r"})
 
 POLL_MEASUREMENT = "pantau_poll"
 SITE_MEASUREMENT = "pantau_site"
@@ -21,15 +31,20 @@ GAP_MEASUREMENT = "pantau_gap"
 
 
 def _tag_value(value: str) -> str:
-    # Line protocol has no escape for a trailing backslash: it would escape the separator
-    # after it and swallow the next tag. Trailing backslashes carry no meaning in device
-    # names or aliases, so they are dropped.
+    r"""A tag key or value (or field key) escaped: `\`, `,`, `=`, space; a newline becomes a
+    space. Trailing backslashes are dropped: InfluxDB's parser takes a backslash before a
+    separator as escaping it whatever precedes it (even an escaped `\\`), so no escaping can
+    keep one there; they carry no meaning in names, indexes or aliases."""
     return value.rstrip("\\").translate(_KEY)
+
+
+def _measurement(name: str) -> str:
+    return name.rstrip("\\").translate(_MEASUREMENT)
 
 
 def _tagset(tags: dict[str, str]) -> str:
     return "".join(
-        f",{k.translate(_KEY)}={_tag_value(v)}" for k, v in sorted(tags.items()) if v.rstrip("\\")
+        f",{_tag_value(k)}={_tag_value(v)}" for k, v in sorted(tags.items()) if v.rstrip("\\")
     )
 
 
@@ -49,6 +64,7 @@ def _field(kind: Kind, value: object) -> str:
 # indexes and aliases repeat in every poll). Both caches are bounded, and start afresh when full.
 _MAX_CACHED = 100_000
 _escaped: dict[str, str] = {}
+_field_keys: dict[str, str] = {}  # field name → escaped (names are validated: usually as is)
 _layouts: dict[tuple[str, ...], list[tuple[str, str | None]]] = {}
 _SITE, _DEVICE = "site", "device"
 _COUNTER, _GAUGE, _STATE = Kind.COUNTER, Kind.GAUGE, Kind.STATE
@@ -57,7 +73,7 @@ _COUNTER, _GAUGE, _STATE = Kind.COUNTER, Kind.GAUGE, Kind.STATE
 def _layout(keys: tuple[str, ...]) -> list[tuple[str, str | None]]:
     """(",<escaped key>=", the group's key, or None for site/device), in sorted key order."""
     merged = sorted({*keys, _SITE, _DEVICE})
-    layout = [(f",{k.translate(_KEY)}=", None if k in (_SITE, _DEVICE) else k) for k in merged]
+    layout = [(f",{_tag_value(k)}=", None if k in (_SITE, _DEVICE) else k) for k in merged]
     if len(_layouts) >= 1000:
         _layouts.clear()
     _layouts[keys] = layout
@@ -72,23 +88,31 @@ def _escape_tag_value(value: str) -> str:
     return out
 
 
+def _field_key(name: str) -> str:
+    out = _tag_value(name)
+    if len(_field_keys) >= _MAX_CACHED:
+        _field_keys.clear()
+    _field_keys[name] = out
+    return out
+
+
 def sample_set_lines(ss: SampleSet) -> list[str]:
     site, device = _tag_value(ss.site), _tag_value(ss.device)
     ts = f" {ss.ts_ms}"
     lines = [
-        f"{POLL_MEASUREMENT},device={ss.device.translate(_KEY)},site={ss.site.translate(_KEY)}"
+        f"{POLL_MEASUREMENT},device={device},site={site}"
         f" up={int(ss.up)}i,duration_seconds={ss.duration_ms / 1000!r},"
         f'seq={ss.seq}i,rebooted={int(ss.rebooted)}i,reason="{ss.reason.translate(_STRING)}"'
         f"{ts}"
     ]
-    escaped, layouts = _escaped, _layouts
+    escaped, layouts, field_keys = _escaped, _layouts, _field_keys
     for group in ss.groups:
         if not group.fields:
             continue
         tags = group.tags
         keys = tuple(tags)
         layout = layouts.get(keys) or _layout(keys)
-        parts = [group.measurement.translate(_MEASUREMENT)]
+        parts = [_measurement(group.measurement)]
         for prefix, key in layout:
             if key is None:
                 value = site if prefix == ",site=" else device
@@ -103,14 +127,15 @@ def sample_set_lines(ss: SampleSet) -> list[str]:
         sep = " "
         for f in group.fields:
             kind, v = f.kind, f.value
+            name = field_keys.get(f.name) or _field_key(f.name)
             if kind is _COUNTER:
-                parts.append(f"{sep}{f.name}={v}u")
+                parts.append(f"{sep}{name}={v}u")
             elif kind is _GAUGE:
-                parts.append(f"{sep}{f.name}={float(v)!r}")  # type: ignore[arg-type]
+                parts.append(f"{sep}{name}={float(v)!r}")  # type: ignore[arg-type]
             elif kind is _STATE:
-                parts.append(f"{sep}{f.name}={v}i")
+                parts.append(f"{sep}{name}={v}i")
             else:
-                parts.append(f'{sep}{f.name}="{str(v).translate(_STRING)}"')
+                parts.append(f'{sep}{name}="{str(v).translate(_STRING)}"')
             sep = ","
         parts.append(ts)
         lines.append("".join(parts))
@@ -120,8 +145,8 @@ def sample_set_lines(ss: SampleSet) -> list[str]:
 def gap_line(gap: Gap) -> str:
     """Sample sets the agent dropped over its budget, stamped with the last dropped number."""
     return (
-        f"{GAP_MEASUREMENT},device={gap.device.translate(_KEY)},"
-        f"site={gap.site.translate(_KEY)} first_seq={gap.first_seq}i,"
+        f"{GAP_MEASUREMENT},device={_tag_value(gap.device)},"
+        f"site={_tag_value(gap.site)} first_seq={gap.first_seq}i,"
         f"last_seq={gap.last_seq}i,count={gap.count}i {gap.ts_ms}"
     )
 
@@ -139,6 +164,6 @@ def status_line(status: Status, received_ms: int) -> str:
             f"publish_latency_seconds={float(status.publish_latency_s)!r}"
         )
     return (
-        f"{SITE_MEASUREMENT},site={status.site.translate(_KEY)} online={int(status.online)}i,"
+        f"{SITE_MEASUREMENT},site={_tag_value(status.site)} online={int(status.online)}i,"
         f'reason="{status.reason.translate(_STRING)}"{health} {ts}'
     )

@@ -12,6 +12,13 @@ written), so memory stays bounded; batches are written and acknowledged in the o
 filled. A batch goes to the writer when it holds `batch_size` points, when `flush_interval` has
 passed since its first message, or at once when the writer is idle and no message is waiting:
 a light load is written with little delay, and a heavy one in large batches.
+
+A batch InfluxDB refuses (a 4xx other than 401, 403 and 429: the data itself) is split in two by
+message and each half written again, down to the messages it really refuses: only those are set
+aside as `influx_refused`; the rest is written, accounted and acknowledged as usual (InfluxDB
+answers 400 to a partial write too, after keeping the good lines: writing them again stores the
+same points). A refused token (401/403) is no property of the data: it is retried with backoff
+like an outage, nothing is acknowledged, and readiness fails until a write succeeds.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from collector.state import State
 from collector.validate import Rejected, check_gap, check_sample_set, check_status, parse_topic
 from pantau.backoff import Backoff
 from pantau.logs import RateLimitedLog
+from pantau.wire.model import MAX_POINTS_PER_MESSAGE, MAX_VALUES_PER_MESSAGE
 
 log = logging.getLogger("pantau.collector.pipeline")
 
@@ -94,6 +102,24 @@ class Batch:
     msgs: list[Inbound] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)  # accounting, once written
     first: float = 0.0  # monotonic time of its first message
+    sizes: list[int] = field(default_factory=list)  # lines of each message, in order
+
+    def split(self) -> tuple[Batch, Batch]:
+        """The first and second half of the batch's messages, each with its lines."""
+        half = len(self.msgs) // 2
+        cut = sum(self.sizes[:half])
+        return (
+            Batch(
+                self.lines[:cut], self.msgs[:half], self.after[:half], self.first, self.sizes[:half]
+            ),
+            Batch(
+                self.lines[cut:], self.msgs[half:], self.after[half:], self.first, self.sizes[half:]
+            ),
+        )
+
+
+class _GaveUp(Exception):
+    """Stopping, and the write still fails: what is not written stays with the broker."""
 
 
 class Pipeline:
@@ -111,10 +137,14 @@ class Pipeline:
         retry_min: float = 0.5,
         retry_max: float = 30.0,
         settle_holes: bool = True,
+        max_points: int = MAX_POINTS_PER_MESSAGE,
+        max_values: int = MAX_VALUES_PER_MESSAGE,
     ) -> None:
         """`settle_holes=False` when this collector sees only part of each device's stream
         (a member of a shared-subscription group): a heartbeat then cannot tell a hole that
-        is lost from a sample set a sibling wrote, so only gap records count as losses."""
+        is lost from a sample set a sibling wrote, so only gap records count as losses.
+        `max_points`/`max_values` bound the rows and values one sample set may decode to
+        (beyond them it is rejected as `too_many_points`, before its groups are built)."""
         self.sink = sink
         self.settle_holes = settle_holes
         self.state = state
@@ -122,6 +152,8 @@ class Pipeline:
         self.ack = ack
         self.rejected = rejected
         self.max_message_bytes = max_message_bytes
+        self.max_points = max_points
+        self.max_values = max_values
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.backoff = Backoff(retry_min, retry_max)
@@ -132,6 +164,14 @@ class Pipeline:
         self._handed_lock = threading.Lock()
         self._warn = RateLimitedLog(log)
         self.influx_ok = threading.Event()
+        self.auth_failure: str | None = None  # why InfluxDB refuses the token, while it does
+        self._writer: threading.Thread | None = None
+        self._stopping = False
+
+    def writer_dead(self) -> bool:
+        """The writer thread ended while the pipeline still runs (an unexpected exception)."""
+        writer = self._writer
+        return writer is not None and not writer.is_alive() and not self._stopping
 
     # -- the pipeline thread ---------------------------------------------------------------
 
@@ -139,6 +179,7 @@ class Pipeline:
         writer = threading.Thread(
             target=self._write_loop, args=(stop,), name="pipeline-writer", daemon=True
         )
+        self._writer = writer
         writer.start()
         try:
             while not stop.is_set():
@@ -160,6 +201,7 @@ class Pipeline:
                 ):
                     self._hand_over(writer)
         finally:
+            self._stopping = True
             if self._batch.msgs and writer.is_alive():
                 self._hand_over(writer)  # one attempt: what fails stays with the broker
             while writer.is_alive():  # the writer finishes what it holds, then ends
@@ -177,7 +219,14 @@ class Pipeline:
             after: Callable[[], None]
             if kind == "metrics":
                 assert device is not None
-                ss = check_sample_set(site, device, msg.payload, self.max_message_bytes)
+                ss = check_sample_set(
+                    site,
+                    device,
+                    msg.payload,
+                    self.max_message_bytes,
+                    max_points=self.max_points,
+                    max_values=self.max_values,
+                )
                 self.state.on_sample_set(ss)
                 lines = sample_set_lines(ss)
                 after = functools.partial(self.state.written_sample_set, site, device, ss.seq)
@@ -186,6 +235,11 @@ class Pipeline:
                 gap = check_gap(site, device, msg.payload, self.max_message_bytes)
                 lines = [gap_line(gap)]
                 after = functools.partial(self.state.written_gap, gap)
+            elif not msg.payload:
+                # A retained empty status message (the MQTT way to delete a retained one):
+                # the operator decommissioned the site (docs/deploy.md). Nothing to write.
+                self.state.forget_site(site)
+                lines, after = [], _nothing
             else:
                 status = check_status(site, msg.payload, self.max_message_bytes)
                 self.state.on_status(status)
@@ -213,6 +267,7 @@ class Pipeline:
         batch.lines.extend(lines)
         batch.msgs.append(msg)
         batch.after.append(after)
+        batch.sizes.append(len(lines))
         self.metrics.pending(len(batch.lines) + self._handed)
 
     def _hand_over(self, writer: threading.Thread) -> None:
@@ -232,6 +287,14 @@ class Pipeline:
     # -- the writer thread -----------------------------------------------------------------
 
     def _write_loop(self, stop: threading.Event) -> None:
+        try:
+            self._write_batches(stop)
+        except BaseException:
+            # Readiness and the systemd watchdog report it (collector/service.py).
+            log.critical("the InfluxDB writer thread died", exc_info=True)
+            raise
+
+    def _write_batches(self, stop: threading.Event) -> None:
         while True:
             try:
                 batch = self._handoff.get_nowait()
@@ -250,7 +313,53 @@ class Pipeline:
                 self.metrics.pending(len(self._batch.lines) + self._handed)
 
     def flush(self, batch: Batch, stop: threading.Event, attempts: int | None = None) -> bool:
-        """Write the batch, retrying while InfluxDB is unavailable; ack only what was written."""
+        """Write the batch, retrying while InfluxDB is unavailable; ack only what was written
+        or set aside. False when stopping interrupted it (the rest stays with the broker).
+
+        A refused batch is split by message, each half written again, down to single messages:
+        a refused message is set aside, the others are written and accounted."""
+        todo = [batch]
+        while todo:
+            part = todo.pop()
+            try:
+                refused = self._write(part, stop, attempts)
+            except _GaveUp:
+                return False
+            if refused is None:
+                for account in part.after:
+                    account()
+            elif len(part.msgs) > 1:
+                first, second = part.split()
+                todo += (second, first)  # first half first: acks stay in order
+                log.info(
+                    "influx refused batch, splitting it reason=%s messages=%d points=%d",
+                    refused.reason,
+                    len(part.msgs),
+                    len(part.lines),
+                )
+                continue
+            else:
+                (msg,) = part.msgs
+                log.error(
+                    "influx refused message reason=%s topic=%s detail=%s points=%d",
+                    refused.reason,
+                    msg.topic[:200],
+                    refused.detail,
+                    len(part.lines),
+                )
+                self.metrics.rejected("influx_refused")
+                self.rejected.add(msg, "influx_refused", refused.detail)
+            for msg in part.msgs:
+                self.ack(msg)
+        return True
+
+    def _write(
+        self, batch: Batch, stop: threading.Event, attempts: int | None
+    ) -> WriteFailed | None:
+        """Write, retrying what may succeed later; None once written, or why InfluxDB refuses
+        the data. Raises _GaveUp when stopping (or after `attempts`) while it still fails."""
+        if not batch.lines:
+            return None
         tries = 0
         while True:
             tries += 1
@@ -260,18 +369,11 @@ class Pipeline:
             except WriteFailed as exc:
                 self.metrics.write_failed(exc.reason)
                 if not exc.retry:
-                    # InfluxDB refuses the data itself: retrying cannot help. Set it aside.
-                    log.error(
-                        "influx refused batch reason=%s detail=%s points=%d",
-                        exc.reason,
-                        exc.detail,
-                        len(batch.lines),
-                    )
-                    for msg in batch.msgs:
-                        self.metrics.rejected("influx_refused")
-                        self.rejected.add(msg, "influx_refused", exc.detail)
-                    break
+                    return exc  # the data itself: retrying it unchanged cannot help
                 self.influx_ok.clear()
+                if exc.auth:
+                    what = "org or bucket" if exc.reason == "not_found" else "token"
+                    self.auth_failure = f"InfluxDB refuses the {what} ({exc.reason}): {exc.detail}"
                 delay = self.backoff.next()
                 self._warn.warning(
                     "write",
@@ -282,14 +384,10 @@ class Pipeline:
                     len(batch.lines),
                 )
                 if (attempts is not None and tries >= attempts) or stop.wait(delay):
-                    return False
+                    raise _GaveUp from None
                 continue
             self.metrics.written(len(batch.lines), time.monotonic() - t0)
+            self.auth_failure = None
             self.influx_ok.set()
             self.backoff.reset()
-            for account in batch.after:
-                account()
-            break
-        for msg in batch.msgs:
-            self.ack(msg)
-        return True
+            return None

@@ -1,8 +1,10 @@
 """The InfluxDB v2 write API: the only module that imports influxdb-client.
 
 A write either succeeds or raises WriteFailed telling whether to retry (429, 5xx, connection
-errors: InfluxDB is down or busy) or not (other 4xx: the data itself is refused). The caller
-owns the retry loop, because it also decides when to acknowledge messages to the broker.
+errors: InfluxDB is down or busy; 401/403/404: the token is expired, revoked or lacks write
+access, or the org or bucket does not exist — a configuration an operator fixes without the data
+changing) or not (other 4xx: the data itself is refused). The caller owns the retry loop, because it also decides when to acknowledge messages
+to the broker.
 """
 
 from __future__ import annotations
@@ -16,16 +18,24 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from collector.config import InfluxConfig
+from pantau.errors import PantauError
 
 log = logging.getLogger("pantau.collector.sink")
 
 
-class WriteFailed(Exception):
-    def __init__(self, reason: str, detail: str, *, retry: bool) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+# HTTP status → reason label of pantau_collector_write_errors_total for a write InfluxDB refuses
+# for its configuration (token, org, bucket), not for its data: retried, never set aside.
+AUTH_FAILURES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
+
+
+class WriteFailed(PantauError):
+    """`retry`: worth trying again unchanged; `auth`: InfluxDB refused the token, org or bucket
+    (retried too, and readiness fails until a write succeeds)."""
+
+    def __init__(self, reason: str, detail: str, *, retry: bool, auth: bool = False) -> None:
+        super().__init__(reason, detail)
         self.retry = retry
+        self.auth = auth
 
 
 class InfluxSink:
@@ -54,6 +64,13 @@ class InfluxSink:
             )
         except ApiException as exc:
             status = int(exc.status or 0)
+            if status in AUTH_FAILURES:
+                raise WriteFailed(
+                    AUTH_FAILURES[status],
+                    f"HTTP {status}: {_short(exc.body or exc.reason)}",
+                    retry=True,
+                    auth=True,
+                ) from None
             retry = status == 429 or status >= 500 or status == 0
             reason = f"http_{status}" if status else "connection"
             raise WriteFailed(reason, _short(exc.body or exc.reason), retry=retry) from None

@@ -26,6 +26,7 @@ from pantau.wire import (
 )
 from pantau.wire import decode_status as _decode_status
 from pantau.wire import parse_topic as wire_parse_topic
+from pantau.wire.model import MAX_DECODED_BYTES, MAX_POINTS_PER_MESSAGE, MAX_VALUES_PER_MESSAGE
 
 T = TypeVar("T")
 
@@ -52,13 +53,30 @@ def parse_topic(topic: str) -> tuple[str, str, str | None]:
 
 
 def check_sample_set(
-    topic_site: str, topic_device: str, payload: bytes, max_bytes: int, now_ms: int | None = None
+    topic_site: str,
+    topic_device: str,
+    payload: bytes,
+    max_bytes: int,
+    now_ms: int | None = None,
+    *,
+    max_points: int = MAX_POINTS_PER_MESSAGE,
+    max_values: int = MAX_VALUES_PER_MESSAGE,
+    max_decoded: int = MAX_DECODED_BYTES,
 ) -> SampleSet:
+    """Decode and check a sample set. The work it may cause is bounded before its groups are
+    built (pantau.wire.codec.decode_sample_set): `max_points` rows, `max_values` values and
+    `max_decoded` inflated bytes (never more than 16 × `max_bytes`); beyond them it is
+    rejected as `too_many_points` (`oversize` for the inflated size)."""
     ss = _decoded(
         payload,
         max_bytes,
         lambda p: decode_sample_set(
-            p, max_inflated=max_bytes * 16, site=topic_site, device=topic_device
+            p,
+            max_inflated=min(max_bytes * 16, max_decoded),
+            site=topic_site,
+            device=topic_device,
+            max_points=max_points,
+            max_values=max_values,
         ),
     )
     # Version 2 checks site and device against the topic while decoding (a CRC-16 of each is

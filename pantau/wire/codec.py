@@ -27,7 +27,10 @@ from pantau.wire.model import (
     DICTIONARY_ID,
     ENC_MSGPACK,
     ENC_MSGPACK_ZLIB,
+    MAX_DECODED_BYTES,
     MAX_EXPONENT,
+    MAX_POINTS_PER_MESSAGE,
+    MAX_VALUES_PER_MESSAGE,
     SAMPLE_SET_VERSION,
     SAMPLE_SET_VERSIONS,
     SCHEMA_VERSION,
@@ -51,6 +54,7 @@ class WireError(PantauError, ValueError):
 
 _encoder = msgspec.msgpack.Encoder()
 _sample_decoder = msgspec.msgpack.Decoder(SampleSet)
+_raw_list_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])  # counts items, decodes none
 _v2_decoder = msgspec.msgpack.Decoder(_SampleSetV2)
 _gap_decoder = msgspec.msgpack.Decoder(Gap)
 _status_decoder = msgspec.json.Decoder(Status)
@@ -212,21 +216,27 @@ def _decimal_column(column: list[Value]) -> tuple[int, list[int]] | None:
 
 def decode_sample_set(
     payload: bytes,
-    max_inflated: int = 4 << 20,
+    max_inflated: int = MAX_DECODED_BYTES,
     *,
     site: str | None = None,
     device: str | None = None,
+    max_points: int = MAX_POINTS_PER_MESSAGE,
+    max_values: int = MAX_VALUES_PER_MESSAGE,
 ) -> SampleSet:
     """Decode and type-check a metrics payload of any known version; raise WireError with a
     reason label. Version 2 does not carry site and device: pass the topic's (version 1 carries
-    them, and the caller compares them with the topic)."""
+    them, and the caller compares them with the topic).
+
+    The work a payload may cause is bounded before it is done: at most `max_inflated` bytes
+    inflated (`oversize`), and at most `max_points` rows and `max_values` values (rows ×
+    (columns + tag keys)) counted before any group is built (`too_many_points`)."""
     if len(payload) < 3:
         raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
     version = payload[0]
     if version == 2:
         if site is None or device is None:
             raise TypeError("a version 2 sample set needs the site and device of its topic")
-        return _decode_v2(payload, max_inflated, site, device)
+        return _decode_v2(payload, max_inflated, site, device, max_points, max_values)
     if version != 1:
         raise WireError(
             "unknown_version",
@@ -239,11 +249,20 @@ def decode_sample_set(
     elif encoding != ENC_MSGPACK:
         raise WireError("malformed", f"unknown encoding {encoding}")
     try:
-        return _sample_decoder.decode(body)
+        # Version 1 is row-wise: count its groups (item 7) before decoding them.
+        items = _raw_list_decoder.decode(body)
+        groups = len(_raw_list_decoder.decode(items[7])) if len(items) > 7 else 0
+        if groups > max_points:
+            raise WireError("too_many_points", f"{groups} groups > {max_points}")
+        ss = _sample_decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise WireError("invalid_schema", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise WireError("malformed", str(exc)) from None
+    values = sum(len(g.tags) + len(g.fields) for g in ss.groups)
+    if values > max_values:
+        raise WireError("too_many_points", f"{values} values > {max_values}")
+    return ss
 
 
 def _inflate(inflater: zlib._Decompress, body: bytes, max_inflated: int, what: str) -> bytes:
@@ -262,7 +281,9 @@ def _inflate(inflater: zlib._Decompress, body: bytes, max_inflated: int, what: s
     return out
 
 
-def _decode_v2(payload: bytes, max_inflated: int, site: str, device: str) -> SampleSet:
+def _decode_v2(
+    payload: bytes, max_inflated: int, site: str, device: str, max_points: int, max_values: int
+) -> SampleSet:
     if len(payload) < V2_HEADER + 1:
         raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
     dictionary = payload[1]
@@ -305,17 +326,23 @@ def _decode_v2(payload: bytes, max_inflated: int, site: str, device: str) -> Sam
         raw.duration_ms,
         raw.up,
         raw.reason,
-        _groups(raw.tables),
+        _groups(raw.tables, max_points, max_values),
         raw.errors,
         raw.reboots,
         raw.rebooted,
     )
 
 
-def _groups(tables: list[_Table]) -> list[Group]:
-    """The groups of the tables, in order, each row checked to have all its values."""
-    groups: list[Group] = []
-    append = groups.append
+def _groups(
+    tables: list[_Table],
+    max_points: int = MAX_POINTS_PER_MESSAGE,
+    max_values: int = MAX_VALUES_PER_MESSAGE,
+) -> list[Group]:
+    """The groups of the tables, in order, each row checked to have all its values.
+
+    Every table is checked, and the rows and values of all of them counted against the limits,
+    before the first group is built: a few bytes of `rows` must not buy millions of objects."""
+    points = cells = 0
     for t in tables:
         n, keys, columns, measurement = t.rows, t.tag_keys, t.columns, t.measurement
         if n < 1 or (n > 1 and not keys and not columns):
@@ -329,6 +356,16 @@ def _groups(tables: list[_Table]) -> list[Group]:
             )
         if len(set(keys)) != len(keys):
             raise WireError("invalid_schema", f"table {measurement[:64]!r}: a tag key twice")
+        points += n
+        cells += n * (len(keys) + len(columns))
+    if points > max_points:
+        raise WireError("too_many_points", f"{points} rows > {max_points}")
+    if cells > max_values:
+        raise WireError("too_many_points", f"{cells} values > {max_values}")
+    groups: list[Group] = []
+    append = groups.append
+    for t in tables:
+        n, keys, columns, measurement = t.rows, t.tag_keys, t.columns, t.measurement
         values = _undecimal(t, n) if t.exponents else t.values
         tag_values = t.tag_values
         names = [c.name for c in columns]

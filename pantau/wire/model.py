@@ -34,6 +34,18 @@ V2_HEADER: Final = 6  # version, dictionary id, CRC-16 of site, CRC-16 of device
 MAX_EXPONENT: Final = 30
 """Largest |exponent| of a decimal column (values sent as integers × 10^exponent)."""
 
+# Bounds on the work one sample set may cause, checked by the decoder before it builds any
+# group (a 4 KB message of one table of 4,000,000 rows would otherwise cost seconds of CPU and
+# gigabytes of memory). Beyond them a message is refused with reason `too_many_points`
+# (`oversize` for the decoded size). The largest recorded device (tests/data/devices) sends 45
+# rows and 226 values: the limits leave two orders of magnitude of room for big chassis.
+MAX_POINTS_PER_MESSAGE: Final = 10_000
+"""Rows (groups) per sample set; each becomes one InfluxDB point."""
+MAX_VALUES_PER_MESSAGE: Final = 200_000
+"""Rows × (columns + tag keys), summed over the tables of a sample set: the values decoded."""
+MAX_DECODED_BYTES: Final = 4 << 20
+"""Bytes a compressed sample set may inflate to."""
+
 
 class Kind(enum.IntEnum):
     """What a value means, so the collector can expose it without knowing the profile."""
