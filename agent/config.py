@@ -13,7 +13,13 @@ from typing import Annotated, Literal
 import pydantic
 
 from agent.icmp import PingSettings
-from agent.profiles.model import Profile, builtin_profiles, load_profile_file
+from agent.profiles.model import (
+    Profile,
+    ProfileSource,
+    builtin_sources,
+    load_profile_sources,
+    merge_profiles,
+)
 from pantau.settings import (
     ConfigError,
     LogConfig,
@@ -41,6 +47,9 @@ class BrokerConfig(MqttLogin):
     tls: TlsConfig | None = None
     reconnect_min: Seconds = 1.0
     reconnect_max: Seconds = 60.0
+    # Connected with items to send and none acknowledged for this long: the publisher is stuck,
+    # the systemd watchdog stops being fed (agent/service.py).
+    stall_timeout: Seconds = 300.0
 
     @pydantic.model_validator(mode="after")
     def _backoff(self) -> BrokerConfig:
@@ -208,7 +217,7 @@ class OutboxConfig(StrictModel):
 
     path: Path = pydantic.Field(default_factory=_default_outbox_path)
     max_bytes: int = pydantic.Field(256 << 20, ge=4096)
-    max_age: Seconds = 7 * 86400.0
+    max_age: Annotated[float, pydantic.Field(gt=0, le=365 * 86400)] = 7 * 86400.0  # a year at most
     backfill_rate: int = pydantic.Field(0, ge=0)  # bytes/s for the backlog; 0 = unlimited
     heartbeat: Seconds = 60.0
     shutdown_timeout: Seconds = 5.0
@@ -258,6 +267,8 @@ class AgentConfig(StrictModel):
     devices: tuple[Device, ...]
     outbox: OutboxConfig
     log: LogConfig
+    warnings: tuple[str, ...] = ()  # file:line: what; check-config, probe and run show them
+    site_profiles: tuple[str, ...] = ()  # names of the site's own profiles (files, inline)
 
     @property
     def client_id(self) -> str:
@@ -310,19 +321,24 @@ def load_agent_config(path: Path) -> AgentConfig:
     data, lines = load_yaml(path)
     doc = validate(AgentFile, data, lines, path)
     errors: list[str] = []
-    known: dict[str, Profile] = dict(builtin_profiles())
+    site: list[ProfileSource] = []
     for i, extra in enumerate(doc.profile_files):
         file = extra if extra.is_absolute() else path.parent / extra
-        try:
-            for profile in load_profile_file(file):
-                known[profile.name] = profile
-        except ConfigError as exc:
-            errors.append(
-                f"{path}:{lines.line(('profile_files', i))}: profile_files[{i}]: {file} is invalid:"
-            )
-            errors.extend("  " + e for e in exc.errors)
-    for profile in doc.profiles:
-        known[profile.name] = profile
+        # A directory (a site's /etc/pantau/profiles.d) gives every *.yaml in it, in name order.
+        files = sorted(file.glob("*.yaml")) if file.is_dir() else [file]
+        for one in files:
+            try:
+                site += load_profile_sources(one)
+            except ConfigError as exc:
+                errors.append(
+                    f"{path}:{lines.line(('profile_files', i))}: profile_files[{i}]: "
+                    f"{one} is invalid:"
+                )
+                errors.extend("  " + e for e in exc.errors)
+    site += [ProfileSource(p, path, lines, ("profiles", i)) for i, p in enumerate(doc.profiles)]
+    merged = merge_profiles(builtin_sources(), site)
+    errors += merged.errors
+    known: dict[str, Profile] = merged.known
     devices = []
     seen: set[str] = set()
     for i, dev in enumerate(doc.devices):
@@ -340,7 +356,14 @@ def load_agent_config(path: Path) -> AgentConfig:
         ]
         names += [("extra_profiles", j, n) for j, n in enumerate(dev.extra_profiles)]
         for key, j, name in names:
-            if name not in known:
+            if name not in known and name in merged.replaced:
+                by = merged.replaced[name]
+                errors.append(
+                    f"{path}:{lines.line(('devices', i, key, j))}: "
+                    f"devices[{i}].{key}[{j}]: profile {name!r} is replaced by "
+                    f"{by.profile.name!r} ({by.where('replaces')}): name that one"
+                )
+            elif name not in known:
                 hint = ", ".join(sorted(known))
                 errors.append(
                     f"{path}:{lines.line(('devices', i, key, j))}: "
@@ -384,6 +407,7 @@ def load_agent_config(path: Path) -> AgentConfig:
         )
     if errors:
         raise ConfigError(errors)
+    warnings = _unused_profiles(doc, merged.site)
     if not devices:
         raise ConfigError([f"{path}: every device is disabled; nothing to poll"])
     outbox = doc.outbox
@@ -398,4 +422,27 @@ def load_agent_config(path: Path) -> AgentConfig:
         devices=tuple(devices),
         outbox=outbox,
         log=doc.log,
+        warnings=tuple(warnings),
+        site_profiles=tuple(merged.site),
     )
+
+
+def _unused_profiles(doc: AgentFile, site: dict[str, ProfileSource]) -> list[str]:
+    """A site profile no device can get: not named by any device, and either without `match`
+    or on a site where no device uses detection. Loading it changes nothing, which is almost
+    always a mistake (a profile written for a device that then never gets it)."""
+    named = {n for dev in doc.devices for n in (*(dev.profiles or ()), *dev.extra_profiles)}
+    detecting = any(dev.profiles is None for dev in doc.devices)
+    if detecting:
+        named.update(DEFAULT_PROFILES)
+    out = []
+    for name, source in site.items():
+        if name in named or (detecting and source.profile.match is not None):
+            continue
+        why = (
+            "it has no match: and no device names it in profiles: or extra_profiles:"
+            if source.profile.match is None
+            else "every device lists its profiles: (no detection) and none names it"
+        )
+        out.append(f"{source.where('name')}: profile {name!r} matches no device: {why}")
+    return out

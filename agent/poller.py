@@ -2,7 +2,10 @@
 
 A poll never raises: a device that times out, refuses the credentials or answers garbage still
 yields a SampleSet (up = False and the reason), because a failed poll is data the NOC needs.
-Per-varbind anomalies (noSuchObject, wrong types, non-increasing OIDs) are counted per device.
+Per-varbind anomalies (noSuchObject, wrong types, non-increasing OIDs, values no number can be
+made of) are counted per device. Anything else that goes wrong in a poll is a bug or a case
+nobody foresaw: it too yields a SampleSet (up = False, reason `internal_error`), and its
+traceback is logged once per device and exception type every INTERNAL_LOG_PERIOD seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ from dataclasses import dataclass
 from agent.config import Device
 from agent.icmp import Pinger
 from agent.profiles.model import Profile
-from agent.profiles.plan import CompiledTable, Converter, Plan, decode_text
+from agent.profiles.plan import (
+    BAD_VALUE,
+    MAX_TEXT_CHARS,
+    CompiledTable,
+    Converter,
+    Plan,
+    decode_text,
+    wire_number,
+)
 from agent.snmp import (
     END_OF_MIB,
     Missing,
@@ -43,6 +54,9 @@ SYS_UPTIME = oid_tuple("1.3.6.1.2.1.1.3.0")
 ENGINE_TIME = oid_tuple("1.3.6.1.6.3.10.2.1.3.0")  # snmpEngineTime: seconds, no 497-day wrap
 REDETECT_S = 24 * 3600.0
 WRAP_TICKS = 2**32
+INTERNAL_ERROR = "internal_error"
+INTERNAL_LOG_PERIOD = 3600.0
+"""Seconds between two tracebacks logged for the same device and exception type."""
 
 
 def select_profiles(
@@ -93,8 +107,9 @@ def _chunks(items: list[Oid], size: int) -> list[list[Oid]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _multiply(table: CompiledTable, fields: list[Field]) -> list[Field]:
-    """Columns scaled by another column of the same row (hrStorageUsed × allocation unit)."""
+def _multiply(table: CompiledTable, fields: list[Field], errors: Counter[str]) -> list[Field]:
+    """Columns scaled by another column of the same row (hrStorageUsed × allocation unit).
+    A product beyond what the wire carries is left out and counted (`bad_value`)."""
     by_name = {f.name: f.value for f in fields}
     factors = {c.name: c.multiply_by for c in table.columns if c.multiply_by}
     out = []
@@ -105,7 +120,15 @@ def _multiply(table: CompiledTable, fields: list[Field]) -> list[Field]:
             continue
         factor = by_name.get(other)
         if isinstance(factor, (int, float)) and isinstance(f.value, (int, float)):
-            out.append(Field(f.name, f.kind, f.value * factor))
+            try:
+                product = f.value * factor
+            except OverflowError:  # an integer beyond the float range times a float
+                errors[BAD_VALUE] += 1
+                continue
+            if not wire_number(product):
+                errors[BAD_VALUE] += 1
+                continue
+            out.append(Field(f.name, f.kind, product))
     return out
 
 
@@ -131,6 +154,8 @@ class DevicePoller:
         self._conv = Converter()
         self._reboot = RebootDetector()
         self._session: Session | None = None
+        self._internal_logged: dict[str, float] = {}  # exception type → when last logged
+        self._internal_held: dict[str, int] = {}  # exception type → not logged since
         snmp = device.snmp
         self._creds = SnmpCredentials(
             version=snmp.version,
@@ -183,6 +208,9 @@ class DevicePoller:
                 # A v3 device that came back with a new engine ID (reset or replaced) is
                 # discovered again on the next poll, without restarting the agent.
                 self._session.forget_engine()
+        except Exception as exc:  # a bug, or data nothing was prepared for: still a sample set
+            reason = INTERNAL_ERROR
+            self.log_internal_error(exc)
         if reason:
             self._conv.errors[reason] += 1
             groups = []
@@ -214,6 +242,48 @@ class DevicePoller:
             errors=dict(self._conv.errors),
             reboots=self._reboot.reboots,
             rebooted=rebooted,
+        )
+
+    def log_internal_error(self, exc: BaseException) -> None:
+        """One line with the traceback per device and exception type every
+        INTERNAL_LOG_PERIOD seconds; the next one says how many were held back."""
+        kind = type(exc).__name__
+        now = time.monotonic()
+        last = self._internal_logged.get(kind)
+        if last is not None and now - last < INTERNAL_LOG_PERIOD:
+            self._internal_held[kind] = self._internal_held.get(kind, 0) + 1
+            return
+        self._internal_logged[kind] = now
+        held = self._internal_held.pop(kind, 0)
+        log.error(
+            "poll raised, published as down device=%s reason=%s error=%s detail=%r",
+            self.device.name,
+            INTERNAL_ERROR,
+            kind,
+            str(exc)[:200],
+            exc_info=exc,
+            extra={"held_back": held} if held else None,
+        )
+
+    def internal_error(self, exc: BaseException, failed: SampleSet | None = None) -> SampleSet:
+        """The sample set for a poll whose result could not be used (`failed`, e.g. it could
+        not be encoded; None if the poll itself raised): up = False, reason internal_error,
+        logged and counted. Keeps `failed`'s sequence number, so no gap appears."""
+        self.log_internal_error(exc)
+        self._conv.errors[INTERNAL_ERROR] += 1
+        now = time.time()
+        return SampleSet(
+            site=self.site,
+            device=self.device.name,
+            seq=failed.seq if failed is not None else self._next_seq(self.device.name),
+            ts_ms=failed.ts_ms if failed is not None else int(now * 1000),
+            duration_ms=failed.duration_ms if failed is not None else 0,
+            up=False,
+            reason=INTERNAL_ERROR,
+            groups=[],
+            errors=dict(self._conv.errors),
+            reboots=self._reboot.reboots,
+            rebooted=failed.rebooted if failed is not None else False,
         )
 
     async def _get_session(self) -> Session:
@@ -342,6 +412,9 @@ class DevicePoller:
                     if raw is None or isinstance(raw, Missing):
                         continue
                     text = decode_text(raw) if isinstance(raw, bytes) else str(raw)
+                    if len(text) > MAX_TEXT_CHARS:
+                        self._conv.errors[BAD_VALUE] += 1  # a 10 MB "name": try the next one
+                        continue
                     if text.strip():
                         tags[tag] = text.strip()
                         break
@@ -359,11 +432,11 @@ class DevicePoller:
                 if value is not None:
                     fields.append(Field(col.name, col.kind, value))
             if any(col.multiply_by for col in table.columns):
-                fields = _multiply(table, fields)
+                fields = _multiply(table, fields, self._conv.errors)
             measurement = table.measurement
             if table.transform is not None:
                 measurement, fields = table.transform(
-                    {f.name: f.value for f in fields}, tags, measurement
+                    {f.name: f.value for f in fields}, tags, measurement, errors=self._conv.errors
                 )
             if fields:
                 groups.append(Group(measurement, tags, fields))

@@ -3,14 +3,24 @@
 A device's poll is bounded by its deadline and the number of polls at once by a semaphore, so a
 device that never answers only ever costs its own slot. Sinks start before sources and stop after
 them: the outbox opens first, the publisher runs alongside the pollers and drains last.
+
+Supervision: the device loops, the publisher, its watch and the systemd heartbeat run in one
+asyncio.TaskGroup. A poll that raises is data (up = False, reason `internal_error`, traceback
+logged) and its loop goes on; any task that ends with an exception is logged and stops the whole
+agent with AgentFailed (non-zero exit: systemd restarts it), never a silent half-running agent.
+The publisher is watched too: connected, with something to send and nothing acknowledged for
+`broker.stall_timeout` seconds, it is overdue and the watchdog is no longer fed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from agent import __version__
 from agent.config import AgentConfig
@@ -31,6 +41,19 @@ from pantau.wire import (
 )
 
 log = logging.getLogger("pantau.agent")
+
+PUBLISHER = "publisher"  # its name in Liveness (and so in the watchdog's "overdue" list)
+
+
+class AgentFailed(RuntimeError):
+    """A task the agent cannot do without ended: the agent stops rather than run on half."""
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return out
 
 
 def open_outbox(cfg: AgentConfig) -> Outbox:
@@ -60,7 +83,6 @@ class Agent:
         self.cfg = cfg
         self.outbox = outbox
         self.publisher = Publisher(cfg, outbox, self.status)
-        self.last: dict[str, SampleSet] = {}
         self.fatal: OutboxError | None = None
         self.liveness = Liveness()  # systemd watchdog: each device loop's next promised step
 
@@ -83,6 +105,8 @@ class Agent:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Poll and publish until `stop` is set. Raises OutboxError when sample sets can no
+        longer be kept, AgentFailed when a task ended with an exception (already logged)."""
         log.info(
             "agent starting site=%s devices=%d outbox=%s pending=%d",
             self.cfg.site,
@@ -90,7 +114,47 @@ class Agent:
             self.cfg.outbox.path,
             len(self.outbox),
         )
-        publisher = asyncio.create_task(self.publisher.run(stop), name="publisher")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._start(tasks, PUBLISHER, self._run_publisher(stop))
+                self._start(tasks, "publisher-watch", self._watch_publisher(stop))
+                await self._poll_until(stop, tasks)
+        except BaseExceptionGroup as group:
+            stop.set()
+            errors = _leaves(group)
+            if not all(isinstance(e, Exception) for e in errors):
+                raise  # KeyboardInterrupt, SystemExit: not ours to translate
+            log.error(
+                "agent stopping on a failed task (systemd restarts it; what is unpublished "
+                "stays on disk) site=%s unpublished=%d errors=%s",
+                self.cfg.site,
+                len(self.outbox),
+                ",".join(type(e).__name__ for e in errors),
+            )
+            if len(errors) == 1 and isinstance(errors[0], OutboxError):
+                raise errors[0] from None
+            raise AgentFailed("; ".join(f"{type(e).__name__}: {e}" for e in errors)) from errors[0]
+        log.info(
+            "agent stopped site=%s unpublished=%d (kept on disk)", self.cfg.site, len(self.outbox)
+        )
+        if self.fatal is not None:
+            raise self.fatal
+
+    def _start(
+        self, tasks: asyncio.TaskGroup, name: str, coro: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        """A task in the group whose exception is logged (with its traceback) as it happens."""
+
+        async def logged() -> None:
+            try:
+                await coro
+            except Exception:
+                log.error("task failed, stopping the agent task=%s", name, exc_info=True)
+                raise
+
+        return tasks.create_task(logged(), name=name)
+
+    async def _poll_until(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
         async with SnmpClient() as client:
             limit = asyncio.Semaphore(self.cfg.concurrency)
             pinger = Pinger()
@@ -100,27 +164,71 @@ class Agent:
             ]
             if any(p.needs_pysnmp for p in pollers):
                 await client.preload()  # pysnmp is loaded only for configs that need it
-            tasks = [
-                asyncio.create_task(self._device_loop(p, limit, stop), name=p.device.name)
+            loops = [
+                self._start(tasks, p.device.name, self._device_loop(p, limit, stop))
                 for p in pollers
             ]
             # systemd (Type=notify): READY once polling and the broker answered or had its
-            # chance; WATCHDOG only while every device loop keeps its promises; STOPPING.
-            supervisor = Supervisor(
-                Notifier(), status=self._systemd_status, overdue=self.liveness.overdue
-            )
-            notify = asyncio.create_task(supervise(supervisor, stop, self.publisher.attempted))
-            await stop.wait()
-            await notify
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await publisher
-        log.info(
-            "agent stopped site=%s unpublished=%d (kept on disk)", self.cfg.site, len(self.outbox)
-        )
-        if self.fatal is not None:
-            raise self.fatal
+            # chance; WATCHDOG only while every device loop and the publisher keep their
+            # promises; STOPPING.
+            supervisor = Supervisor(Notifier(), status=self._systemd_status, overdue=self._overdue)
+            self._start(tasks, "heartbeat", supervise(supervisor, stop, self.publisher.attempted))
+            try:
+                await stop.wait()
+            finally:
+                # Sources stop first (the publisher drains after them), and before the SNMP
+                # client closes under them.
+                for task in loops:
+                    task.cancel()
+                if loops:
+                    await asyncio.wait(loops)
+
+    def _overdue(self) -> list[str]:
+        return self.liveness.overdue()  # looked up at each tick: tests swap self.liveness
+
+    async def _run_publisher(self, stop: asyncio.Event) -> None:
+        await self.publisher.run(stop)
+        if not stop.is_set():
+            raise AgentFailed("the publisher ended while the agent was running")
+
+    async def _watch_publisher(self, stop: asyncio.Event) -> None:
+        """The publisher's promise to Liveness: while the broker is connected (and takes what
+        is published) and the outbox holds something, an acknowledgement within
+        `broker.stall_timeout` seconds. The time counts across reconnections (a broker that
+        takes the connection but acknowledges nothing makes the publisher reconnect every
+        few seconds) and starts again with each acknowledgement or an empty outbox.
+        Disconnected or idle, the publisher promises nothing."""
+        bound = self.cfg.broker.stall_timeout
+        step = min(1.0, bound / 4)
+        sent = self.publisher.sent
+        stalled = 0.0  # seconds connected, with something to send, and nothing acknowledged
+        busy = False
+        at = time.monotonic()
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if self.publisher.sent != sent or self.outbox.empty():
+                    stalled = 0.0
+                elif busy:
+                    stalled += now - at
+                sent, at = self.publisher.sent, now
+                busy = self.publisher.ready and not self.outbox.empty()
+                self.liveness.expect(PUBLISHER, bound - stalled if busy else None)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), step)
+        finally:
+            self.liveness.forget(PUBLISHER)
+
+    async def _poll(self, poller: DevicePoller) -> tuple[SampleSet, bytes]:
+        """One poll and its payload. A poll (or an encoding) that raises gives a sample set
+        with up = False, reason internal_error: a bug must not end the device's loop."""
+        sample_set: SampleSet | None = None
+        try:
+            sample_set = await poller.poll()
+            return sample_set, encode_sample_set(sample_set)
+        except Exception as exc:
+            failed = poller.internal_error(exc, sample_set)
+            return failed, encode_sample_set(failed)
 
     def _systemd_status(self) -> str:
         broker = (
@@ -147,8 +255,7 @@ class Agent:
             self.liveness.expect(name, None)  # waiting for a slot: its holders are watched
             async with limit:
                 self.liveness.expect(name, poller.device.deadline)  # a poll ends by then
-                sample_set = await poller.poll()
-            self.last[poller.device.name] = sample_set
+                sample_set, payload = await self._poll(poller)
             if not sample_set.up:
                 log.warning(
                     "poll failed device=%s reason=%s", poller.device.name, sample_set.reason
@@ -156,7 +263,7 @@ class Agent:
             try:
                 self.outbox.put(
                     metrics_topic(self.cfg.site, poller.device.name),
-                    encode_sample_set(sample_set),
+                    payload,
                     device=poller.device.name,
                     seq=sample_set.seq,
                     ts_ms=sample_set.ts_ms,

@@ -1,8 +1,9 @@
 """Profiles compiled for the hot path, and the conversion of raw SNMP values by them.
 
-Compiling happens once per device (and again only when detection picks other profiles): OIDs
-become tuples, regexes are compiled, profile-wide sentinels are merged into each value. The poll
-loop then only does tuple lookups and arithmetic.
+Compiling happens once per set of profiles, shared by every device that polls that set (and
+again only when detection picks a set not compiled yet): OIDs become tuples, regexes are
+compiled, profile-wide sentinels are merged into each value. The poll loop then only does tuple
+lookups and arithmetic.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import functools
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from agent.profiles.model import Profile, TableSpec, ValueSpec
 from agent.profiles.transforms import TRANSFORMS
@@ -20,9 +21,37 @@ from agent.snmp.values import Missing, Oid, SnmpValue, oid_tuple
 from pantau.wire import Field, Kind
 
 _KINDS = {"gauge": Kind.GAUGE, "counter": Kind.COUNTER, "state": Kind.STATE, "info": Kind.INFO}
-_NUMBER = re.compile(rb"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(rb"[-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\b(?i:inf(?:inity)?|nan)\b)")
 
-Transform = Callable[[dict[str, int | float | str], dict[str, str], str], tuple[str, list[Field]]]
+BAD_VALUE = "bad_value"
+"""Error kind of a value the device sent that no number or text can be made of: not finite
+(`inf`, `nan`, `1e400`), beyond 64 bits, beyond what a scale or factor can keep finite, or
+absurdly long. The value is left out; the rest of the poll goes on."""
+WIRE_INT_MIN = -(2**63)
+WIRE_INT_MAX = 2**64 - 1  # integers the wire format (MessagePack) carries
+MAX_NUMBER_CHARS = 64  # a number written as text, sign, point and exponent included
+MAX_TEXT_CHARS = 4096  # an info value or a tag (DisplayString is at most 255 octets)
+MAX_RAW_BYTES = 65535  # an OCTET STRING a conversion even looks at
+
+
+def wire_number(number: int | float) -> bool:
+    """Whether a number can travel: a finite float, or an integer MessagePack can encode."""
+    if isinstance(number, float):
+        return math.isfinite(number)
+    return WIRE_INT_MIN <= number <= WIRE_INT_MAX
+
+
+class Transform(Protocol):
+    """A row transform (agent/profiles/transforms.py): counts what it cannot read in `errors`."""
+
+    def __call__(
+        self,
+        values: dict[str, int | float | str],
+        tags: dict[str, str],
+        measurement: str,
+        *,
+        errors: Counter[str] | None = None,
+    ) -> tuple[str, list[Field]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +134,22 @@ class Plan:
 
     @classmethod
     def of(cls, profiles: tuple[Profile, ...]) -> Plan:
+        """The plan of these profiles, compiled once and shared: every device that polls the
+        same profiles (50 radios of one model) holds the same immutable plan, not a copy each
+        (about 12 KiB a device with the shipped profiles)."""
+        key = tuple(map(id, profiles))
+        hit = _PLANS.get(key)
+        if hit is not None:
+            return hit[0]
+        plan = cls._compile(profiles)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()  # a process that loads many configs (tests) does not grow without end
+        # The profiles are kept with their plan so that their ids cannot be reused meanwhile.
+        _PLANS[key] = (plan, profiles)
+        return plan
+
+    @classmethod
+    def _compile(cls, profiles: tuple[Profile, ...]) -> Plan:
         scalars: dict[tuple[str, tuple[tuple[str, str], ...]], list[CompiledValue]] = {}
         tables: list[CompiledTable] = []
         for profile in profiles:
@@ -118,6 +163,11 @@ class Plan:
             tuple((m, tags, tuple(v)) for (m, tags), v in scalars.items()),
             tuple(tables),
         )
+
+
+_PLANS_MAX = 256
+_PLANS: dict[tuple[int, ...], tuple[Plan, tuple[Profile, ...]]] = {}
+"""Compiled plans by the identities of their profiles (Plan.of)."""
 
 
 def decode_text(raw: bytes) -> str:
@@ -137,7 +187,10 @@ def decode_text(raw: bytes) -> str:
 
 @dataclass(slots=True)
 class Converter:
-    """Applies a CompiledValue to a raw SNMP value, counting what it cannot use."""
+    """Applies a CompiledValue to a raw SNMP value, counting what it cannot use.
+
+    Total over device data: whatever a device sends, `value` returns a value or None (counted
+    by kind in `errors`: `wrong_type`, `bad_value`, ...), never raises because of the data."""
 
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -147,20 +200,45 @@ class Converter:
         raw: SnmpValue,
         scale: float | None = None,
     ) -> int | float | str | None:
+        try:
+            return self._value(spec, raw, scale)
+        except (ArithmeticError, ValueError):
+            # The checks below are meant to catch every unusable value first; this is the net
+            # for arithmetic they did not foresee (Python's own limits: digits, float range).
+            self.errors[BAD_VALUE] += 1
+            return None
+
+    def _bad(self) -> None:
+        self.errors[BAD_VALUE] += 1
+
+    def _value(
+        self,
+        spec: CompiledValue,
+        raw: SnmpValue,
+        scale: float | None,
+    ) -> int | float | str | None:
         if isinstance(raw, Missing):
             self.errors[raw.reason] += 1
+            return None
+        if isinstance(raw, bytes) and len(raw) > MAX_RAW_BYTES:
+            self._bad()
             return None
         if isinstance(raw, bytes) and spec.pattern is not None:
             found = spec.pattern.search(raw)
             if found is None:
                 return None  # e.g. "no signal", "N/A": no reading, not an error
             raw = found.group(1) if found.groups() else found.group()
+            if raw is None:
+                return None  # the pattern matched without its group: no reading either
         if spec.mapping is not None and isinstance(raw, bytes):
             mapped_text = spec.mapping.get(decode_text(raw).strip())
             if mapped_text is not None:  # vendors that say "Locked"/"Unlocked"
                 return int(mapped_text) if float(mapped_text).is_integer() else mapped_text
         if spec.kind is Kind.INFO:
             text = decode_text(raw) if isinstance(raw, bytes) else str(raw)
+            if len(text) > MAX_TEXT_CHARS:
+                self._bad()
+                return None
             return None if text in spec.invalid else text
         number: int | float
         if isinstance(raw, int):
@@ -174,10 +252,18 @@ class Converter:
                 self.errors["wrong_type"] += 1
                 return None
             digits = match.group().decode()
-            number = float(digits) if any(c in digits for c in ".eE") else int(digits)
+            if len(digits) > MAX_NUMBER_CHARS:
+                self._bad()  # 5,000 digits: no instrument has that precision
+                return None
+            number = float(digits) if any(c in digits for c in ".eEnN") else int(digits)
         else:
             self.errors["wrong_type"] += 1
             return None
+        if not wire_number(number):
+            self._bad()  # inf, nan, 1e400, beyond 64 bits
+            return None
+        if number == 0:
+            number = type(number)(0)  # -0.0 is zero: no sign, nothing for a dashboard to show
         if number in spec.invalid:
             return None
         if spec.kind is Kind.COUNTER:
@@ -190,7 +276,7 @@ class Converter:
         if spec.bit is not None:
             number = (int(number) >> spec.bit) & 1
         if spec.mapping is not None:
-            mapped = spec.mapping.get(int(number), spec.map_default)  # type: ignore[call-overload]
+            mapped = spec.mapping.get(int(number), spec.map_default)
             if mapped is None:
                 return None
             number = int(mapped) if float(mapped).is_integer() else mapped
@@ -200,15 +286,16 @@ class Converter:
             number = number * scale
         if spec.offset is not None:
             number = number + spec.offset
-        if isinstance(number, float):
-            if not math.isfinite(number):
-                self.errors["wrong_type"] += 1
-                return None
+        if not wire_number(number):
+            self._bad()  # a huge reading times a scale
+            return None
         if spec.convert == "mw_to_dbm":
             if number <= 0:
                 return None  # no light: absent, not minus infinity
             return round(10 * math.log10(number), 3)
         if isinstance(number, float):
+            if number == 0:
+                return 0.0  # not -0.0 (a negative scale times zero)
             if was_int and number.is_integer() and abs(number) < 2**53:
                 return int(number)  # e.g. ifHighSpeed x 1e6: keep exact integers exact
             return round(number, 9)  # 0.1 x 123 is 12.3, not 12.300000000000001
