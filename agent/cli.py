@@ -57,7 +57,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.outbox import OutboxError
-    from agent.service import Agent, open_outbox
+    from agent.service import Agent, AgentFailed, open_outbox
     from pantau.logs import setup_logging
 
     cfg = _load(args.config)
@@ -80,6 +80,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(main())
     except OutboxError as exc:  # e.g. the disk filled up while running
+        print(f"stopping: {exc}", file=sys.stderr)
+        return 1
+    except AgentFailed as exc:  # a task died: logged with its traceback; systemd restarts us
         print(f"stopping: {exc}", file=sys.stderr)
         return 1
     finally:

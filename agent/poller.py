@@ -239,10 +239,19 @@ class DevicePoller:
             up=not reason,
             reason=reason,
             groups=groups,
-            errors=dict(self._conv.errors),
+            errors=self._errors(),
             reboots=self._reboot.reboots,
             rebooted=rebooted,
         )
+
+    def _errors(self) -> dict[str, int]:
+        """The device's cumulative anomaly counts: conversions, and what its SNMP session saw
+        (fast-path fallbacks, stray datagrams, tolerated encodings: agent.snmp counters)."""
+        counts = Counter(self._conv.errors)
+        session_counts = getattr(self._session, "counters", None)
+        if session_counts:
+            counts.update(session_counts)
+        return dict(counts)
 
     def log_internal_error(self, exc: BaseException) -> None:
         """One line with the traceback per device and exception type every
@@ -281,7 +290,7 @@ class DevicePoller:
             up=False,
             reason=INTERNAL_ERROR,
             groups=[],
-            errors=dict(self._conv.errors),
+            errors=self._errors(),
             reboots=self._reboot.reboots,
             rebooted=failed.rebooted if failed is not None else False,
         )

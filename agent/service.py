@@ -231,11 +231,7 @@ class Agent:
             return failed, encode_sample_set(failed)
 
     def _systemd_status(self) -> str:
-        broker = (
-            "broker connected"
-            if self.publisher.connected.is_set()
-            else "broker unreachable, keeping sample sets in the outbox"
-        )
+        broker = self.publisher.describe()
         return (
             f"site {self.cfg.site}: polling {len(self.cfg.devices)} device(s); {broker}; "
             f"outbox {len(self.outbox)} pending"

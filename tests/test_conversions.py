@@ -259,3 +259,25 @@ def test_a_10_mb_tag_is_skipped_for_the_next_one(tmp_path):
     (group,) = result.groups
     assert group.tags["sensor"] == "Board temperature"
     assert result.errors == {"bad_value": 1}
+
+
+def test_the_sessions_own_counts_reach_the_sample_set(tmp_path):
+    """What the SNMP session counted (fast-path fallbacks, stray datagrams, tolerated
+    encodings: agent.snmp's `counters`) travels in the sample set's errors, next to the
+    conversion counts, so the NOC sees a device that answers oddly."""
+    session = FakeSession([(f"{E}.6.0", b"-12.5"), (f"{E}.1.0", b"inf")])
+    session.counters = Counter({"anomaly_unsigned_unpadded": 3, "stray_wrong_source": 1})
+    (tmp_path / "p.yaml").write_text(PROFILE)
+    (tmp_path / "a.yaml").write_text(
+        "site: s\nprofile_files: [p.yaml]\ndevices:\n  - name: d\n    host: 127.0.0.1\n"
+        "    ping: false\n    profiles: [p]\n"
+    )
+    dev = load_agent_config(tmp_path / "a.yaml").devices[0]
+    poller = DevicePoller("s", dev, FakeClient(session), lambda _: 1)
+    result = asyncio.run(poller.poll())
+    assert result.errors == {
+        "bad_value": 1,
+        "no_such_object": 5,  # the profile's other scalars
+        "anomaly_unsigned_unpadded": 3,
+        "stray_wrong_source": 1,
+    }
