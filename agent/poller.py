@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from agent.config import Device
 from agent.icmp import Pinger
+from agent.limits import MESSAGE_CAPPED, fit_groups
 from agent.profiles.model import Profile
 from agent.profiles.plan import (
     BAD_VALUE,
@@ -230,6 +231,7 @@ class DevicePoller:
                 )
                 if not replies:
                     reason = "unreachable"
+        groups = fit_groups(groups, self._conv.errors)  # what the collector accepts
         return SampleSet(
             site=self.site,
             device=self.device.name,
@@ -243,6 +245,17 @@ class DevicePoller:
             reboots=self._reboot.reboots,
             rebooted=rebooted,
         )
+
+    def message_capped(self, groups_cut: int) -> dict[str, int]:
+        """Count groups left out because the encoded sample set was larger than the collector
+        accepts (agent.limits.encode_within); the device's errors as they now stand."""
+        self._conv.errors[MESSAGE_CAPPED] += groups_cut
+        log.warning(
+            "sample set too large for the collector, last groups left out device=%s cut=%d",
+            self.device.name,
+            groups_cut,
+        )
+        return self._errors()
 
     def _errors(self) -> dict[str, int]:
         """The device's cumulative anomaly counts: conversions, and what its SNMP session saw

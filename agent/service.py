@@ -25,6 +25,7 @@ from typing import Any
 from agent import __version__
 from agent.config import AgentConfig
 from agent.icmp import Pinger
+from agent.limits import encode_within
 from agent.outbox import Dropped, Outbox, OutboxError
 from agent.poller import DevicePoller
 from agent.publisher import Publisher
@@ -225,7 +226,7 @@ class Agent:
         sample_set: SampleSet | None = None
         try:
             sample_set = await poller.poll()
-            return sample_set, encode_sample_set(sample_set)
+            return encode_within(sample_set, poller.message_capped)
         except Exception as exc:
             failed = poller.internal_error(exc, sample_set)
             return failed, encode_sample_set(failed)

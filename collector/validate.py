@@ -26,7 +26,13 @@ from pantau.wire import (
 )
 from pantau.wire import decode_status as _decode_status
 from pantau.wire import parse_topic as wire_parse_topic
-from pantau.wire.model import MAX_DECODED_BYTES, MAX_POINTS_PER_MESSAGE, MAX_VALUES_PER_MESSAGE
+from pantau.wire.model import (
+    MAX_DECODED_BYTES,
+    MAX_POINTS_PER_MESSAGE,
+    MAX_TAG_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_VALUES_PER_MESSAGE,
+)
 
 T = TypeVar("T")
 
@@ -97,8 +103,8 @@ def check_sample_set(
         for key, value in group.tags.items():
             if key not in tag_keys and not _valid_tag_key(key):
                 raise Rejected("bad_name", f"tag key {key[:64]!r}")
-            if len(value) > 256:
-                raise Rejected("bad_value", f"tag {key} value longer than 256")
+            if len(value) > MAX_TAG_CHARS:
+                raise Rejected("bad_value", f"tag {key} value longer than {MAX_TAG_CHARS}")
         for f in group.fields:
             name, kind, value = f.name, f.kind, f.value
             if name not in names and not _valid_name(name):
@@ -114,7 +120,7 @@ def check_sample_set(
             elif kind is _STATE:
                 if t is not int or not -INT64_MAX <= value <= INT64_MAX:  # type: ignore[operator]
                     _check_value(kind, value, name)
-            elif t is not str or len(value) > 4096:  # type: ignore[arg-type]
+            elif t is not str or len(value) > MAX_TEXT_CHARS:  # type: ignore[arg-type]
                 _check_value(kind, value, name)
     for key, count in ss.errors.items():
         if not _NAME.match(key) or not 0 <= count <= INT64_MAX:
@@ -151,8 +157,10 @@ def _check_value(kind: Kind, value: object, name: str) -> None:
     """The complete check of one value, and the reason it is refused (the hot loop above calls
     it only for values its quick tests did not pass)."""
     if kind is Kind.INFO:
-        if not isinstance(value, str) or len(value) > 4096:
-            raise Rejected("bad_value", f"{name}: info must be a string of at most 4096")
+        if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+            raise Rejected(
+                "bad_value", f"{name}: info must be a string of at most {MAX_TEXT_CHARS}"
+            )
     elif kind is Kind.COUNTER:
         if not isinstance(value, int) or not 0 <= value <= UINT64_MAX:
             raise Rejected("bad_value", f"{name}: counter must be an unsigned 64-bit integer")

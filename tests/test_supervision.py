@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import service
+from agent import limits, service
 from agent.config import load_agent_config
 from agent.outbox import Outbox
 from agent.profiles.plan import Converter
@@ -322,7 +322,7 @@ def test_a_sample_set_that_cannot_be_encoded_keeps_its_seq_as_internal_error(
     tmp_path, fake_snmp, monkeypatch, caplog
 ):
     calls = 0
-    encode = service.encode_sample_set
+    encode = limits.encode_sample_set  # the poll's payload is made in agent.limits
 
     def broken_once(sample_set: SampleSet) -> bytes:
         nonlocal calls
@@ -331,7 +331,7 @@ def test_a_sample_set_that_cannot_be_encoded_keeps_its_seq_as_internal_error(
             raise OverflowError("can't serialize ints < -2**63 or > 2**64 - 1")
         return encode(sample_set)
 
-    monkeypatch.setattr(service, "encode_sample_set", broken_once)
+    monkeypatch.setattr(limits, "encode_sample_set", broken_once)
     cfg = config(tmp_path)
     with open_outbox(cfg) as outbox:
         kept = record_puts(outbox)

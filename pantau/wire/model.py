@@ -46,6 +46,17 @@ MAX_VALUES_PER_MESSAGE: Final = 200_000
 MAX_DECODED_BYTES: Final = 4 << 20
 """Bytes a compressed sample set may inflate to."""
 
+# What one value may hold, checked by the collector (reason `bad_value`) and kept to by the
+# agent before it sends (agent/limits.py), so that a device answering a 10 MB ifAlias costs
+# that value, not the whole poll.
+MAX_TAG_CHARS: Final = 256
+"""Characters of a tag value (interface names and aliases, sensor names, ...)."""
+MAX_TEXT_CHARS: Final = 4096
+"""Characters of an info (text) value."""
+MAX_MESSAGE_BYTES: Final = 256 * 1024
+"""Bytes of one encoded message: the collector's default `max_message_bytes`. An agent keeps
+its sample sets below it; a collector configured below it refuses larger ones (oversize)."""
+
 
 class Kind(enum.IntEnum):
     """What a value means, so the collector can expose it without knowing the profile."""
