@@ -58,6 +58,8 @@ MAP = {"map": {1: 1}, "map_default": 0}
         (STATE, b"-nan", "bad_value"),
         (BIT, b"NaN", "bad_value"),
         ({"kind": "counter"}, b"18446744073709551616", "bad_value"),  # 2^64: beyond the wire
+        (STATE, 2**64 - 1, "bad_value"),  # a Counter64 where a state is: beyond InfluxDB's i
+        (STATE, b"9223372036854775808", "bad_value"),  # 2^63 as text
         ({}, b"-9223372036854775809", "bad_value"),  # below int64
         ({}, b"7" * TEN_MB, "bad_value"),  # a 10 MB number column
         ({}, b"x" * TEN_MB, "bad_value"),

@@ -20,6 +20,8 @@ from agent.profiles.transforms import TRANSFORMS
 from agent.snmp.values import Missing, Oid, SnmpValue, oid_tuple
 from pantau.wire import Field, Kind
 
+STATE_MAX = 2**63 - 1
+"""Largest magnitude of a state (InfluxDB's `i`; the collector refuses more as bad_value)."""
 _KINDS = {"gauge": Kind.GAUGE, "counter": Kind.COUNTER, "state": Kind.STATE, "info": Kind.INFO}
 _NUMBER = re.compile(rb"[-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\b(?i:inf(?:inity)?|nan)\b)")
 
@@ -272,7 +274,11 @@ class Converter:
                 return None
             return number
         if spec.kind is Kind.STATE:
-            return int(number)
+            state = int(number)
+            if not -STATE_MAX <= state <= STATE_MAX:
+                self._bad()  # a state is a signed 64-bit integer on the wire and in InfluxDB
+                return None
+            return state
         if spec.bit is not None:
             number = (int(number) >> spec.bit) & 1
         if spec.mapping is not None:
