@@ -18,8 +18,10 @@ from pantau.settings import (
     read_secret,
     validate,
 )
+from pantau.wire.topics import IDENTIFIER
 
 Seconds = Annotated[float, pydantic.Field(gt=0, le=86400 * 365)]
+SiteName = Annotated[str, pydantic.Field(pattern=IDENTIFIER.pattern)]
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -92,6 +94,12 @@ class CollectorFile(StrictModel):
     # A sample set dated more than this ahead of the collector's clock is written, but counted
     # (pantau_site_future_samples_total) and not trusted for current state.
     max_clock_skew: Seconds = 300.0
+    # A site whose status says online but from which nothing arrived for this long is dark
+    # (pantau_site_offline_reason_info{reason="silent"}); keep it near site_silent_max_seconds.
+    silent_after: Seconds = 180.0
+    # Sites gone for good: left out of current state (/metrics, status page) whatever arrives
+    # from them. The other way: a retained empty message on pantau/<site>/status (docs/deploy.md).
+    decommissioned_sites: list[SiteName] = []
     rejected_file: Path | None = None
     rejected_max_bytes: int = pydantic.Field(64 << 20, ge=0)
     log: LogConfig = LogConfig()

@@ -27,7 +27,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from collector.state import State
+from collector.state import UNKNOWN, State
 from pantau.wire import Field, Kind
 
 PREFIX = "pantau"
@@ -165,8 +165,26 @@ class StateCollector(Collector):
         sites = self.state.snapshot()
         online = GaugeMetricFamily(
             f"{PREFIX}_site_online",
-            "1 if the site's agent is connected (birth), 0 after its will",
+            "1 while the site's agent is connected (birth, heartbeats), 0 after its Last Will "
+            "or clean stop; a silent site keeps 1 and says silent in offline_reason_info",
             labels=["site"],
+        )
+        offline_reason = InfoMetricFamily(
+            f"{PREFIX}_site_offline_reason",
+            "Why the site is dark: stopped (clean stop), connection_lost (Last Will), silent "
+            "(nothing received for silent_after while online); absent while it is not",
+            labels=["site"],
+        )
+        offline_since = GaugeMetricFamily(
+            f"{PREFIX}_site_offline_since_timestamp_seconds",
+            "Since when the site is dark (absent while it is not)",
+            labels=["site"],
+        )
+        device_state = GaugeMetricFamily(
+            f"{PREFIX}_device_state",
+            "1 for the device's state: up, down, or unknown (its site is dark, or it was not "
+            "heard from for stale_after); one series per device",
+            labels=["site", "device", "state"],
         )
         heard = GaugeMetricFamily(
             f"{PREFIX}_site_last_heard_timestamp_seconds",
@@ -274,12 +292,19 @@ class StateCollector(Collector):
         for site_name, site in sorted(sites.items()):
             online.add_metric([site_name], 1.0 if site.online else 0.0)
             heard.add_metric([site_name], site.heard)
+            if site.offline_reason:
+                offline_reason.add_metric([site_name], {"reason": site.offline_reason})
+                offline_since.add_metric([site_name], site.offline_since)
             future.add_metric([site_name], site.future_samples)
             skew.add_metric([site_name], site.clock_skew)
             for what, count in sorted(site.truncated.items()):
                 truncated.add_metric([site_name, what], count)
+            # The agent's health from its last heartbeat stays while the site is dark: how old
+            # it is, and the backlog waiting there, are what the NOC needs then.
             st = site.status
-            if st is not None and st.online:
+            if st is not None and not st.online:
+                st = site.last_online
+            if st is not None:
                 for attr, family in health.items():
                     value = st.ts_ms / 1000 if attr == "heartbeat_ts" else getattr(st, attr)
                     family.add_metric([site_name], float(value))
@@ -291,8 +316,11 @@ class StateCollector(Collector):
             for dev_name, dev in sorted(site.devices.items()):
                 ss = dev.last
                 key = [site_name, dev_name]
-                up.add_metric(key, 1.0 if ss.up else 0.0)
+                device_state.add_metric([*key, dev.state], 1.0)
                 last.add_metric(key, ss.ts_ms / 1000)
+                if dev.state == UNKNOWN:
+                    continue  # its last poll is not current state: no reading, no up/down
+                up.add_metric(key, 1.0 if ss.up else 0.0)
                 duration.add_metric(key, ss.duration_ms / 1000)
                 reboots.add_metric(key, ss.reboots)
                 for kind, count in sorted(dev.errors.items()):
@@ -305,7 +333,10 @@ class StateCollector(Collector):
                     )
         yield from (
             online,
+            offline_reason,
+            offline_since,
             heard,
+            device_state,
             up,
             last,
             duration,

@@ -2,6 +2,10 @@
 
 Sinks start before sources: HTTP and InfluxDB first, the MQTT subscription last; on shutdown the
 subscription stops first and the pipeline flushes what it holds.
+
+A thread that died is loud: the pipeline thread, its InfluxDB writer and the MQTT network thread
+are watched; if one ends while the collector runs, /readyz fails naming it and the systemd
+watchdog is no longer fed (STATUS says which), so systemd restarts the service.
 """
 
 from __future__ import annotations
@@ -27,7 +31,12 @@ class Collector:
     def __init__(self, cfg: CollectorFile) -> None:
         self.cfg = cfg
         self.metrics = SelfMetrics()
-        self.state = State(cfg.stale_after)
+        self.state = State(
+            cfg.stale_after,
+            silent_after=cfg.silent_after,
+            decommissioned=cfg.decommissioned_sites,
+            max_clock_skew=cfg.max_clock_skew,
+        )
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.intake = Intake(cfg.mqtt, self.inbox)
         self.sink = InfluxSink(cfg.influx)
@@ -51,18 +60,39 @@ class Collector:
             make_app(metrics_app(self.metrics, self.state), self.ready, self.state),
         )
         self._ping_cache = (0.0, False)
+        self._worker: threading.Thread | None = None
+        self._running = False  # every thread started, and not yet told to stop
+
+    def dead_threads(self) -> list[str]:
+        """The threads that should run and ended (an exception nobody caught)."""
+        if not self._running:
+            return []
+        worker = self._worker
+        return [
+            name
+            for name, dead in (
+                ("pipeline", worker is not None and not worker.is_alive()),
+                ("pipeline-writer", self.pipeline.writer_dead()),
+                ("mqtt", not self.intake.alive()),
+            )
+            if dead
+        ]
 
     def ready(self) -> tuple[bool, str]:
         subscribed = self.intake.subscribed.is_set()
         self.metrics.connected(subscribed)
+        dead = self.dead_threads()
+        auth = self.pipeline.auth_failure
         influx = self.pipeline.influx_ok.is_set() or self._influx_reachable()
-        if subscribed and influx:
+        if subscribed and influx and not dead and auth is None:
             return True, "ready"
         why = [
             w
             for w, bad in (
+                (f"thread died: {', '.join(dead)}", bool(dead)),
                 ("not subscribed to the broker", not subscribed),
                 ("InfluxDB API unreachable", not influx),
+                (auth or "", auth is not None),
             )
             if bad
         ]
@@ -78,6 +108,8 @@ class Collector:
     def _systemd_status(self) -> str:
         broker = "subscribed" if self.intake.subscribed.is_set() else "not subscribed"
         influx = "writing" if self.pipeline.influx_ok.is_set() else "no write confirmed yet"
+        if self.pipeline.auth_failure is not None:
+            influx = self.pipeline.auth_failure
         return f"broker: {broker}; InfluxDB: {influx}; http {self.cfg.http.listen}"
 
     def run(self, stop: threading.Event) -> None:
@@ -86,24 +118,20 @@ class Collector:
         worker = threading.Thread(
             target=self.pipeline.run, args=(self.inbox, stop), name="pipeline"
         )
+        self._worker = worker
         worker.start()
         self.intake.start()
+        self._running = True
         # systemd (Type=notify): READY once HTTP serves and the subscription is in place (or
-        # after READY_WAIT); WATCHDOG only while this loop, the pipeline and MQTT threads live.
-        supervisor = Supervisor(
-            Notifier(),
-            status=self._systemd_status,
-            overdue=lambda: [
-                name
-                for name, alive in (("pipeline", worker.is_alive()), ("mqtt", self.intake.alive()))
-                if not alive
-            ],
-        )
+        # after READY_WAIT); WATCHDOG only while this loop, the pipeline, its writer and the
+        # MQTT threads live.
+        supervisor = Supervisor(Notifier(), status=self._systemd_status, overdue=self.dead_threads)
         try:
             while not stop.wait(min(1.0, supervisor.period) if supervisor.is_ready else 0.1):
                 self.metrics.connected(self.intake.subscribed.is_set())
                 supervisor.tick(self.intake.subscribed.is_set())
         finally:
+            self._running = False
             supervisor.stopping()
             self.intake.stop()
             worker.join()

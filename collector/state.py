@@ -5,9 +5,20 @@ highest sequence number is the device's newest (a backlog replayed after an outa
 InfluxDB with its timestamps, but must not roll current state back), and a timestamp more than
 `max_clock_skew` seconds ahead of the collector's clock is not trusted for state at all: it is
 counted per site (a site whose clock runs ahead, or a forged message) instead of pinning the
-device's state until that time. Devices not heard from for `stale_after` seconds leave current
-state, so their series disappear from Prometheus; their sequence accounting stays much longer
-(`forget_after`), across a site's long outage.
+device's state until that time.
+
+Dark is a state, not an absence. A site is dark after its Last Will (`connection_lost`), after
+its agent's clean stop (`stopped`), or when nothing arrived from it for `silent_after` seconds
+while its status said online (`silent`). A site that ever sent a status stays listed, dark, with
+its reason and since when, until an operator decommissions it (`forget_site`: a retained empty
+status message, or `decommissioned` sites in the configuration); never by a timer. Sample sets
+still in flight do not bring a decommissioned site back; its agent's next status does. Its devices
+stay listed as `unknown` (neither up nor down): their last readings are not current state.
+On a site that is not dark, a device not heard from for `stale_after` seconds is `unknown` too
+while the site's heartbeat still lists it, and is forgotten once the heartbeat no longer does
+(it left the agent's configuration). A site that never sent a status (only sample sets) is
+forgotten once nothing of it is left, as before. Sequence accounting of a silent device stays
+much longer (`forget_after`), across a site's long outage, then goes.
 
 Everything a sender can make grow is bounded (constructor arguments): sites, devices per site,
 error kinds per device, holes tracked per device (collector.sequences), the fields whose kinds are
@@ -18,7 +29,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 from collector.kinds import MAX_FIELDS, Kinds
 from collector.sequences import MAX_GAP, MAX_HOLES, SeqTracker
@@ -33,6 +45,21 @@ FORGET_AFTER = 7 * 86400.0
 """Seconds, by default, after which the sequence accounting of a silent device is forgotten."""
 MAX_CLOCK_SKEW = 300.0
 """Seconds, by default, a sample set may be dated ahead of the collector's clock."""
+SILENT_AFTER = 180.0
+"""Seconds, by default, without any message from a site whose status says online before it is
+dark (`silent`): three of the agent's default 60 s heartbeats, as site_silent_max_seconds."""
+
+# Why a site is dark (SiteState.offline_reason); "" while it is not.
+STOPPED = "stopped"  # the agent's clean stop status
+CONNECTION_LOST = "connection_lost"  # the Last Will the broker published
+SILENT = "silent"  # nothing received for silent_after while the status said online
+
+# Device states (DeviceState.state in a snapshot).
+UP, DOWN, UNKNOWN = "up", "down", "unknown"
+
+IF_OPER_UP = 1  # RFC 2863 ifOperStatus up
+IF_DORMANT = 5  # standby and dial-on-demand links: not down (as the LinkDown alert)
+IF_ADMIN_UP = 1
 
 # Keys of SiteState.truncated: what a bound cut off.
 CUT_DEVICES = "devices"  # sample sets (or their accounting) of devices over max_devices
@@ -46,6 +73,10 @@ class DeviceState:
     last: SampleSet
     heard: float  # wall clock of the last message from this device
     errors: dict[str, int] = field(default_factory=dict)  # last.errors, at most max_error_kinds
+    down_since: float = 0.0  # poll time of the first failed poll of this outage (0: up)
+    links_down: dict[str, float] = field(default_factory=dict)  # link name → down since
+    links_up: int = 0  # interface rows whose ifOperStatus is up
+    state: str = UP  # in a snapshot: UP, DOWN or UNKNOWN (see the module's docstring)
 
 
 @dataclass(slots=True)
@@ -58,6 +89,38 @@ class SiteState:
     future_samples: int = 0  # sample sets dated more than max_clock_skew ahead: not trusted
     clock_skew: float = 0.0  # how far ahead the newest sample set was dated (0: not ahead)
     truncated: dict[str, int] = field(default_factory=dict)  # what bounds cut off (CUT_*)
+    offline_reason: str = ""  # why the site is dark (STOPPED, CONNECTION_LOST, SILENT); "": not
+    offline_since: float = 0.0  # since when it is dark (wall clock); 0 while it is not
+    last_online: Status | None = None  # the newest birth/heartbeat: the agent's health
+
+
+def link_name(tags: dict[str, str]) -> str:
+    """How a link is named to people: ifName, else ifDescr, else its ifIndex."""
+    for key in ("ifName", "ifDescr"):
+        if tags.get(key):
+            return tags[key]
+    return f"ifIndex {tags.get('ifIndex', '?')}"
+
+
+def _links(ss: SampleSet, before: dict[str, float], now: float) -> tuple[dict[str, float], int]:
+    """The device's down links (admin up, oper neither up nor dormant, as the LinkDown alert)
+    with since when, carried over from `before`, and how many are up."""
+    down: dict[str, float] = {}
+    up = 0
+    for group in ss.groups:
+        if group.measurement != "interface":
+            continue
+        fields = {f.name: f.value for f in group.fields}
+        oper = fields.get("oper_status")
+        if not isinstance(oper, int | float):
+            continue
+        admin = fields.get("admin_status", IF_ADMIN_UP)
+        if oper == IF_OPER_UP:
+            up += 1
+        elif oper != IF_DORMANT and admin == IF_ADMIN_UP:
+            name = link_name(group.tags)
+            down[name] = before.get(name, min(ss.ts_ms / 1000, now))
+    return down, up
 
 
 class State:
@@ -65,6 +128,8 @@ class State:
         self,
         stale_after: float,
         *,
+        silent_after: float = SILENT_AFTER,
+        decommissioned: Iterable[str] = (),
         forget_after: float = FORGET_AFTER,
         max_clock_skew: float = MAX_CLOCK_SKEW,
         max_sites: int = MAX_SITES,
@@ -75,6 +140,8 @@ class State:
         max_fields: int = MAX_FIELDS,
     ) -> None:
         self.stale_after = stale_after
+        self.silent_after = silent_after
+        self.decommissioned = frozenset(decommissioned)
         self.forget_after = max(forget_after, stale_after)
         self.max_clock_skew = max_clock_skew
         self.max_sites = max_sites
@@ -86,10 +153,15 @@ class State:
         self.sites_cut = 0  # messages of sites over max_sites, left out of state
         self._lock = threading.Lock()
         self._sites: dict[str, SiteState] = {}
+        # Decommissioned by forget_site, newest last (at most max_sites): sample sets and gap
+        # records still in flight do not bring such a site back; its next status does.
+        self._forgotten: dict[str, None] = {}
 
     def _site(self, name: str) -> SiteState | None:
         site = self._sites.get(name)
         if site is None:
+            if name in self.decommissioned or name in self._forgotten:
+                return None  # decommissioned: left out of current state
             if len(self._sites) >= self.max_sites:
                 self.sites_cut += 1
                 return None
@@ -134,7 +206,15 @@ class State:
             if len(errors) > self.max_error_kinds:
                 errors = self._bounded_errors(errors, current)
                 self._cut(site, CUT_ERROR_KINDS, len(ss.errors) - len(errors))
-            site.devices[ss.device] = DeviceState(ss, now, errors)
+            down_since = 0.0
+            if not ss.up:
+                down_since = (
+                    current.down_since
+                    if current is not None and current.down_since
+                    else min(ss.ts_ms / 1000, now)
+                )
+            links_down, links_up = _links(ss, current.links_down if current else {}, now)
+            site.devices[ss.device] = DeviceState(ss, now, errors, down_since, links_down, links_up)
 
     def _bounded_errors(
         self, errors: dict[str, int], current: DeviceState | None
@@ -155,12 +235,48 @@ class State:
     def on_status(self, status: Status, now: float | None = None) -> None:
         now = time.time() if now is None else now
         with self._lock:
+            self._forgotten.pop(status.site, None)
             site = self._site(status.site)
             if site is None:
                 return
+            if not status.online:
+                was = self._dark(site, now)
+                if not was[0]:
+                    # A clean stop carries the agent's time; the will none (ts_ms 0): then it
+                    # is when the collector learned it.
+                    ts = status.ts_ms / 1000
+                    site.offline_since = ts if 0 < ts <= now else now
+                elif was[0] == SILENT:
+                    site.offline_since = was[1]
+                site.offline_reason = _offline_reason(status)
+            else:
+                site.offline_reason, site.offline_since = "", 0.0
+                site.last_online = status
             site.online = status.online
             site.status = status
             site.heard = max(site.heard, now)
+
+    def forget_site(self, name: str) -> bool:
+        """Decommission: the site and everything about it leave current state (an operator
+        published a retained empty status message for it). True if it was known."""
+        with self._lock:
+            self._forgotten.pop(name, None)
+            self._forgotten[name] = None
+            while len(self._forgotten) > self.max_sites:
+                del self._forgotten[next(iter(self._forgotten))]
+            return self._sites.pop(name, None) is not None
+
+    def _dark(self, site: SiteState, now: float) -> tuple[str, float]:
+        """(why the site is dark, since when), ("", 0.0) when it is not."""
+        if site.offline_reason:
+            return site.offline_reason, site.offline_since
+        if (
+            site.heard
+            and now - site.heard > self.silent_after
+            and (site.status is None or site.status.online)
+        ):
+            return SILENT, site.heard
+        return "", 0.0
 
     def _tracker(self, site_name: str, device: str, now: float) -> SeqTracker | None:
         site = self._site(site_name)
@@ -223,36 +339,64 @@ class State:
                 self._account(status.site, tracker, cut, implausible)
 
     def snapshot(self, now: float | None = None) -> dict[str, SiteState]:
-        """A consistent copy of live state (sequence counters without their ranges); forgets
-        what went stale: devices after stale_after, their sequence accounting after
-        forget_after, a site once nothing of it is left and it is offline."""
+        """A consistent copy of live state (sequence counters without their ranges), each
+        site with its offline reason and each device with its state (UP, DOWN, UNKNOWN).
+
+        Forgets only what the module's docstring says: a device that left its live site's
+        configuration (stale and no longer in its heartbeat), sequence accounting after
+        forget_after, a site that never sent a status once nothing of it is left. A site
+        that sent one stays until `forget_site`, however long it is dark."""
         now = time.time() if now is None else now
         with self._lock:
             self.kinds.prune(now)
             out: dict[str, SiteState] = {}
             for name, site in list(self._sites.items()):
-                for dev in [d for d, s in site.devices.items() if now - s.heard > self.stale_after]:
-                    del site.devices[dev]
-                for dev in [
+                if name in self.decommissioned:
+                    del self._sites[name]
+                    continue
+                reason, since = self._dark(site, now)
+                announced = site.status is not None
+                listed = set(site.status.devices) if announced and site.status else set()
+                devices: dict[str, DeviceState] = {}
+                for dev_name, dev in list(site.devices.items()):
+                    stale = now - dev.heard > self.stale_after
+                    if stale and (not announced or (not reason and dev_name not in listed)):
+                        del site.devices[dev_name]  # left the agent's configuration
+                        continue
+                    state = UNKNOWN if reason or stale else UP if dev.last.up else DOWN
+                    devices[dev_name] = replace(dev, state=state)
+                for gone in [
                     d for d, t in site.sequences.items() if now - t.heard > self.forget_after
                 ]:
-                    del site.sequences[dev]
+                    del site.sequences[gone]
                 if (
-                    not site.devices
+                    not announced
+                    and not site.devices
                     and not site.sequences
                     and now - site.heard > self.stale_after
-                    and not site.online
                 ):
                     del self._sites[name]
                     continue
                 out[name] = SiteState(
-                    site.online,
+                    # the agent's connection as its birth/will say: silence alone does not
+                    # clear it (the SiteOffline rule pages on silence by per-site thresholds)
+                    reason in ("", SILENT),
                     site.status,
                     site.heard,
-                    dict(site.devices),
+                    devices,
                     {d: t.counts() for d, t in site.sequences.items()},
                     site.future_samples,
                     site.clock_skew,
                     dict(site.truncated),
+                    reason,
+                    since,
+                    site.last_online,
                 )
             return out
+
+
+def _offline_reason(status: Status) -> str:
+    """The agent's will is the only offline status without a time (agent/publisher.py)."""
+    if status.ts_ms == 0 or status.reason == "connection lost":
+        return CONNECTION_LOST
+    return STOPPED
