@@ -149,7 +149,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0 if result.sample_set.up else 1
 
 
-def _discover_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _discover_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("discover", help="identify a device and show which profiles fit")
     p.add_argument("host")
     p.add_argument("--port", type=int, default=161)

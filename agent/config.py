@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -281,13 +281,13 @@ def _merge(
     profiles: tuple[Profile, ...],
     candidates: tuple[Profile, ...],
 ) -> Device:
-    def pick(key: str) -> object:
+    def pick(key: str) -> Any:  # the device's setting, else the default (same type by model)
         value = getattr(device, key)
         return getattr(defaults, key) if value is None else value
 
-    interval = float(pick("interval"))  # type: ignore[arg-type]
-    timeout = float(pick("timeout"))  # type: ignore[arg-type]
-    retries = int(pick("retries"))  # type: ignore[call-overload]
+    interval = float(pick("interval"))
+    timeout = float(pick("timeout"))
+    retries = int(pick("retries"))
     # A poll must end before the next one is due; by default it may use 90 % of the interval.
     deadline = device.deadline or defaults.deadline or max(interval * 0.9, timeout)
     version = device.snmp.version
@@ -301,8 +301,8 @@ def _merge(
         interval=interval,
         timeout=timeout,
         retries=retries,
-        max_repetitions=int(pick("max_repetitions")),  # type: ignore[call-overload]
-        max_varbinds=int(pick("max_varbinds")),  # type: ignore[call-overload]
+        max_repetitions=int(pick("max_repetitions")),
+        max_varbinds=int(pick("max_varbinds")),
         bulk=bool(pick("bulk")) and version != "1",  # SNMPv1 has no GETBULK
         deadline=min(deadline, interval),
         ping=_ping(defaults) if pick("ping") else None,

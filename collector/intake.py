@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.config import MqttConfig
 from pantau.wire import TOPIC_PREFIX
@@ -80,7 +81,7 @@ class Intake:
         return list(SUBSCRIPTIONS)
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: no annotations
         props.SessionExpiryInterval = int(self.cfg.session_expiry)
         props.ReceiveMaximum = self.cfg.receive_maximum
         self._client.connect_async(
@@ -137,8 +138,8 @@ class Intake:
         client: mqtt.Client,
         userdata: object,
         mid: int,
-        reason_codes: list[object],
-        properties: object,
+        reason_codes: list[ReasonCode],
+        properties: Properties,
     ) -> None:
         failed = [r for r in reason_codes if getattr(r, "is_failure", False)]
         if failed:
@@ -161,5 +162,5 @@ class Intake:
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         self.inbox.put(
-            Inbound(message.topic, message.payload, message.mid, message.qos, self.epoch)
+            Inbound(message.topic, bytes(message.payload), message.mid, message.qos, self.epoch)
         )

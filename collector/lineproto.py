@@ -42,22 +42,6 @@ def _measurement(name: str) -> str:
     return name.rstrip("\\").translate(_MEASUREMENT)
 
 
-def _tagset(tags: dict[str, str]) -> str:
-    return "".join(
-        f",{_tag_value(k)}={_tag_value(v)}" for k, v in sorted(tags.items()) if v.rstrip("\\")
-    )
-
-
-def _field(kind: Kind, value: object) -> str:
-    if kind is Kind.GAUGE:
-        return repr(float(value))  # type: ignore[arg-type]
-    if kind is Kind.STATE:
-        return f"{value}i"
-    if kind is Kind.COUNTER:
-        return f"{value}u"
-    return '"' + str(value).translate(_STRING) + '"'
-
-
 # The hot path builds every line of every message, so it avoids per-value function calls and
 # the sort of every row's tags: the order of a row's tags (with site and device merged in) is
 # worked out once per set of tag keys, and escaped tag values are remembered (interface names,
@@ -115,15 +99,14 @@ def sample_set_lines(ss: SampleSet) -> list[str]:
         parts = [_measurement(group.measurement)]
         for prefix, key in layout:
             if key is None:
-                value = site if prefix == ",site=" else device
+                text = site if prefix == ",site=" else device
             else:
                 raw = tags[key]
-                value = escaped.get(raw)
-                if value is None:
-                    value = _escape_tag_value(raw)
-            if value:
+                found = escaped.get(raw)
+                text = found if found is not None else _escape_tag_value(raw)
+            if text:
                 parts.append(prefix)
-                parts.append(value)
+                parts.append(text)
         sep = " "
         for f in group.fields:
             kind, v = f.kind, f.value
@@ -131,7 +114,7 @@ def sample_set_lines(ss: SampleSet) -> list[str]:
             if kind is _COUNTER:
                 parts.append(f"{sep}{name}={v}u")
             elif kind is _GAUGE:
-                parts.append(f"{sep}{name}={float(v)!r}")  # type: ignore[arg-type]
+                parts.append(f"{sep}{name}={float(v)!r}")
             elif kind is _STATE:
                 parts.append(f"{sep}{name}={v}i")
             else:

@@ -13,8 +13,9 @@ import logging
 import time
 
 import urllib3
-from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from collector.config import InfluxConfig
@@ -60,7 +61,7 @@ class InfluxSink:
                 bucket=self.cfg.bucket,
                 org=self.cfg.org,
                 record=body,
-                write_precision=WritePrecision.MS,
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # typed str by the library
             )
         except ApiException as exc:
             status = int(exc.status or 0)
@@ -86,7 +87,7 @@ class InfluxSink:
             return False
 
     def close(self) -> None:
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]  # influxdb-client: no annotations
 
 
 def _short(text: object) -> str:

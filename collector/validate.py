@@ -11,7 +11,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pantau.errors import PantauError
 from pantau.wire import (
@@ -100,27 +100,30 @@ def check_sample_set(
     for group in ss.groups:
         if group.measurement not in names and not _valid_name(group.measurement):
             raise Rejected("bad_name", f"measurement {group.measurement[:64]!r}")
-        for key, value in group.tags.items():
+        for key, tag_value in group.tags.items():
             if key not in tag_keys and not _valid_tag_key(key):
                 raise Rejected("bad_name", f"tag key {key[:64]!r}")
-            if len(value) > MAX_TAG_CHARS:
+            if len(tag_value) > MAX_TAG_CHARS:
                 raise Rejected("bad_value", f"tag {key} value longer than {MAX_TAG_CHARS}")
         for f in group.fields:
-            name, kind, value = f.name, f.kind, f.value
+            # `value` is Any on purpose: the checks below narrow it by exact type() for speed,
+            # which a type checker cannot follow (isinstance would admit bool for int)
+            name, kind = f.name, f.kind
+            value: Any = f.value
             if name not in names and not _valid_name(name):
                 raise Rejected("bad_name", f"field {name[:64]!r}")
             t = type(value)
             if kind is _COUNTER:
-                if t is not int or value < 0 or value > UINT64_MAX:  # type: ignore[operator]
+                if t is not int or value < 0 or value > UINT64_MAX:
                     _check_value(kind, value, name)
             elif kind is _GAUGE:
                 # x - x is 0.0 for a finite float, nan for inf and nan
-                if t is not float and t is not int or t is float and value - value != 0.0:  # type: ignore[operator]
+                if t is not float and t is not int or t is float and value - value != 0.0:
                     _check_value(kind, value, name)
             elif kind is _STATE:
-                if t is not int or not -INT64_MAX <= value <= INT64_MAX:  # type: ignore[operator]
+                if t is not int or not -INT64_MAX <= value <= INT64_MAX:
                     _check_value(kind, value, name)
-            elif t is not str or len(value) > MAX_TEXT_CHARS:  # type: ignore[arg-type]
+            elif t is not str or len(value) > MAX_TEXT_CHARS:
                 _check_value(kind, value, name)
     for key, count in ss.errors.items():
         if not _NAME.match(key) or not 0 <= count <= INT64_MAX:

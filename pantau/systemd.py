@@ -17,6 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 log = logging.getLogger("pantau.systemd")
 
@@ -195,7 +196,7 @@ async def supervise(supervisor: Supervisor, stop: asyncio.Event, started: asynci
     try:
         while not stop.is_set():
             supervisor.tick(started.is_set())
-            waits: set[asyncio.Future[object]] = {stopping}  # type: ignore[arg-type]
+            waits: set[asyncio.Future[Any]] = {stopping}
             if not supervisor.is_ready:
                 waits.add(asyncio.ensure_future(started.wait()))
                 timeout = max(0.0, supervisor.ready_by - supervisor.clock())

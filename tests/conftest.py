@@ -13,10 +13,15 @@ if str(REPO_ROOT) not in sys.path:
 
 from devstack.servers import Mosquitto, SnmpSim, VictoriaMetrics  # noqa: E402
 
-
 SERVER_FIXTURES = {"mosquitto", "victoria", "snmpsim"}
-SERVER_MODULES = ("devstack.servers", "devstack.procs", "devstack.prometheus", "devstack.netcut",
-                  "devstack.polling", "tests.support.netns")
+SERVER_MODULES = (
+    "devstack.servers",
+    "devstack.procs",
+    "devstack.prometheus",
+    "devstack.netcut",
+    "devstack.polling",
+    "tests.support.netns",
+)
 """A test that uses one of these starts real servers or processes: it is marked `servers`."""
 
 

@@ -273,4 +273,5 @@ class SnmpClient:
             )
         except Exception as exc:  # pysnmp raises a bare PySnmpError for unresolvable hosts
             raise SnmpError("resolve", f"cannot resolve {host}: {exc}") from None
-        return _pysnmp().SnmpSession(engine, target, creds)  # type: ignore[no-any-return]
+        session: SnmpSession = _pysnmp().SnmpSession(engine, target, creds)
+        return session

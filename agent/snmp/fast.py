@@ -127,7 +127,8 @@ class FastTransport(asyncio.DatagramProtocol):
     def local_address(self) -> tuple[str, int]:
         if self._transport is None:
             raise RuntimeError("FastTransport is closed")
-        return self._transport.get_extra_info("sockname")[:2]  # type: ignore[no-any-return]
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
 
     def register(self, address: Address, stray: Counter[str]) -> None:
         """Count stray datagrams from `address` in `stray` (a session's; held weakly, the
@@ -217,7 +218,8 @@ class FastTransport(asyncio.DatagramProtocol):
                 timer.cancel()
                 del self._pending[request_id]
             if answer is not _TIMED_OUT:
-                return answer  # type: ignore[no-any-return]
+                received: tuple[bytes, Header] = answer
+                return received
         raise SnmpTimeout()
 
 

@@ -39,6 +39,7 @@ from pantau.wire.model import (
     Field,
     Gap,
     Group,
+    Kind,
     SampleSet,
     Status,
     Value,
@@ -131,11 +132,15 @@ def _encode_v1(sample_set: SampleSet) -> bytes:
     return bytes((1, ENC_MSGPACK)) + body
 
 
+_Shape = tuple[str, tuple[str, ...], tuple[tuple[str, Kind], ...]]
+"""A table's measurement, tag keys and (field name, kind) columns."""
+
+
 def _tables(groups: list[Group]) -> list[_Table]:
     """Runs of consecutive groups with one shape, stored by column. Keeping runs consecutive
     keeps the groups' order, so decoding gives back exactly the list that was encoded."""
-    runs: list[tuple[tuple[object, ...], list[Group]]] = []
-    last: tuple[object, ...] | None = None
+    runs: list[tuple[_Shape, list[Group]]] = []
+    last: _Shape | None = None
     for g in groups:
         shape = (g.measurement, tuple(g.tags), tuple((f.name, f.kind) for f in g.fields))
         # A group with neither tags nor fields stays a table of its own: the decoder refuses
@@ -149,7 +154,7 @@ def _tables(groups: list[Group]) -> list[_Table]:
     for (measurement, tag_keys, schema), run in runs:
         values: list[Value] = []
         exponents: list[int | None] = []
-        for j in range(len(schema)):  # type: ignore[arg-type]
+        for j in range(len(schema)):
             column = [g.fields[j].value for g in run]
             decimal = _decimal_column(column)
             if decimal is None:
@@ -160,12 +165,12 @@ def _tables(groups: list[Group]) -> list[_Table]:
                 values.extend(decimal[1])
         tables.append(
             _Table(
-                measurement,  # type: ignore[arg-type]
-                list(tag_keys),  # type: ignore[call-overload]
-                [_Column(name, kind) for name, kind in schema],  # type: ignore[attr-defined]
+                measurement,
+                list(tag_keys),
+                [_Column(name, kind) for name, kind in schema],
                 len(run),
                 exponents if any(e is not None for e in exponents) else [],
-                [g.tags[k] for k in tag_keys for g in run],  # type: ignore[attr-defined]
+                [g.tags[k] for k in tag_keys for g in run],
                 values,
             )
         )
