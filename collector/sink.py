@@ -10,7 +10,6 @@ to the broker.
 from __future__ import annotations
 
 import logging
-import time
 
 import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -51,7 +50,6 @@ class InfluxSink:
             retries=urllib3.Retry(total=0, raise_on_status=False),
         )
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
-        self.last_ok = 0.0
 
     def write(self, lines: list[str]) -> None:
         # One prepared body: handed a list, influxdb-client would look at every line again.
@@ -77,7 +75,6 @@ class InfluxSink:
             raise WriteFailed(reason, _short(exc.body or exc.reason), retry=retry) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise WriteFailed("connection", type(exc).__name__, retry=True) from None
-        self.last_ok = time.time()
 
     def ping(self) -> bool:
         try:

@@ -260,17 +260,9 @@ def encode_request(
     max_repetitions: int = 0,
 ) -> bytes:
     """A GET, GETNEXT or GETBULK (non-repeaters 0) request: every value NULL."""
-    vbl = b"".join([encode_tlv(SEQUENCE, encode_oid(oid) + b"\x05\x00") for oid in oids])
     second = max_repetitions if pdu_tag == GETBULK else 0
-    pdu = (
-        encode_integer(request_id)
-        + b"\x02\x01\x00"
-        + encode_integer(second)
-        + encode_tlv(SEQUENCE, vbl)
-    )
-    return encode_tlv(
-        SEQUENCE,
-        encode_integer(version) + encode_tlv(OCTET_STRING, community) + encode_tlv(pdu_tag, pdu),
+    return encode_message(
+        version, community, pdu_tag, request_id, 0, second, [(oid, None) for oid in oids]
     )
 
 
