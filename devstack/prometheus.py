@@ -70,9 +70,16 @@ class Prometheus(_ReadyServer):
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
         alertmanagers: Sequence[str] = (),
+        external_url: str | None = None,
+        user_assets: Path | None = None,
     ) -> None:
         super().__init__(workdir, port)
         self.targets = {job: list(t) for job, t in targets.items()}
+        # --web.external-url: `{{ $externalURL }}` in rule templates (runbook_url); default
+        # http://<hostname>:9090 as Prometheus computes it.
+        self.external_url = external_url
+        # --web.user-assets: a directory served at <external-url>/user/ (the runbooks).
+        self.user_assets = Path(user_assets) if user_assets is not None else None
         self.alertmanagers = list(alertmanagers)
         self.rule_files = [Path(p) for p in rule_files]
         self.scrape_interval = scrape_interval
@@ -107,7 +114,7 @@ class Prometheus(_ReadyServer):
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def _command(self) -> list[str]:
-        return [
+        command = [
             _find_binary(self.binary, "apt-get install prometheus"),
             f"--config.file={self.config_path}",
             f"--storage.tsdb.path={self.data_dir}",
@@ -115,6 +122,13 @@ class Prometheus(_ReadyServer):
             "--storage.tsdb.retention.time=1d",
             "--log.level=warn",
         ]
+        if self.external_url is not None:
+            # Served at its root here whatever the external URL's path: as behind a reverse
+            # proxy that strips the prefix (otherwise /-/ready moves under the prefix).
+            command += [f"--web.external-url={self.external_url}", "--web.route-prefix=/"]
+        if self.user_assets is not None:
+            command.append(f"--web.user-assets={self.user_assets}")
+        return command
 
     # HTTP API ---------------------------------------------------------------------------------
     def api(self, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:
@@ -244,5 +258,21 @@ def shortened_rules(source: Path, dest: Path, interval: str = "1s", for_: str = 
         for rule in group["rules"]:
             if "alert" in rule:
                 rule["for"] = for_
+    dest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dest
+
+
+def redirected_alertmanager_config(source: Path, dest: Path, webhook_base: str) -> Path:
+    """A copy of an Alertmanager config whose webhook receivers post to `webhook_base`
+    (scheme://host:port), each keeping its own path; routing, timing and inhibition stay
+    exactly as shipped."""
+    doc = yaml.safe_load(source.read_text())
+    base = urllib.parse.urlsplit(webhook_base)
+    for receiver in doc.get("receivers", []):
+        for hook in receiver.get("webhook_configs", []):
+            url = urllib.parse.urlsplit(hook["url"])
+            hook["url"] = urllib.parse.urlunsplit(
+                (base.scheme, base.netloc, url.path, url.query, url.fragment)
+            )
     dest.write_text(yaml.safe_dump(doc, sort_keys=False))
     return dest
