@@ -316,15 +316,19 @@ def test_heartbeat_reports_outbox_health(stack):
         cut.cut()
         stack.wait_polls(stack.outbox()[0]["radio"] + 3)
         cut.restore()
+        restored = time.time()
+        site = (("site", SITE),)
 
-        procs.wait_until(
-            lambda: (
-                procs.scrape(stack.http).get(("pantau_agent_outbox_pending", (("site", SITE),)))
-                == 0
-            ),
-            30,
-            "backlog drained",
-        )
+        def drained_and_reported() -> bool:
+            # the collector keeps a dark site's last heartbeat figures: wait for a heartbeat
+            # sent after the uplink came back, saying the backlog is gone
+            m = procs.scrape(stack.http)
+            return (
+                m.get(("pantau_agent_heartbeat_timestamp_seconds", site), 0) > restored
+                and m.get(("pantau_agent_outbox_pending", site)) == 0
+            )
+
+        procs.wait_until(drained_and_reported, 60, "backlog drained and reported")
         m = procs.scrape(stack.http)
     assert m[("pantau_agent_outbox_dropped_total", (("site", SITE),))] == 0
     assert m[("pantau_agent_publish_latency_seconds", (("site", SITE),))] < 5
