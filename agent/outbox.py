@@ -43,6 +43,9 @@ log = logging.getLogger("pantau.agent.outbox")
 KIND_SAMPLES = 0
 KIND_GAP = 1
 
+CACHE_KIB = 256
+"""SQLite page cache of the outbox's one connection, KiB."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -160,6 +163,11 @@ class Outbox:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # Page cache 256 KiB, not SQLite's 2 MiB: the outbox appends at one end and reads
+            # at the other, and the OS caches the file anyway. With a backlog (the open scans
+            # every row) the default cache would stay full: 2.6 MiB of RSS for a 20 MB outbox,
+            # 0.75 MiB with this.
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             db.executescript(_SCHEMA)
             self._db = db
             self._bytes, self._count = db.execute(

@@ -272,6 +272,9 @@ class Agent:
                 self.fatal = exc
                 stop.set()
                 return
+            # Not kept while the loop sleeps: the sample set (every group of the poll) is on
+            # disk now, and nothing here reads it again.
+            del sample_set, payload
             due += interval
             now = time.monotonic()
             if due < now:  # overran: skip the missed slots rather than bunching polls

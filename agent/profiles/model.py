@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -317,6 +318,51 @@ def _regex(pattern: str) -> None:
         raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
 
 
+TrapName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+Severity = Literal["critical", "major", "minor", "warning", "info", "clear"]
+
+
+class TrapVarbind(_ProfileModel):
+    """A varbind of a trap that matters: its name in the event and the OID it starts with (a
+    column such as IF-MIB::ifIndex; the instance the device appends is not part of it)."""
+
+    name: TagName
+    oid: Oid
+
+
+class TrapSpec(_ProfileModel):
+    """A trap (or inform) the device may send: its OID (snmpTrapOID; for SNMPv1 traps the one
+    RFC 3584 builds from enterprise and specific trap), a name, a severity, the varbinds that
+    matter, whether it raises an alarm (`alarm: true`, one per value of `key`), which alarms
+    it clears (by trap name, for the same `key` values) and whether it asks for a poll now."""
+
+    name: TrapName
+    oid: Oid
+    severity: Severity
+    help: Help = ""
+    varbinds: list[TrapVarbind] = []
+    alarm: bool = False
+    key: list[TagName] = []  # varbind names that tell one alarm of this kind from another
+    clears: list[TrapName] = []
+    poll: bool = False  # poll the device at once (rate-limited) when it arrives
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> TrapSpec:
+        names = [v.name for v in self.varbinds]
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate varbind names")
+        unknown = [k for k in self.key if k not in names]
+        if unknown:
+            raise ValueError(f"key names no varbind: {', '.join(unknown)}")
+        if self.alarm and self.severity in ("info", "clear"):
+            raise ValueError(f"an alarm needs a severity above info, not {self.severity!r}")
+        if self.alarm and self.clears:
+            raise ValueError("a trap either raises an alarm or clears some, not both")
+        if self.name in self.clears:
+            raise ValueError("a trap cannot clear itself")
+        return self
+
+
 ProfileName = Annotated[str, pydantic.StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 Category = Literal["generic", "vsat", "microwave", "fiber", "cellular", "power", "gateway"]
 
@@ -333,11 +379,18 @@ class Profile(_ProfileModel):
     invalid: list[int | float | str] = []  # sentinels for every value of this profile
     scalars: list[ValueSpec] = []
     tables: list[TableSpec] = []
+    traps: list[TrapSpec] = []  # what the device may say on its own (docs/traps.md)
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> Profile:
         if not self.scalars and not self.tables:
             raise ValueError("a profile needs scalars or tables")
+        trap_names = [t.name for t in self.traps]
+        if len(set(trap_names)) != len(trap_names):
+            raise ValueError("duplicate trap names")
+        trap_oids = [t.oid for t in self.traps]
+        if len(set(trap_oids)) != len(trap_oids):
+            raise ValueError("two traps with one OID")
         if self.scalars and self.measurement is None:
             raise ValueError("measurement is required when the profile has scalars")
         keys = [(s.name, tuple(sorted(s.tags.items()))) for s in self.scalars]
@@ -375,13 +428,36 @@ class ProfileSource:
         return f"{self.path}:{self.line(*keys)}: {format_loc((*self.loc, *keys))}"
 
 
-def load_profile_sources(path: Path, *, shipped: bool = False) -> list[ProfileSource]:
-    data, lines = load_yaml(path)
-    doc = validate(ProfileFile, data, lines, path)
+def load_profile_sources(
+    path: Path, *, shipped: bool = False, lines: LineMap | None = None
+) -> list[ProfileSource]:
+    """The profiles of one file. `lines`: the line map the sources keep (the one just parsed
+    if None); it is only read for error messages."""
+    data, parsed = load_yaml(path)
+    doc = validate(ProfileFile, data, parsed, path)
+    kept = parsed if lines is None else lines
     return [
-        ProfileSource(profile, path, lines, ("profiles", i), shipped)
+        ProfileSource(profile, path, kept, ("profiles", i), shipped)
         for i, profile in enumerate(doc.profiles)
     ]
+
+
+class _ShippedLines(LineMap):
+    """A shipped file's line map, parsed again only when a message names one of its lines.
+    The shipped files are valid, so a running agent never asks; the agent keeps their profiles
+    for detection for as long as it runs, and their line maps (about 0.7 MiB of key paths for
+    41 profiles) need not stay with them."""
+
+    def __init__(self, entry: Traversable) -> None:
+        super().__init__()
+        self._entry = entry
+        self._parsed: LineMap | None = None
+
+    def line(self, loc: Loc) -> int:
+        if self._parsed is None:
+            with resources.as_file(self._entry) as path:
+                self._parsed = load_yaml(Path(path))[1]
+        return self._parsed.line(loc)
 
 
 def published_values(profile: Profile) -> Iterator[tuple[str, ValueSpec, Loc]]:
@@ -434,7 +510,9 @@ def builtin_sources() -> dict[str, ProfileSource]:
         if not entry.name.endswith(".yaml"):
             continue
         with resources.as_file(entry) as path:
-            for source in load_profile_sources(Path(path), shipped=True):
+            for source in load_profile_sources(
+                Path(path), shipped=True, lines=_ShippedLines(entry)
+            ):
                 name = source.profile.name
                 if name in out:
                     errors.append(
