@@ -47,9 +47,12 @@ types: venv
 check: lint types
 	$(PY) -m pytest -q -m "not servers" $(PYTEST_ARGS)
 
-# Everything, as CI runs it: lint, types, then the whole suite against real servers.
+# Everything, as CI runs it: lint, types, then the whole suite against real servers. Test
+# modules run in 3 processes (a module's tests stay together, with its servers): most of the
+# time goes to waiting on servers and timers, not CPU, so 3 fit on 2 cores (6 min vs 13).
+TEST_JOBS   ?= 3
 test: setup lint types
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m devstack.demo
