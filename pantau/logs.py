@@ -177,9 +177,10 @@ class RepeatFilter(logging.Filter):
         if last is not None and now - last < self.period:
             self._held[key] = self._held.get(key, 0) + 1
             return False
-        if len(self._last) > 1000:  # forget events that have not recurred
+        if len(self._last) > 1000:  # forget events that have not recurred (months of them)
             for old in [k for k, t in self._last.items() if now - t >= self.period]:
                 self._last.pop(old, None)
+                self._held.pop(old, None)  # bounded with it
         self._last[key] = now
         record.held_back = getattr(record, "held_back", 0) + self._held.pop(key, 0)
         return True

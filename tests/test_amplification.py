@@ -30,6 +30,7 @@ from pantau.wire.model import (
     _SampleSetV2,
     _Table,
 )
+from tests.support.recording import RecordingMetrics
 
 SITE, DEVICE = "s1", "d1"
 TOPIC = f"pantau/{SITE}/{DEVICE}/metrics"
@@ -134,33 +135,13 @@ def test_version_1_counts_its_groups_before_decoding_them() -> None:
     assert err.value.reason == "too_many_points"
 
 
-class _Metrics:
-    def __init__(self) -> None:
-        self.rejections: list[str] = []
-
-    def received(self, kind: str) -> None:
-        pass
-
-    def rejected(self, reason: str) -> None:
-        self.rejections.append(reason)
-
-    def pending(self, points: int) -> None:
-        pass
-
-    def write_failed(self, reason: str) -> None:
-        pass
-
-    def written(self, points: int, seconds: float) -> None:
-        pass
-
-
 class _NoSink:
     def write(self, lines: list[str]) -> None:
         raise AssertionError("nothing may be written")
 
 
 def test_the_collector_counts_and_acknowledges_the_refusal(tmp_path: Path) -> None:
-    metrics = _Metrics()
+    metrics = RecordingMetrics()
     acked: list[int] = []
     pipe = Pipeline(
         sink=_NoSink(),  # type: ignore[arg-type]

@@ -22,8 +22,8 @@ from agent.poller import DevicePoller
 from agent.profiles.model import ValueSpec
 from agent.profiles.plan import CompiledValue, Converter
 from agent.profiles.transforms import entity_sensor
-from agent.snmp import END_OF_MIB, NO_SUCH_OBJECT, oid_tuple
 from pantau.wire import decode_sample_set, encode_sample_set
+from tests.support.fake_snmp import FakeClient, FakeSession
 
 HUGE_TEXT = b"1" + b"0" * 4999  # a 5,000-digit number written as text
 TEN_MB = 10 * 1024 * 1024
@@ -127,41 +127,6 @@ def test_entity_sensor_in_range_is_still_read():
 # whole polls: the hostile value is left out, the rest of the poll survives
 
 
-class FakeSession:
-    """Serves OID → value pairs, sorted, for GET and GETNEXT/GETBULK."""
-
-    version = "2c"
-
-    def __init__(self, records: list[tuple[str, object]]) -> None:
-        self.records = sorted((oid_tuple(o), v) for o, v in records)
-
-    async def get(self, oids):
-        table = dict(self.records)
-        return {o: table.get(o, NO_SUCH_OBJECT) for o in oids}
-
-    def _next(self, oid):
-        for o, v in self.records:
-            if o > oid:
-                return o, v
-        return oid, END_OF_MIB
-
-    async def next_rows(self, oids, max_repetitions, bulk):
-        rows, cur = [], list(oids)
-        for _ in range(max_repetitions):
-            row = [self._next(o) for o in cur]
-            rows.append(row)
-            cur = [o for o, _ in row]
-        return rows
-
-
-class FakeClient:
-    def __init__(self, session: FakeSession) -> None:
-        self._session = session
-
-    async def session(self, *a, **kw):
-        return self._session
-
-
 def poll(tmp_path: Path, records: list[tuple[str, object]], profiles_yaml: str, names: str):
     files = ""
     if profiles_yaml:
@@ -172,7 +137,7 @@ def poll(tmp_path: Path, records: list[tuple[str, object]], profiles_yaml: str, 
         f"    ping: false\n    profiles: [{names}]\n"
     )
     dev = load_agent_config(tmp_path / "a.yaml").devices[0]
-    poller = DevicePoller("s", dev, FakeClient(FakeSession(records)), lambda _: 1)
+    poller = DevicePoller("s", dev, FakeClient(FakeSession(records, sort=True)), lambda _: 1)
     result = asyncio.run(poller.poll())
     # what the poll gives can always be sent
     decoded = decode_sample_set(encode_sample_set(result), site="s", device="d")
@@ -267,7 +232,7 @@ def test_the_sessions_own_counts_reach_the_sample_set(tmp_path):
     """What the SNMP session counted (fast-path fallbacks, stray datagrams, tolerated
     encodings: agent.snmp's `counters`) travels in the sample set's errors, next to the
     conversion counts, so the NOC sees a device that answers oddly."""
-    session = FakeSession([(f"{E}.6.0", b"-12.5"), (f"{E}.1.0", b"inf")])
+    session = FakeSession([(f"{E}.6.0", b"-12.5"), (f"{E}.1.0", b"inf")], sort=True)
     session.counters = Counter({"anomaly_unsigned_unpadded": 3, "stray_wrong_source": 1})
     (tmp_path / "p.yaml").write_text(PROFILE)
     (tmp_path / "a.yaml").write_text(

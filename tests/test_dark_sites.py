@@ -12,32 +12,19 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from collector.config import load_collector_config
-from collector.exposition import SelfMetrics, StateCollector
+from collector.exposition import SelfMetrics
 from collector.intake import Inbound
 from collector.pipeline import Batch, Pipeline, RejectedStore
 from collector.state import SiteState, State
 from pantau.errors import PantauError
 from pantau.wire import Field, Group, Kind, SampleSet, Status, encode_status, status_topic
+from tests.support.recording import Scrape, scrape
 
 DAY = 86400.0
 STALE_AFTER = 60.0  # far shorter than the darkness below: the behaviour must not depend on it
 SITE = "vsat-kpg-07"
-Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(state: State) -> Scrape:
-    """/metrics as Prometheus reads it (the collector snapshots at wall-clock time)."""
-    metrics = SelfMetrics()
-    metrics.registry.register(StateCollector(state))
-    out = {}
-    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def of_site(got: Scrape, name: str, site: str = SITE) -> dict[tuple[tuple[str, str], ...], float]:
@@ -181,17 +168,10 @@ def test_a_site_dark_for_a_month_stays_listed_with_its_reason_and_unknown_device
     assert not of_site(scrape(state), "pantau_site_offline_reason_info")
 
 
-def scrape_at(state: State, now: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape_at(state: State, now: float) -> Scrape:
     """A scrape as of `now` (devices' states from a snapshot at `now`)."""
     snap = state.snapshot(now)
-    fake = _Frozen(state, snap)
-    metrics = SelfMetrics()
-    metrics.registry.register(StateCollector(fake))  # type: ignore[arg-type]
-    out = {}
-    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+    return scrape(_Frozen(state, snap))  # type: ignore[arg-type]
 
 
 class _Frozen:

@@ -47,7 +47,21 @@ class Stack:
         self.outbox_path = tmp_path / f"{SITE}-outbox.sqlite"
         self.agent: procs.Proc | None = None
 
-    def start_agent(self, broker_port: int | None = None, **outbox: object) -> procs.Proc:
+    def __enter__(self) -> Stack:
+        self.collector.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.agent is not None:
+            self.agent.stop()
+        self.collector.stop()
+
+    def start_agent(
+        self,
+        broker_port: int | None = None,
+        broker: dict[str, object] | None = None,
+        **outbox: object,
+    ) -> procs.Proc:
         devices = [procs.snmpsim_device(n, c, self.snmpsim.port) for n, c in DEVICES.items()]
         cfg = procs.agent_config(
             self.tmp / "agent.yaml",
@@ -55,6 +69,7 @@ class Stack:
             broker_port=broker_port or self.mosquitto.port,
             devices=devices,
             interval=INTERVAL,
+            broker=broker or {},
             outbox={"shutdown_timeout": 15.0, "heartbeat": 1.0, **outbox},
         )
         self.agent = procs.agent(cfg, self.tmp / "agent.log").start()
@@ -118,12 +133,8 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path, mosquitto, victoria, snmpsim):
-    s = Stack(tmp_path, mosquitto, victoria, snmpsim)
-    s.collector.start()
-    yield s
-    if s.agent is not None:
-        s.agent.stop()
-    s.collector.stop()
+    with Stack(tmp_path, mosquitto, victoria, snmpsim) as s:
+        yield s
 
 
 def test_broker_outage(stack):

@@ -118,7 +118,7 @@ def test_a_poll_with_a_huge_alias_and_sysdescr_is_sent_and_accepted(tmp_path):
 
     from agent.config import load_agent_config
     from agent.poller import DevicePoller
-    from tests.test_conversions import FakeClient, FakeSession
+    from tests.support.fake_snmp import FakeClient, FakeSession
 
     e = "1.3.6.1.4.1.99999"
     (tmp_path / "p.yaml").write_text(
@@ -136,7 +136,7 @@ def test_a_poll_with_a_huge_alias_and_sysdescr_is_sent_and_accepted(tmp_path):
     for i in range(1, 4):
         records += [(f"{e}.2.1.2.{i}", b"a" * (100 * i * i)), (f"{e}.2.1.3.{i}", 10 * i)]
     dev = load_agent_config(tmp_path / "a.yaml").devices[0]
-    poller = DevicePoller("s1", dev, FakeClient(FakeSession(records)), lambda _: 1)
+    poller = DevicePoller("s1", dev, FakeClient(FakeSession(records, sort=True)), lambda _: 1)
     ss, payload = encode_within(asyncio.run(poller.poll()), poller.message_capped)
     got = accepted(ss, payload)  # the collector's own checks
     aliases = {

@@ -15,19 +15,15 @@ import re
 import pytest
 
 from devstack import procs
-from tests.test_delivery import DEVICES, INTERVAL, SITE, Stack
+from tests.test_delivery import DEVICES, Stack
 
 ATTEMPTS = 1_100  # > 1,024, where the old backoff overflowed
 
 
 @pytest.fixture
 def stack(tmp_path, mosquitto, victoria, snmpsim):
-    s = Stack(tmp_path, mosquitto, victoria, snmpsim)
-    s.collector.start()
-    yield s
-    if s.agent is not None:
-        s.agent.stop()
-    s.collector.stop()
+    with Stack(tmp_path, mosquitto, victoria, snmpsim) as s:
+        yield s
 
 
 def attempts(agent: procs.Proc) -> int:
@@ -39,17 +35,7 @@ def attempts(agent: procs.Proc) -> int:
 
 
 def test_hours_of_broker_outage_then_everything_is_delivered(stack: Stack) -> None:
-    devices = [procs.snmpsim_device(n, c, stack.snmpsim.port) for n, c in DEVICES.items()]
-    cfg = procs.agent_config(
-        stack.tmp / "agent.yaml",
-        site=SITE,
-        broker_port=stack.mosquitto.port,
-        devices=devices,
-        interval=INTERVAL,
-        broker={"reconnect_min": 0.01, "reconnect_max": 0.02},
-        outbox={"shutdown_timeout": 15.0, "heartbeat": 1.0},
-    )
-    stack.agent = agent = procs.agent(cfg, stack.tmp / "agent.log").start()
+    agent = stack.start_agent(broker={"reconnect_min": 0.01, "reconnect_max": 0.02})
     stack.wait_polls(2)
     stack.mosquitto.stop()
     procs.wait_until(

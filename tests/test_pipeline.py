@@ -21,6 +21,7 @@ from collector.pipeline import Batch, Pipeline, RejectedStore
 from collector.sink import WriteFailed
 from collector.state import State
 from pantau.wire import Field, Group, Kind, SampleSet, encode_sample_set, metrics_topic
+from tests.support.recording import RecordingMetrics
 
 NOW_MS = int(time.time() * 1000)
 
@@ -39,31 +40,6 @@ class ScriptedSink:
         if outcome is not None:
             raise outcome
         self.stored += lines
-
-
-class Counts:
-    """The pipeline's metrics (collector.pipeline.PipelineMetrics), recorded."""
-
-    def __init__(self) -> None:
-        self.kinds: list[str] = []
-        self.rejections: list[str] = []
-        self.failures: list[str] = []
-        self.points = 0
-
-    def received(self, kind: str) -> None:
-        self.kinds.append(kind)
-
-    def rejected(self, reason: str) -> None:
-        self.rejections.append(reason)
-
-    def pending(self, points: int) -> None:
-        pass
-
-    def write_failed(self, reason: str) -> None:
-        self.failures.append(reason)
-
-    def written(self, points: int, seconds: float) -> None:
-        self.points += points
 
 
 def sample_set(site: str, seq: int, device: str = "radio") -> SampleSet:
@@ -90,7 +66,7 @@ def make(tmp_path: Path) -> Iterator[object]:
 
     def build(sink: ScriptedSink, batch_size: int = 1000, flush_interval: float = 60.0):
         acked: list[int] = []
-        counts = Counts()
+        counts = RecordingMetrics()
         pipe = Pipeline(
             sink=sink,  # type: ignore[arg-type]  # the scripted stand-in above
             state=State(900),

@@ -12,7 +12,8 @@ from agent.config import load_agent_config
 from agent.poller import DevicePoller
 from agent.profiles.model import ValueSpec
 from agent.profiles.plan import CompiledValue, Converter, decode_text
-from agent.snmp import END_OF_MIB, NO_SUCH_OBJECT, OidValue, SnmpTimeout, oid_tuple
+from agent.snmp import NO_SUCH_OBJECT, OidValue, SnmpTimeout, oid_tuple
+from tests.support.fake_snmp import FakeClient, FakeSession
 
 
 def spec(**kw) -> CompiledValue:
@@ -54,49 +55,6 @@ def test_conversion_counts_what_it_cannot_use():
 def test_decode_text_never_produces_unprintable_strings():
     assert decode_text("Démodulateur".encode()) == "Démodulateur"
     assert decode_text(b"\x00\x1b\x21\xff\x10") == "0x001b21ff10"
-
-
-class FakeSession:
-    """Serves a dict of OID → value in a given order (like snmpsim, file order)."""
-
-    version = "2c"
-
-    def __init__(self, records: list[tuple[str, object]]) -> None:
-        self.records = [(oid_tuple(o), v) for o, v in records]
-        self.requests = 0
-
-    async def get(self, oids):
-        self.requests += 1
-        table = dict(self.records)
-        return {o: table.get(o, NO_SUCH_OBJECT) for o in oids}
-
-    def _next(self, oid):
-        for i, (o, _) in enumerate(self.records):
-            if o == oid and i + 1 < len(self.records):
-                return self.records[i + 1]
-        for o, v in self.records:  # not in the file: first greater, assuming sorted
-            if o > oid:
-                return o, v
-        return oid, END_OF_MIB
-
-    async def next_rows(self, oids, max_repetitions, bulk):
-        self.requests += 1
-        rows, cur = [], list(oids)
-        for _ in range(max_repetitions):
-            row = [self._next(o) for o in cur]
-            rows.append(row)
-            cur = [o for o, _ in row]
-        return rows
-
-
-class FakeClient:
-    def __init__(self, session) -> None:
-        self._session = session
-
-    async def session(self, *a, **kw):
-        if isinstance(self._session, Exception):
-            raise self._session
-        return self._session
 
 
 def device(tmp_path: Path, **extra):

@@ -22,8 +22,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +73,7 @@ from agent.snmp.ber import (
 from agent.snmp.fast import FastSession
 from agent.snmp.pysnmp_session import SnmpSession, convert
 from devstack.servers import Snmpd, SnmpSim
+from tests.support.snmp_agent import Reply, answer, client_loop, scripted_agent
 
 # ---------------------------------------------------------------------------------------------
 # The codec against pyasn1
@@ -392,77 +392,11 @@ def test_octets_after_the_message_are_ignored_as_pysnmp_does():
 # ---------------------------------------------------------------------------------------------
 # The client against a scripted agent
 
-Reply = Callable[[Message, int], list[tuple[float, bytes]]]
-
-
-class ScriptedAgent(asyncio.DatagramProtocol):
-    """A UDP "agent" on 127.0.0.1: reply(request, n) gives (delay, datagram) pairs to send back
-    for the n-th request (1-based); every request is kept."""
-
-    def __init__(self, reply: Reply) -> None:
-        self.reply = reply
-        self.requests: list[Message] = []
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        request = decode_message(data)
-        self.requests.append(request)
-        loop = asyncio.get_running_loop()
-        for delay, out in self.reply(request, len(self.requests)):
-            assert self.transport is not None
-            loop.call_later(delay, self.transport.sendto, out, addr)
-
-
-@asynccontextmanager
-async def scripted_agent(reply: Reply) -> AsyncIterator[tuple[ScriptedAgent, int]]:
-    agent = ScriptedAgent(reply)
-    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: agent, local_addr=("127.0.0.1", 0)
-    )
-    try:
-        yield agent, transport.get_extra_info("sockname")[1]
-    finally:
-        transport.close()
-
-
-def answer(
-    request: Message,
-    varbinds: list[tuple[Any, Any]] | None = None,
-    *,
-    request_id: int | None = None,
-    community: bytes | None = None,
-    version: int | None = None,
-    pdu_tag: int = RESPONSE,
-    status: int = 0,
-    index: int = 0,
-) -> bytes:
-    """The response to `request` (by default: each OID with the value 7)."""
-    if varbinds is None:
-        varbinds = [(o, 7) for o, _ in request.varbinds]
-    return encode_message(
-        request.version if version is None else version,
-        request.community if community is None else community,
-        pdu_tag,
-        request.request_id if request_id is None else request_id,
-        status,
-        index,
-        varbinds,
-    )
-
 
 @pytest.fixture(scope="module")
 def runner() -> Iterator[tuple[asyncio.Runner, SnmpClient]]:
-    """One event loop and SnmpClient for the module (an SnmpClient costs ~1 s to start)."""
-    with asyncio.Runner() as loop:
-        client = SnmpClient()
-        loop.run(client.__aenter__())
-        try:
-            yield loop, client
-        finally:
-            loop.run(client.__aexit__(None, None, None))
+    with client_loop() as r:
+        yield r
 
 
 async def both(

@@ -19,8 +19,7 @@ import re
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -51,6 +50,7 @@ from agent.snmp.ber import (
 from agent.snmp.client import PysnmpErrors
 from agent.snmp.fast import FastSession, RequestIds
 from agent.snmp.pysnmp_session import SnmpSession
+from tests.support.snmp_agent import Reply, answer, client_loop, scripted_agent
 
 V2C = Credentials("2c", "public")
 V1 = Credentials("1", "public")
@@ -59,79 +59,6 @@ SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 IF_IN = (1, 3, 6, 1, 2, 1, 2, 2, 1, 10)
 ERROR_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # what the collector accepts in `errors`
-
-Reply = Callable[[Message, int], list[tuple[float, bytes]]]
-
-
-# ---------------------------------------------------------------------------------------------
-# Scripted agents (as in test_snmp_fast), which may answer from another socket
-
-
-class Agent(asyncio.DatagramProtocol):
-    """A UDP "agent" on `host`: reply(request, n) gives (delay, datagram) pairs for the n-th
-    request; `via`, if set, is the transport the answers leave from (another port or address)."""
-
-    def __init__(self, reply: Reply) -> None:
-        self.reply = reply
-        self.requests: list[Message] = []
-        self.transport: asyncio.DatagramTransport | None = None
-        self.via: asyncio.DatagramTransport | None = None
-        self.clients: list[Any] = []
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        request = decode_message(data)
-        self.requests.append(request)
-        self.clients.append(addr)
-        out_transport = self.via or self.transport
-        assert out_transport is not None
-        for delay, out in self.reply(request, len(self.requests)):
-            asyncio.get_running_loop().call_later(delay, out_transport.sendto, out, addr)
-
-
-@asynccontextmanager
-async def agent_on(
-    reply: Reply, host: str = "127.0.0.1", answer_from: str | None = None
-) -> AsyncIterator[tuple[Agent, int]]:
-    """An Agent listening on host:<free port>; with `answer_from`, it answers from another
-    socket bound to that address (and another port)."""
-    loop = asyncio.get_running_loop()
-    agent = Agent(reply)
-    transport, _ = await loop.create_datagram_endpoint(lambda: agent, local_addr=(host, 0))
-    via = None
-    if answer_from is not None:
-        via, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, local_addr=(answer_from, 0)
-        )
-        agent.via = via
-    try:
-        yield agent, transport.get_extra_info("sockname")[1]
-    finally:
-        transport.close()
-        if via is not None:
-            via.close()
-
-
-def answer(
-    request: Message,
-    varbinds: list[tuple[Any, Any]] | None = None,
-    *,
-    request_id: int | None = None,
-) -> bytes:
-    """The response to `request` (by default each OID with the value 7)."""
-    if varbinds is None:
-        varbinds = [(o, 7) for o, _ in request.varbinds]
-    return encode_message(
-        request.version,
-        request.community,
-        RESPONSE,
-        request.request_id if request_id is None else request_id,
-        0,
-        0,
-        varbinds,
-    )
 
 
 def raw_answer(request: Message, varbind_tlvs: list[bytes]) -> bytes:
@@ -148,13 +75,8 @@ def raw_answer(request: Message, varbind_tlvs: list[bytes]) -> bytes:
 
 @pytest.fixture(scope="module")
 def runner() -> Iterator[tuple[asyncio.Runner, SnmpClient]]:
-    with asyncio.Runner() as loop:
-        client = SnmpClient()
-        loop.run(client.__aenter__())
-        try:
-            yield loop, client
-        finally:
-            loop.run(client.__aexit__(None, None, None))
+    with client_loop() as r:
+        yield r
 
 
 async def fast_session(
@@ -186,7 +108,7 @@ def test_an_answer_from_another_port_or_address_is_not_believed(
 
     async def run() -> None:
         reply: Reply = lambda r, n: [(0, answer(r, [(SYS_UPTIME, 666)]))]  # noqa: E731
-        async with agent_on(reply, answer_from=answer_from) as (agent, port):
+        async with scripted_agent(reply, answer_from=answer_from) as (agent, port):
             session = await fast_session(client, port, timeout=0.15, retries=1)
             started = time.monotonic()
             with pytest.raises(SnmpTimeout):
@@ -221,7 +143,7 @@ def test_a_device_cannot_inject_values_into_another_devices_poll(
         return [(0.1, answer(r, [(SYS_NAME, b"A")]))]
 
     async def run() -> None:
-        async with agent_on(liar) as (_, port_b), agent_on(honest) as (agent_a, port_a):
+        async with scripted_agent(liar) as (_, port_b), scripted_agent(honest) as (agent_a, port_a):
             a = await fast_session(client, port_a, timeout=1)
             b = await fast_session(client, port_b, timeout=1)
             assert await b.get([SYS_NAME]) == {SYS_NAME: b"B"}
@@ -268,7 +190,7 @@ def test_a_get_answered_with_other_oids_is_not_believed(
         return [(0, answer(r))]
 
     async def run() -> None:
-        async with agent_on(reply) as (_, port):
+        async with scripted_agent(reply) as (_, port):
             fast = await fast_session(client, port)
             slow = await client.session("127.0.0.1", port, V2C, timeout=0.3, retries=0, fast=False)
             assert isinstance(slow, SnmpSession)
@@ -296,7 +218,7 @@ def test_walk_steps_that_do_not_increase_are_counted(runner: tuple[asyncio.Runne
         return [(0, answer(r, [(o, Typed(COUNTER32, 1)) for o in rows]))]
 
     async def run() -> None:
-        async with agent_on(reply) as (_, port):
+        async with scripted_agent(reply) as (_, port):
             session = await fast_session(client, port)
             rows = await session.next_rows([IF_IN], 10, True)
             assert [row[0][0] for row in rows] == [IF_IN + (1,), IF_IN + (3,), IF_IN + (2,)]
@@ -386,7 +308,7 @@ def test_a_device_with_non_canonical_encodings_is_polled_through_the_fast_path(
         return [(0, raw_answer(r, [encode_oid(o) + t for o, t in zip(asked, tlvs, strict=True)]))]
 
     async def run() -> None:
-        async with agent_on(reply) as (agent, port):
+        async with scripted_agent(reply) as (agent, port):
             for creds in (V2C, V1):
                 session = await fast_session(client, port, creds, timeout=0.5, retries=2)
                 started = time.monotonic()
@@ -423,7 +345,7 @@ def test_an_answer_no_path_can_read_fails_at_once_as_unreadable(
         return [(0, b"\x30\x03\x02\x01")]  # truncated: no request-id
 
     async def run() -> None:
-        async with agent_on(reply) as (agent, port):
+        async with scripted_agent(reply) as (agent, port):
             session = await fast_session(client, port, timeout=1.0, retries=2)
             for oid, reason in ((SYS_UPTIME, "decode"), (SYS_DESCR, "unreadable")):
                 started = time.monotonic()
@@ -445,23 +367,18 @@ def test_an_answer_no_path_can_read_fails_at_once_as_unreadable(
 def test_an_oid_arc_of_thousands_of_digits_is_a_decode_error():
     arc = b"\xff" * 2100 + b"\x7f"  # an arc of ~4,400 decimal digits
     for tlv in (b"\x06\x82" + (len(arc) + 1).to_bytes(2, "big") + b"\x2b" + arc,):
-        vb = encode_tlv(0x30, encode_oid(NAME) + tlv)
-        data = encode_tlv(
-            0x30,
-            b"\x02\x01\x01\x04\x01c"
-            + encode_tlv(RESPONSE, b"\x02\x01\x01\x02\x01\x00\x02\x01\x00" + encode_tlv(0x30, vb)),
-        )
-        with pytest.raises(DecodeError, match="arc of more than"):
-            decode_message(data)
-        # as a varbind name too
-        vb = encode_tlv(0x30, tlv + b"\x05\x00")
-        data = encode_tlv(
-            0x30,
-            b"\x02\x01\x01\x04\x01c"
-            + encode_tlv(RESPONSE, b"\x02\x01\x01\x02\x01\x00\x02\x01\x00" + encode_tlv(0x30, vb)),
-        )
-        with pytest.raises(DecodeError, match="arc of more than"):
-            decode_message(data)
+        # as a value, then as a varbind name too
+        for varbind in (encode_oid(NAME) + tlv, tlv + b"\x05\x00"):
+            vb = encode_tlv(0x30, varbind)
+            data = encode_tlv(
+                0x30,
+                b"\x02\x01\x01\x04\x01c"
+                + encode_tlv(
+                    RESPONSE, b"\x02\x01\x01\x02\x01\x00\x02\x01\x00" + encode_tlv(0x30, vb)
+                ),
+            )
+            with pytest.raises(DecodeError, match="arc of more than"):
+                decode_message(data)
     with pytest.raises(DecodeError):
         decode_value(0x06, b"\x2b" + arc, 0, len(arc) + 1)
 

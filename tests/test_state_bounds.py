@@ -29,6 +29,7 @@ from pantau.wire import (
     encode_sample_set,
     metrics_topic,
 )
+from tests.support.recording import scrape
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -55,16 +56,6 @@ def ss(
         groups=groups or [],
         errors=errors or {},
     )
-
-
-def scrape(state: State) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    metrics = SelfMetrics()
-    metrics.registry.register(StateCollector(state))
-    out = {}
-    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def lines(state: State, now: float) -> int:

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,96 +24,19 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devstack import procs
-from devstack.servers import Mosquitto, free_port
-from pantau.wire import SampleSet, encode_sample_set
-
-REPO = Path(__file__).resolve().parent.parent
-ENROLL = REPO / "deploy" / "mosquitto" / "enroll.sh"
-CONF = REPO / "deploy" / "mosquitto" / "pantau.conf"
-ACL = REPO / "deploy" / "mosquitto" / "pantau.acl"
-
-
-class Pki:
-    """The broker-side identities, made with enroll.sh exactly as docs/deploy.md says."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.ca_dir = base / "ca"
-        self.passwd = base / "pantau.passwd"
-        self.out = base / "bundles"
-        self.out.mkdir(parents=True, exist_ok=True)
-
-    def enroll(self, *args: str) -> str:
-        env = {
-            **os.environ,
-            "PANTAU_PKI": str(self.ca_dir),
-            "PANTAU_PASSWD": str(self.passwd),
-            "PANTAU_OUT": str(self.out),
-        }
-        result = subprocess.run(
-            [str(ENROLL), *args], env=env, capture_output=True, text=True, timeout=30, check=False
-        )
-        assert result.returncode == 0, result.stderr + result.stdout
-        return result.stdout
-
-    def bundle(self, name: str) -> Path:
-        return self.out / f"pantau-bundle-{name}"
-
-    @property
-    def ca(self) -> Path:
-        return self.ca_dir / "ca.pem"
+from devstack.servers import free_port
+from tests.support.mqtt_tls import Client, Pki, SecureBroker, enrolled_pki, sample_set
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    pki = Pki(tmp_path_factory.mktemp("pki"))
-    pki.enroll("ca")
-    pki.enroll("broker", "localhost", "127.0.0.1")
-    pki.enroll("site", "site-a", "--password")
-    pki.enroll("site", "site-b", "--password")
-    pki.enroll("site", "site-c", "--cert")
-    pki.enroll("site", "site-d", "--cert")
-    pki.enroll("collector")
-    return pki
-
-
-class SecureBroker:
-    """Mosquitto with the shipped pantau.conf: ports 8883/8884 moved to free ports, paths to
-    the test's PKI. (The fixture's own plain listener stays, but anonymous access is off.)"""
-
-    def __init__(self, workdir: Path, pki: Pki) -> None:
-        self.tls_port = free_port()
-        self.cert_port = free_port()
-        acl = workdir / "pantau.acl"
-        workdir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ACL, acl)
-        conf = (
-            CONF.read_text()
-            .replace("/etc/mosquitto/pantau-ca", str(pki.ca_dir))
-            .replace("/etc/mosquitto/pantau.passwd", str(pki.passwd))
-            .replace("/etc/mosquitto/pantau.acl", str(acl))
-            .replace("listener 8883", f"listener {self.tls_port} 127.0.0.1")
-            .replace("listener 8884", f"listener {self.cert_port} 127.0.0.1")
-        )
-        assert str(self.tls_port) in conf and str(self.cert_port) in conf
-        self.server = Mosquitto(workdir / "mosquitto", extra_conf=conf)
-
-    def __enter__(self) -> SecureBroker:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
+    return enrolled_pki(tmp_path_factory.mktemp("pki"), cert_sites=("site-c", "site-d"))
 
 
 @pytest.fixture
 def broker(tmp_path: Path, pki: Pki) -> Iterator[SecureBroker]:
     with SecureBroker(tmp_path / "broker", pki) as b:
         yield b
-
-
-def collector_password(pki: Pki) -> str:
-    return (pki.bundle("pantau-collector") / "collector-mqtt-password").read_text().strip()
 
 
 def secret(path: Path, value: str) -> Path:
@@ -144,7 +66,7 @@ def agent_config(tmp_path: Path, site: str, port: int, *, broker: dict[str, Any]
 
 def collector(tmp_path: Path, pki: Pki, broker: SecureBroker, influx_url: str) -> procs.Proc:
     http_port = free_port()
-    password = secret(tmp_path / "collector-mqtt-password", collector_password(pki))
+    password = secret(tmp_path / "collector-mqtt-password", pki.password("pantau-collector"))
     config = procs.collector_config(
         tmp_path / "collector.yaml",
         broker_port=broker.tls_port,
@@ -167,65 +89,6 @@ def metric(proc: procs.Proc, name: str, **labels: str) -> float | None:
     return scraped.get((name, tuple(sorted(labels.items()))))
 
 
-class Client:
-    """A bare paho client over TLS, to do what an agent would never do on its own."""
-
-    def __init__(
-        self,
-        ca: Path,
-        port: int,
-        user: str | None = None,
-        password: str | None = None,
-        *,
-        protocol: int = mqtt.MQTTv5,
-        client_id: str = "",
-    ) -> None:
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
-        )
-        self.client.tls_set_context(ssl.create_default_context(cafile=str(ca)))
-        if user is not None:
-            self.client.username_pw_set(user, password)
-        self.received: list[tuple[str, bytes]] = []
-        self.acks: dict[int, Any] = {}
-        self.client.on_message = lambda c, u, m: self.received.append((m.topic, m.payload))
-        self.client.on_publish = lambda c, u, mid, rc, p: self.acks.__setitem__(mid, rc)
-        connected: list[Any] = []
-        self.client.on_connect = lambda c, u, f, rc, p: connected.append(rc)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        procs.wait_until(lambda: connected, 5, "CONNACK")
-        assert not connected[0].is_failure, connected[0]
-
-    def subscribe(self, topic: str) -> None:
-        result = self.client.subscribe(topic, qos=1)
-        assert result[0] == mqtt.MQTT_ERR_SUCCESS
-        time.sleep(0.2)
-
-    def publish(self, topic: str, payload: bytes) -> Any:
-        info = self.client.publish(topic, payload, qos=1)
-        procs.wait_until(lambda: info.mid in self.acks, 5, f"PUBACK for {topic}")
-        return self.acks[info.mid]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def sample_set(site: str, device: str = "radio", seq: int = 1) -> bytes:
-    return encode_sample_set(
-        SampleSet(
-            site=site,
-            device=device,
-            seq=seq,
-            ts_ms=int(time.time() * 1000),
-            duration_ms=1,
-            up=False,
-            reason="timeout",
-        )
-    )
-
-
 def test_agents_reach_the_collector_over_tls_by_password_and_by_client_certificate(
     tmp_path: Path, pki: Pki, broker: SecureBroker, victoria: Any
 ) -> None:
@@ -239,7 +102,7 @@ def test_agents_reach_the_collector_over_tls_by_password_and_by_client_certifica
             "password_file": str(
                 secret(
                     tmp_path / "site-a-password",
-                    (pki.bundle("site-a") / "mqtt-password").read_text().strip(),
+                    pki.password("site-a"),
                 )
             ),
         },
@@ -288,7 +151,7 @@ def test_wrong_ca_and_wrong_broker_name_are_refused_with_a_clear_error(
 ) -> None:
     other = Pki(tmp_path / "other-pki")
     other.enroll("ca")  # a CA the broker's certificate was not signed by
-    password = secret(tmp_path / "pw", (pki.bundle("site-a") / "mqtt-password").read_text().strip())
+    password = secret(tmp_path / "pw", pki.password("site-a"))
     wrong_ca = agent_config(
         tmp_path,
         "site-a",
@@ -312,11 +175,7 @@ def test_wrong_ca_and_wrong_broker_name_are_refused_with_a_clear_error(
         broker={
             "tls": {"ca_file": str(pki.ca)},
             "username": "site-b",
-            "password_file": str(
-                secret(
-                    tmp_path / "pw-b", (pki.bundle("site-b") / "mqtt-password").read_text().strip()
-                )
-            ),
+            "password_file": str(secret(tmp_path / "pw-b", pki.password("site-b"))),
         },
     )
     try:
@@ -343,19 +202,20 @@ def test_wrong_ca_and_wrong_broker_name_are_refused_with_a_clear_error(
 def test_a_site_cannot_publish_under_another_sites_topic(
     tmp_path: Path, pki: Pki, broker: SecureBroker
 ) -> None:
-    def password(site: str) -> str:
-        return (pki.bundle(site) / "mqtt-password").read_text().strip()
-
     noc = Client(
-        pki.ca, broker.tls_port, "pantau-collector", collector_password(pki), client_id="noc-watch"
+        pki.ca,
+        broker.tls_port,
+        "pantau-collector",
+        pki.password("pantau-collector"),
+        client_id="noc-watch",
     )
     noc.subscribe("pantau/#")
-    site_a = Client(pki.ca, broker.tls_port, "site-a", password("site-a"), client_id="a-v5")
+    site_a = Client(pki.ca, broker.tls_port, "site-a", pki.password("site-a"), client_id="a-v5")
     site_a_311 = Client(
         pki.ca,
         broker.tls_port,
         "site-a",
-        password("site-a"),
+        pki.password("site-a"),
         protocol=mqtt.MQTTv311,
         client_id="a-v311",
     )
@@ -381,7 +241,7 @@ def test_a_site_cannot_publish_under_another_sites_topic(
         pki.ca,
         broker.tls_port,
         "pantau-collector",
-        collector_password(pki),
+        pki.password("pantau-collector"),
         client_id="noc-watch-2",
     )
     watch.subscribe("pantau/#")
@@ -392,7 +252,7 @@ def test_a_site_cannot_publish_under_another_sites_topic(
         broker={
             "tls": {"ca_file": str(pki.ca)},
             "username": "site-a",
-            "password_file": str(secret(tmp_path / "pw", password("site-a"))),
+            "password_file": str(secret(tmp_path / "pw", pki.password("site-a"))),
         },
     )
     honest = agent_config(
@@ -435,7 +295,7 @@ def test_collector_rejects_a_payload_whose_site_differs_from_its_topic(
             pki.ca,
             broker.tls_port,
             "site-a",
-            (pki.bundle("site-a") / "mqtt-password").read_text().strip(),
+            pki.password("site-a"),
         )
         try:
             # site-a may publish under pantau/site-a/, but the payload claims site-b
@@ -496,12 +356,11 @@ def refused(
 def test_revoked_site_is_locked_out(tmp_path: Path, pki: Pki, broker: SecureBroker) -> None:
     # site-d has a client certificate, site-b a password. Revoke both, reload mosquitto
     # (`systemctl reload mosquitto` = SIGHUP: it re-reads the password file and the CRL).
-    bundle = pki.bundle("site-d")
-    cert = (bundle / "site.crt", bundle / "site.key")
-    password = (pki.bundle("site-b") / "mqtt-password").read_text().strip()
+    cert = pki.cert("site-d")
+    password = pki.password("site-b")
     assert refused(pki.ca, broker.cert_port, cert=cert) == ""
     assert refused(pki.ca, broker.tls_port, "site-b", password) == ""
-    out = pki.enroll("revoke", "site-d") + pki.enroll("revoke", "site-b")
+    out = pki.enroll("revoke", "site-d").stdout + pki.enroll("revoke", "site-b").stdout
     assert "certificate" in out and "password of site-b removed" in out
     os.kill(broker.server.pid, signal.SIGHUP)
     procs.wait_until(
@@ -513,7 +372,7 @@ def test_revoked_site_is_locked_out(tmp_path: Path, pki: Pki, broker: SecureBrok
             pki.ca,
             broker.tls_port,
             "site-a",
-            (pki.bundle("site-a") / "mqtt-password").read_text().strip(),
+            pki.password("site-a"),
         )
         == ""
     )

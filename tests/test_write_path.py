@@ -36,6 +36,7 @@ from collector.state import State
 from devstack import procs
 from devstack.servers import Mosquitto, free_port
 from pantau.wire import Field, Group, Kind, SampleSet, encode_sample_set, metrics_topic
+from tests.support.recording import RecordingMetrics
 
 # ------------------------------------------------------------------------------------------
 # a stand-in for InfluxDB's write API
@@ -336,30 +337,9 @@ def test_a_refused_token_is_retried_and_nothing_is_acknowledged(
 # 3. one bad point poisons nothing but itself
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.rejections: list[str] = []
-        self.write_errors: list[str] = []
-
-    def received(self, kind: str) -> None:
-        pass
-
-    def rejected(self, reason: str) -> None:
-        self.rejections.append(reason)
-
-    def pending(self, points: int) -> None:
-        pass
-
-    def write_failed(self, reason: str) -> None:
-        self.write_errors.append(reason)
-
-    def written(self, points: int, seconds: float) -> None:
-        pass
-
-
 def test_a_refused_batch_is_split_to_set_aside_only_what_is_refused(tmp_path: Path) -> None:
     sites = ["s1", "s2", "s3"]
-    metrics = _Recorder()
+    metrics = RecordingMetrics()
     state = State(900)
     acked: list[int] = []
     rejected_file = tmp_path / "rejected.jsonl"
@@ -391,8 +371,8 @@ def test_a_refused_batch_is_split_to_set_aside_only_what_is_refused(tmp_path: Pa
     assert metrics.rejections == ["influx_refused"]  # ... and only one set aside
     assert rejected_file.read_text().count('"reason": "influx_refused"') == 1
     assert "pantau/s2/radio/metrics" in rejected_file.read_text()
-    assert set(metrics.write_errors) == {"http_400"}
-    assert len(metrics.write_errors) <= 2 * 5  # a bisection, not a write per message
+    assert set(metrics.failures) == {"http_400"}
+    assert len(metrics.failures) <= 2 * 5  # a bisection, not a write per message
     for site in sites:
         written = [seq for _, s, seq, poisoned in sent if s == site and not poisoned]
         # every message written (its poll line stored; a partial write keeps the good lines
