@@ -45,7 +45,7 @@ types: venv
 
 # The quick loop while you work: lint, types and the in-process unit tests (no servers).
 check: lint types
-	$(PY) -m pytest -q -m "not servers" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "not servers" $(PYTEST_ARGS)
 
 # Everything, as CI runs it: lint, types, then the whole suite against real servers. Test
 # modules run in 3 processes (a module's tests stay together, with its servers): most of the
