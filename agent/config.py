@@ -50,6 +50,11 @@ class BrokerConfig(MqttLogin):
     # Connected with items to send and none acknowledged for this long: the publisher is stuck,
     # the systemd watchdog stops being fed (agent/service.py).
     stall_timeout: Seconds = 300.0
+    # Who says a sample set is delivered (docs/delivery.md, "Confirmation"): "on" the collector,
+    # after InfluxDB stored it (pantau/<site>/ack); "off" the broker's PUBACK (collectors
+    # without acknowledgements); "auto" the broker until the first acknowledgement from a
+    # collector arrives, then the collector (remembered in the outbox across restarts).
+    confirm: Literal["auto", "on", "off"] = "auto"
 
     @pydantic.model_validator(mode="after")
     def _backoff(self) -> BrokerConfig:
@@ -206,6 +211,38 @@ class DeviceConfig(PollSettings):
     enabled: bool = True
 
 
+def _listen(value: object) -> object:
+    """`host:port` (IPv6 as `[addr]:port`; port 0: any free one, logged) for the receiver."""
+    if not isinstance(value, str):
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, e.g. 0.0.0.0:1162, not {value!r}")
+    return value
+
+
+class TrapsConfig(StrictModel):
+    """The trap receiver (docs/traps.md); off unless `traps:` is in the config. Port 162 needs
+    CAP_NET_BIND_SERVICE (or root): the default is the unprivileged 1162."""
+
+    listen: Annotated[str, pydantic.BeforeValidator(_listen)] = "0.0.0.0:1162"
+    accept_unknown: bool = False  # traps from addresses that are no configured device
+    communities: list[str] = []  # v1/v2c communities accepted; empty: any
+    rate: Annotated[float, pydantic.Field(gt=0, le=10000)] = 5.0  # traps/s per device, sustained
+    burst: Annotated[int, pydantic.Field(ge=1, le=100000)] = 20  # traps per device at once
+    poll_min_interval: Seconds = 10.0  # a trap asks for a poll at most this often per device
+    max_datagram: Annotated[int, pydantic.Field(ge=484, le=65535)] = 8192
+    queue: Annotated[int, pydantic.Field(ge=1, le=100000)] = 1000  # traps waiting to be stored
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 def _default_outbox_path() -> Path:
     # systemd's StateDirectory= sets STATE_DIRECTORY; elsewhere the conventional place.
     base = os.environ.get("STATE_DIRECTORY", "/var/lib/pantau-agent").split(":")[0]
@@ -221,6 +258,11 @@ class OutboxConfig(StrictModel):
     backfill_rate: int = pydantic.Field(0, ge=0)  # bytes/s for the backlog; 0 = unlimited
     heartbeat: Seconds = 60.0
     shutdown_timeout: Seconds = 5.0
+    # End-to-end confirmation (broker.confirm): a published sample set the collector has not
+    # confirmed within resend_after is published again; the wait doubles per attempt up to
+    # resend_max.
+    resend_after: Seconds = 120.0
+    resend_max: Seconds = 3600.0
 
 
 class AgentFile(StrictModel):
@@ -235,6 +277,7 @@ class AgentFile(StrictModel):
     profiles: list[Profile] = []
     outbox: OutboxConfig = pydantic.Field(default_factory=OutboxConfig)
     log: LogConfig = LogConfig()
+    traps: TrapsConfig | None = None  # the trap receiver: off unless configured
 
 
 class Device(StrictModel):
@@ -269,6 +312,7 @@ class AgentConfig(StrictModel):
     log: LogConfig
     warnings: tuple[str, ...] = ()  # file:line: what; check-config, probe and run show them
     site_profiles: tuple[str, ...] = ()  # names of the site's own profiles (files, inline)
+    traps: TrapsConfig | None = None
 
     @property
     def client_id(self) -> str:
@@ -424,6 +468,7 @@ def load_agent_config(path: Path) -> AgentConfig:
         log=doc.log,
         warnings=tuple(warnings),
         site_profiles=tuple(merged.site),
+        traps=doc.traps,
     )
 
 

@@ -22,6 +22,7 @@ from pantau.wire.model import (
     MAX_POINTS_PER_MESSAGE,
     MAX_TAG_CHARS,
     MAX_VALUES_PER_MESSAGE,
+    replace_sample_set,
 )
 
 TAG_TRUNCATED = "tag_truncated"
@@ -75,16 +76,4 @@ def encode_within(
 
 
 def _replace_groups(ss: SampleSet, groups: list[Group], errors: dict[str, int]) -> SampleSet:
-    return SampleSet(
-        ss.site,
-        ss.device,
-        ss.seq,
-        ss.ts_ms,
-        ss.duration_ms,
-        ss.up,
-        ss.reason,
-        groups,
-        errors or ss.errors,
-        ss.reboots,
-        ss.rebooted,
-    )
+    return replace_sample_set(ss, groups=groups, errors=errors or ss.errors)

@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import heapq
 import logging
 import os
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -42,6 +43,10 @@ log = logging.getLogger("pantau.agent.outbox")
 
 KIND_SAMPLES = 0
 KIND_GAP = 1
+
+CONFIRMED_TOPICS = ("/metrics", "/gap")
+"""Items on these topics wait for a collector's confirmation (end-to-end mode); others (trap
+events) are done at PUBACK."""
 
 CACHE_KIB = 256
 """SQLite page cache of the outbox's one connection, KiB."""
@@ -89,6 +94,7 @@ class OutboxStats:
     oldest_age_s: float
     dropped_total: int
     pending_from: dict[str, int]  # device → lowest sequence number still waiting here
+    unconfirmed: int = 0  # published (PUBACKed), not yet confirmed stored by a collector
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +119,26 @@ class Outbox:
         max_age_s: float,
         gap_encoder: GapEncoder | None = None,
         ack_batch_s: float = 0.5,
+        resend_after: float = 120.0,
+        resend_max: float = 3600.0,
     ) -> None:
         self.path = path
+        # End-to-end confirmation (docs/delivery.md): when on, a PUBACK does not delete an item;
+        # it waits, claimed, until a collector confirms it (confirm()) or its resend deadline
+        # passes (then it is pending again, handed out again, with the wait doubled up to
+        # resend_max). Off: PUBACK deletes, as with collectors that send no acknowledgements.
+        self.end_to_end = False
+        self.resend_after = resend_after
+        self.resend_max = resend_max
+        self._unconfirmed: dict[int, float] = {}  # PUBACKed item id → resend deadline
+        self._resend: list[tuple[float, int]] = []  # heap of (deadline, id); stale entries skipped
+        self._attempts: dict[int, int] = {}  # item id → publishes so far (for the backoff)
+        self._done: set[int] = set()  # acked or confirmed, delete not yet committed
+        # In flight when a connection broke: perhaps the broker has them (see enforce_budget)
+        self._maybe_sent: set[int] = set()
+        self.forgotten_total = 0  # published, unconfirmed items the budget made us forget
+        self.resent = 0  # items handed out again after their resend deadline
+        self.confirmed = 0  # items a collector confirmed
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.gap_encoder = gap_encoder
@@ -144,6 +168,7 @@ class Outbox:
         self._ready = asyncio.Event()
         self._warn = RateLimitedLog(log, period=60.0)
         self.dropped_total = 0
+        self.confirm_seen = False  # a collector has acknowledged to this outbox (persisted)
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -179,6 +204,10 @@ class Outbox:
             ).fetchone()[0]
             row = db.execute("SELECT value FROM counters WHERE name='dropped'").fetchone()
             self.dropped_total = int(row[0]) if row else 0
+            row = db.execute("SELECT value FROM counters WHERE name='forgotten'").fetchone()
+            self.forgotten_total = int(row[0]) if row else 0
+            row = db.execute("SELECT value FROM counters WHERE name='confirm_seen'").fetchone()
+            self.confirm_seen = bool(row and row[0])
             self._load_samples(db)  # sets _newest and the stats() figures
             # A probe write: a full disk or read-only file system fails here, at start.
             db.execute("INSERT OR REPLACE INTO counters VALUES ('opened', ?)", (int(time.time()),))
@@ -300,19 +329,47 @@ class Outbox:
         excess = self._bytes - self.max_bytes
         victims: list[tuple[int, str, int, int, int]] = []
         # Oldest first by id (insertion order): stops at the first row within both budgets.
+        # Items published in this process (PUBACKed and unconfirmed, or in flight when a
+        # connection broke) count in the budget and go in their turn, but they may be stored:
+        # they are *forgotten* (forgotten_total), not dropped: no gap record claims them lost,
+        # and dropped_total stays exactly what never left the gateway.
+        forgotten: list[tuple[int, str, int, int, int]] = []
         for item_id, device, seq, size, ts in db.execute(
             "SELECT id, device, seq, length(payload), ts_ms FROM outbox WHERE kind=? ORDER BY id",
             (KIND_SAMPLES,),
         ):
             if excess <= 0 and ts >= cutoff:
                 break
-            if item_id in self._claimed:
+            if item_id in self._claimed and item_id not in self._unconfirmed:
                 continue
-            victims.append((item_id, device, seq, size, ts))
+            victim = (item_id, device, seq, size, ts)
+            if (
+                item_id in self._unconfirmed
+                or item_id in self._attempts
+                or (item_id in self._maybe_sent)
+            ):
+                self._unconfirmed.pop(item_id, None)
+                self._claimed.discard(item_id)
+                forgotten.append(victim)
+            else:
+                victims.append(victim)
             excess -= size
+        for victim in forgotten:
+            self._attempts.pop(victim[0], None)
+            self._maybe_sent.discard(victim[0])
+        if forgotten:
+            self.forgotten_total += len(forgotten)
+            self._warn.warning(
+                "forgotten",
+                "outbox over budget: forgot published, unconfirmed sample sets count=%d "
+                "forgotten_total=%d (perhaps stored; not counted as dropped)",
+                len(forgotten),
+                self.forgotten_total,
+            )
+        victims += forgotten
         if not victims:
             return []
-        drops = _ranges((v[1], v[2]) for v in victims)
+        drops = _ranges((v[1], v[2]) for v in victims if v not in forgotten)
         gap_bytes = 0
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -320,9 +377,12 @@ class Outbox:
             for drop in drops:
                 if self.gap_encoder is not None:
                     gap_bytes += self._record_gap(drop, now_ms)
-            self.dropped_total += len(victims)
+            self.dropped_total += len(victims) - len(forgotten)
             db.execute(
                 "INSERT OR REPLACE INTO counters VALUES ('dropped', ?)", (self.dropped_total,)
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO counters VALUES ('forgotten', ?)", (self.forgotten_total,)
             )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -391,6 +451,7 @@ class Outbox:
     def take(self, backlog: bool = True) -> OutItem | None:
         db = self.db
         self._maybe_flush_acks()
+        self._expire()
         claimed = self._claimed
         if self._gaps:
             for row in db.execute(
@@ -441,7 +502,23 @@ class Outbox:
         return OutItem(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), live)
 
     def ack(self, item: OutItem) -> None:
-        """The broker has it: delete (committed in batches, see the module docstring)."""
+        """The broker has it: delete (committed in batches, see the module docstring); with
+        end-to-end confirmation, keep it until a collector confirms it (see confirm())."""
+        if (
+            item.id in self._claimed
+            and item.id in self._claimed_meta
+            and self.end_to_end
+            and item.topic.endswith(CONFIRMED_TOPICS)
+        ):
+            del self._claimed_meta[item.id]
+            attempts = min(self._attempts.get(item.id, 0), 30)
+            deadline = time.monotonic() + min(self.resend_max, self.resend_after * 2**attempts)
+            self._attempts[item.id] = attempts + 1
+            self._unconfirmed[item.id] = deadline
+            heapq.heappush(self._resend, (deadline, item.id))
+            if self._newest.get(item.device) == item.id:
+                del self._newest[item.device]
+            return
         if item.id in self._claimed and item.id in self._claimed_meta:
             meta = self._claimed_meta.pop(item.id)
             if meta is not None:
@@ -451,16 +528,114 @@ class Outbox:
             if item.kind == KIND_GAP:
                 self._gaps -= 1
             self._acked.append(item.id)
+            self._done.add(item.id)
+            self._attempts.pop(item.id, None)
+            self._maybe_sent.discard(item.id)
             self._bytes -= len(item.payload)
             self._count -= 1
             self._maybe_flush_acks()
+
+    def set_end_to_end(self) -> None:
+        """A collector acknowledged: from now on PUBACK is not enough (remembered on disk)."""
+        self.end_to_end = True
+        if not self.confirm_seen:
+            self.confirm_seen = True
+            self.db.execute("INSERT OR REPLACE INTO counters VALUES ('confirm_seen', 1)")
+
+    def confirm(
+        self,
+        device: str,
+        stored: Sequence[tuple[int, int]],
+        gaps: Sequence[tuple[int, int]] = (),
+    ) -> int:
+        """A collector says these sequence numbers of `device` are stored (and these gap
+        records written): delete them, whatever their state (pending, in flight, waiting for
+        confirmation). Returns how many items that removed. Several collectors each confirm
+        what they wrote: the union is what counts, in any order."""
+        db = self.db
+        rows: list[tuple[int, int, int, int, int]] = []
+        for lo, hi in stored:
+            rows += db.execute(
+                "SELECT id, kind, seq, ts_ms, length(payload) FROM outbox "
+                "WHERE device=? AND kind=0 AND seq BETWEEN ? AND ?",
+                (device, lo, hi),
+            ).fetchall()
+        if self._gaps:
+            for lo, hi in gaps:
+                rows += db.execute(
+                    "SELECT id, kind, seq, ts_ms, length(payload) FROM outbox "
+                    "WHERE device=? AND kind=1 AND first>=? AND seq<=?",
+                    (device, lo, hi),
+                ).fetchall()
+        removed = 0
+        for item_id, kind, seq, ts, size in rows:
+            if item_id in self._done:
+                continue
+            self._unconfirmed.pop(item_id, None)
+            self._attempts.pop(item_id, None)
+            self._maybe_sent.discard(item_id)
+            self._claimed_meta.pop(item_id, None)  # in flight: its PUBACK finds nothing to do
+            if kind == KIND_SAMPLES:
+                self._stat_remove(device, seq, ts)
+            else:
+                self._gaps -= 1
+            if self._newest.get(device) == item_id:
+                del self._newest[device]
+            self._claimed.add(item_id)
+            self._acked.append(item_id)
+            self._done.add(item_id)
+            self._bytes -= size
+            self._count -= 1
+            removed += 1
+        self.confirmed += removed
+        self._maybe_flush_acks()
+        return removed
+
+    def _expire(self) -> None:
+        """Published items not confirmed by their deadline are pending again (oldest first,
+        through the backlog: live data keeps going out ahead of them)."""
+        heap = self._resend
+        if not heap or heap[0][0] > time.monotonic():
+            return
+        now = time.monotonic()
+        expired = 0
+        while heap and heap[0][0] <= now:
+            deadline, item_id = heapq.heappop(heap)
+            if self._unconfirmed.get(item_id) == deadline:
+                del self._unconfirmed[item_id]
+                self._claimed.discard(item_id)
+                expired += 1
+        if expired:
+            self.resent += expired
+            self._backlog.clear()
+            self._backlog_cursor = 0
+            log.info("no confirmation in time, sending again items=%d", expired)
+
+    def resend_due_in(self) -> float | None:
+        """Seconds until the next unconfirmed item is due again (None: none waits)."""
+        while self._resend and self._unconfirmed.get(self._resend[0][1]) != self._resend[0][0]:
+            heapq.heappop(self._resend)
+        if not self._resend:
+            return None
+        return max(0.0, self._resend[0][0] - time.monotonic())
+
+    def unconfirmed(self) -> int:
+        return len(self._unconfirmed)
+
+    def poke(self) -> None:
+        """Hand out what is due to be sent again (wakes a waiting next())."""
+        self._expire()
+        if not self.idle():
+            self._ready.set()
 
     def release(self) -> None:
         """The connection is gone: every claimed, unacknowledged item is pending again."""
         self._flush_acks()
         # Acknowledged items whose delete has not been committed yet stay claimed: handing
         # them out again would count them twice.
-        self._claimed.intersection_update(self._acked)
+        if self.end_to_end:  # a confirmation may still come for them: see enforce_budget
+            self._maybe_sent.update(i for i in self._claimed_meta if i not in self._done)
+        self._claimed.intersection_update(self._done | self._unconfirmed.keys())
         self._claimed_meta.clear()
         self._backlog.clear()
         self._backlog_cursor = 0
@@ -496,6 +671,7 @@ class Outbox:
             except sqlite3.Error as exc:
                 log.error("cannot restore synchronous=FULL on the outbox: %s", exc)
         self._claimed.difference_update(self._acked)
+        self._done.difference_update(self._acked)
         self._acked = []
 
     # -- introspection ----------------------------------------------------------------------
@@ -506,6 +682,10 @@ class Outbox:
     def empty(self) -> bool:
         return self._count == 0
 
+    def idle(self) -> bool:
+        """Nothing to publish: empty, or every item waits for a collector's confirmation."""
+        return self._count - len(self._unconfirmed) <= 0
+
     def stats(self, now_ms: int | None = None) -> OutboxStats:
         """Health figures from memory, with at most an indexed look-up per device whose lowest
         pending number left since the last call (no table scan): cheap enough for every
@@ -515,13 +695,20 @@ class Outbox:
             self._refresh_minima()
         oldest = self._oldest
         age = max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0
-        return OutboxStats(self._count, self._bytes, age, self.dropped_total, dict(self._from))
+        return OutboxStats(
+            self._count,
+            self._bytes,
+            age,
+            self.dropped_total,
+            dict(self._from),
+            len(self._unconfirmed),
+        )
 
     def _refresh_minima(self) -> None:
         """Look the stale minima up again: the first row in index order that is not acked
         (an ack's delete is committed in batches, so acked rows may still be in the table)."""
         db = self.db
-        acked = set(self._acked)
+        acked = self._done
         for device in self._from_stale:
             self._from.pop(device, None)
             for item_id, seq in db.execute(

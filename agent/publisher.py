@@ -31,7 +31,16 @@ from agent.config import AgentConfig
 from agent.outbox import Outbox, OutItem
 from pantau.backoff import Backoff
 from pantau.logs import RateLimitedLog
-from pantau.wire import Status, encode_status, status_topic
+from pantau.wire import (
+    Status,
+    WireError,
+    ack_gaps,
+    ack_ranges,
+    ack_topic,
+    decode_ack,
+    encode_status,
+    status_topic,
+)
 
 log = logging.getLogger("pantau.agent.publisher")
 
@@ -184,6 +193,74 @@ class Publisher:
         self._refusal_log = RateLimitedLog(
             cast(logging.Logger, _AsError(log)), period=REFUSAL_LOG_PERIOD
         )
+        self._warn = RateLimitedLog(log, period=REFUSAL_LOG_PERIOD)
+        # End-to-end confirmation (docs/delivery.md): "on" from the start; "auto" once a
+        # collector has acknowledged to this outbox (now or before a restart); "off" never.
+        confirm = cfg.broker.confirm
+        if confirm == "on" or (confirm == "auto" and outbox.confirm_seen):
+            outbox.end_to_end = True
+        self.acks_received = 0
+
+    @property
+    def confirm_mode(self) -> str:
+        """For the status: "end-to-end", "broker" (PUBACK is delivery) or "waiting" (auto,
+        no acknowledgement from a collector yet: PUBACK is delivery meanwhile)."""
+        if self.outbox.end_to_end:
+            return "end-to-end"
+        return "broker" if self.cfg.broker.confirm == "off" else "waiting"
+
+    def on_ack(self, payload: bytes) -> None:
+        """An acknowledgement from a collector: what InfluxDB stored of this site."""
+        try:
+            ack = decode_ack(payload)
+        except WireError as exc:
+            self._warn.warning("bad-ack", "bad acknowledgement ignored: %s", exc)
+            return
+        self.acks_received += 1
+        if not self.outbox.end_to_end:
+            log.info(
+                "the collector confirms what it stored: delivery is confirmed end to end "
+                "from now on (broker.confirm=%s)",
+                self.cfg.broker.confirm,
+            )
+            self.outbox.set_end_to_end()
+        for entry in ack.devices:
+            self.outbox.confirm(entry.device, ack_ranges(entry), ack_gaps(entry))
+
+    async def _acks(self, client: _Client) -> None:
+        """Receive acknowledgements; wake the pump when unconfirmed items are due again."""
+        if self.cfg.broker.confirm == "off":
+            return
+        topic = ack_topic(self.cfg.site)
+        try:
+            granted = await client.subscribe(topic, qos=1)
+        except aiomqtt.MqttError:
+            return  # the pump sees the same failure and reconnects
+        codes = granted if isinstance(granted, list | tuple) else [granted]
+        if any(int(getattr(c, "value", 0) or 0) >= 0x80 for c in codes):
+            log.error(
+                "the broker refuses the subscription to %s (%s): no end-to-end confirmation; "
+                "check the broker ACL (pattern read pantau/%%u/ack)",
+                topic,
+                codes,
+            )
+
+        async def receive() -> None:
+            async for message in client.messages:
+                if isinstance(message.payload, bytes | bytearray):
+                    self.on_ack(bytes(message.payload))
+
+        receiver = asyncio.create_task(receive())
+        try:
+            while not receiver.done():
+                due = self.outbox.resend_due_in()
+                await asyncio.wait({receiver}, timeout=1.0 if due is None else min(1.0, due))
+                self.outbox.poke()
+            receiver.result()
+        except aiomqtt.MqttError:
+            return
+        finally:
+            receiver.cancel()
 
     @property
     def ready(self) -> bool:
@@ -242,11 +319,13 @@ class Publisher:
                     self.connected.set()
                     self.attempted.set()
                     heartbeat = asyncio.create_task(self._heartbeat(client))
+                    acks = asyncio.create_task(self._acks(client))
                     try:
                         inflight = await self._serve(client, stop)
+                        await self._shutdown(client, inflight)
                     finally:
                         heartbeat.cancel()
-                    await self._shutdown(client, inflight)
+                        acks.cancel()
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
@@ -380,10 +459,11 @@ class Publisher:
         inflight: set[asyncio.Future[None]] = set()
         stopping = asyncio.ensure_future(stop.wait())
         handed_over = False
+        getter: asyncio.Future[OutItem] | None = None
         try:
             while not stop.is_set():
                 waits: set[asyncio.Future[Any]] = {stopping, *inflight}
-                getter: asyncio.Future[OutItem] | None = None
+                getter = None
                 refill: asyncio.Future[None] | None = None
                 if len(inflight) < self.window:
                     backlog_ok = self.bucket.ready()
@@ -413,6 +493,12 @@ class Publisher:
             return inflight
         finally:
             stopping.cancel()
+            if getter is not None and not getter.done():
+                # A failed publish ended the pump while it waited for the next item: left
+                # running, the getter would claim an item after release() that nobody publishes.
+                getter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await getter
             if not handed_over:
                 for task in inflight:
                     task.cancel()
@@ -435,10 +521,14 @@ class Publisher:
                     if item is None:
                         break
                     pending.add(asyncio.ensure_future(self._publish(client, item)))
+                remaining = deadline - time.monotonic()
                 if not pending:
                     complete = self.outbox.empty()
-                    break
-                remaining = deadline - time.monotonic()
+                    if complete or remaining <= 0 or not self.outbox.end_to_end:
+                        break
+                    # Published, waiting for the collector's confirmation (or a resend).
+                    await asyncio.sleep(min(0.1, remaining))
+                    continue
                 if remaining <= 0:
                     break
                 done, pending = await asyncio.wait(

@@ -30,6 +30,7 @@ from agent.outbox import Dropped, Outbox, OutboxError
 from agent.poller import DevicePoller
 from agent.publisher import Publisher
 from agent.snmp import SnmpClient
+from agent.traps.receiver import TrapReceiver, is_event_key
 from pantau.systemd import Liveness, Notifier, Supervisor, supervise
 from pantau.wire import (
     Gap,
@@ -76,6 +77,8 @@ def open_outbox(cfg: AgentConfig) -> Outbox:
         max_bytes=cfg.outbox.max_bytes,
         max_age_s=cfg.outbox.max_age,
         gap_encoder=gap,
+        resend_after=cfg.outbox.resend_after,
+        resend_max=cfg.outbox.resend_max,
     ).open()
 
 
@@ -86,6 +89,8 @@ class Agent:
         self.publisher = Publisher(cfg, outbox, self.status)
         self.fatal: OutboxError | None = None
         self.liveness = Liveness()  # systemd watchdog: each device loop's next promised step
+        self.poll_requests: dict[str, asyncio.Event] = {}  # device → a trap asks for a poll
+        self.traps: TrapReceiver | None = None
 
     def status(self, outbox: Outbox, publish_latency_s: float) -> Status:
         stats = outbox.stats()
@@ -102,7 +107,10 @@ class Agent:
             outbox_oldest_age_s=round(stats.oldest_age_s, 3),
             dropped_total=stats.dropped_total,
             publish_latency_s=round(publish_latency_s, 4),
-            pending_from=stats.pending_from,
+            # a device's events are a series of their own (agent.traps): not its sample sets
+            pending_from={k: v for k, v in stats.pending_from.items() if not is_event_key(k)},
+            confirm=self.publisher.confirm_mode,
+            unconfirmed=stats.unconfirmed,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -119,6 +127,11 @@ class Agent:
             async with asyncio.TaskGroup() as tasks:
                 self._start(tasks, PUBLISHER, self._run_publisher(stop))
                 self._start(tasks, "publisher-watch", self._watch_publisher(stop))
+                if self.cfg.traps is not None:
+                    self.traps = TrapReceiver(
+                        self.cfg.traps, self.cfg.site, self.cfg.devices, self.outbox, self.poll_now
+                    )
+                    self._start(tasks, "traps", self.traps.run(stop))
                 await self._poll_until(stop, tasks)
         except BaseExceptionGroup as group:
             stop.set()
@@ -208,12 +221,13 @@ class Agent:
         try:
             while not stop.is_set():
                 now = time.monotonic()
-                if self.publisher.sent != sent or self.outbox.empty():
+                if self.publisher.sent != sent or self.outbox.idle():
                     stalled = 0.0
                 elif busy:
                     stalled += now - at
                 sent, at = self.publisher.sent, now
-                busy = self.publisher.ready and not self.outbox.empty()
+                # Items waiting for the collector's confirmation are not the broker's to take.
+                busy = self.publisher.ready and not self.outbox.idle()
                 self.liveness.expect(PUBLISHER, bound - stalled if busy else None)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), step)
@@ -238,6 +252,20 @@ class Agent:
             f"outbox {len(self.outbox)} pending"
         )
 
+    def poll_now(self, device: str) -> None:
+        """Ask a device's loop for a poll at once (agent.traps rate-limits the asking)."""
+        self.poll_requests.setdefault(device, asyncio.Event()).set()
+
+    async def _nap(self, device: str, delay: float) -> bool:
+        """Sleep `delay` seconds; True when a poll was asked for before that."""
+        request = self.poll_requests.setdefault(device, asyncio.Event())
+        try:
+            await asyncio.wait_for(request.wait(), delay)
+        except TimeoutError:
+            return False
+        request.clear()
+        return True
+
     async def _device_loop(
         self, poller: DevicePoller, limit: asyncio.Semaphore, stop: asyncio.Event
     ) -> None:
@@ -247,8 +275,9 @@ class Agent:
         while not stop.is_set():
             delay = due - time.monotonic()
             self.liveness.expect(name, max(delay, 0.0))  # back after the sleep
+            triggered = False
             if delay > 0:
-                await asyncio.sleep(delay)
+                triggered = await self._nap(name, delay)
             self.liveness.expect(name, None)  # waiting for a slot: its holders are watched
             async with limit:
                 self.liveness.expect(name, poller.device.deadline)  # a poll ends by then
@@ -275,6 +304,8 @@ class Agent:
             # Not kept while the loop sleeps: the sample set (every group of the poll) is on
             # disk now, and nothing here reads it again.
             del sample_set, payload
+            if triggered:
+                continue  # a poll a trap asked for: the regular schedule stays as it was
             due += interval
             now = time.monotonic()
             if due < now:  # overran: skip the missed slots rather than bunching polls

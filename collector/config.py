@@ -85,10 +85,18 @@ class HttpConfig(StrictModel):
         return host or "0.0.0.0", int(port)
 
 
+class AcksConfig(StrictModel):
+    """Acknowledgements to the sites of what InfluxDB stored (collector/acks.py)."""
+
+    enabled: bool = True
+    interval: Annotated[float, pydantic.Field(gt=0, le=300)] = 10.0  # s between two per site
+
+
 class CollectorFile(StrictModel):
     mqtt: MqttConfig = MqttConfig()
     influx: InfluxConfig = InfluxConfig()
     http: HttpConfig = HttpConfig()
+    acks: AcksConfig = AcksConfig()
     max_message_bytes: int = pydantic.Field(256 * 1024, ge=1024, le=64 << 20)
     stale_after: Seconds = 900.0
     # A sample set dated more than this ahead of the collector's clock is written, but counted

@@ -27,6 +27,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from collector.events import EventsSnapshot, EventState
 from collector.state import UNKNOWN, State
 from pantau.wire import Field, Kind
 
@@ -82,6 +83,13 @@ class SelfMetrics:
             "1 while connected and subscribed to the broker",
             registry=registry,
         )
+        # Not per site: a global labelled series would outlive a decommissioned site (per-site
+        # state, pantau_agent_confirm_end_to_end{site}, comes from State on each scrape).
+        self._acks = Counter(
+            "pantau_collector_acks_sent",
+            "Acknowledgements of stored sample sets sent to sites (pantau/<site>/ack)",
+            registry=registry,
+        )
 
     def received(self, kind: str) -> None:
         self._received.labels(kind).inc()
@@ -101,6 +109,9 @@ class SelfMetrics:
 
     def connected(self, subscribed: bool) -> None:
         self._connected.set(1 if subscribed else 0)
+
+    def ack_sent(self, site: str) -> None:
+        self._acks.inc()
 
 
 def metrics_app(metrics: SelfMetrics, state: State) -> WsgiApp:
@@ -259,12 +270,25 @@ class StateCollector(Collector):
                 "Time from publish to PUBACK at the agent (last message)",
                 labels=["site"],
             ),
+            "unconfirmed": GaugeMetricFamily(
+                f"{PREFIX}_agent_outbox_unconfirmed",
+                "Sample sets the agent published and keeps until a collector confirms them "
+                "stored (end-to-end confirmation)",
+                labels=["site"],
+            ),
             "heartbeat_ts": GaugeMetricFamily(
                 f"{PREFIX}_agent_heartbeat_timestamp_seconds",
                 "When the agent sent its last birth/heartbeat",
                 labels=["site"],
             ),
         }
+        confirm = GaugeMetricFamily(
+            f"{PREFIX}_agent_confirm_end_to_end",
+            "1 when the site's agent keeps sample sets until a collector confirms them stored "
+            "(pantau/<site>/ack), 0 when the broker's PUBACK is delivery (broker.confirm off, "
+            "or auto before the first acknowledgement, or an agent without acknowledgements)",
+            labels=["site"],
+        )
         dropped = CounterMetricFamily(
             f"{PREFIX}_agent_outbox_dropped",
             "Sample sets the agent dropped over its outbox budget",
@@ -309,6 +333,7 @@ class StateCollector(Collector):
                     value = st.ts_ms / 1000 if attr == "heartbeat_ts" else getattr(st, attr)
                     family.add_metric([site_name], float(value))
                 dropped.add_metric([site_name], float(st.dropped_total))
+                confirm.add_metric([site_name], 1.0 if st.confirm == "end-to-end" else 0.0)
             for dev_name, tracker in sorted(site.sequences.items()):
                 lost.add_metric([site_name, dev_name], tracker.lost)
                 dupes.add_metric([site_name, dev_name], tracker.duplicates)
@@ -347,12 +372,16 @@ class StateCollector(Collector):
             dupes,
             received,
             dropped,
+            confirm,
             *health.values(),
             future,
             skew,
             truncated,
         )
         yield from values.values()
+        events: EventState | None = getattr(self.state, "events", None)  # stand-ins may lack it
+        if events is not None:
+            yield from _event_families(events.snapshot())
 
     @staticmethod
     def _add_group(
@@ -393,6 +422,45 @@ class StateCollector(Collector):
             family.samples.append(
                 _sample(family, list(merged), list(merged.values()), 1.0, suffix="_info")
             )
+
+
+def _event_families(events: EventsSnapshot) -> Iterator[Metric]:
+    """Traps and informs (collector.events): counts by trap, and the alarms raised now."""
+    traps = CounterMetricFamily(
+        f"{PREFIX}_device_traps",
+        "Traps and informs received from the device, by trap name (its OID when unnamed)",
+        labels=["site", "device", "trap"],
+    )
+    for (site, device, trap), n in sorted(events.traps.items()):
+        traps.add_metric([site, device, trap], n)
+    alarm = GaugeMetricFamily(
+        f"{PREFIX}_device_alarm",
+        "1 while the alarm a trap raised (e.g. linkDown:ifIndex=3) is not cleared by its "
+        "clearing trap",
+        labels=["site", "device", "alarm", "severity"],
+    )
+    for (site, device, name), severity in sorted(events.alarms.items()):
+        alarm.add_metric([site, device, name, severity], 1)
+    suppressed = CounterMetricFamily(
+        f"{PREFIX}_device_traps_suppressed",
+        "Traps of the device the agent dropped over its rate limit (the agent's running count)",
+        labels=["site", "device"],
+    )
+    for (site, device), n in sorted(events.suppressed.items()):
+        suppressed.add_metric([site, device], n)
+    malformed = CounterMetricFamily(
+        f"{PREFIX}_device_traps_malformed",
+        "Datagrams from the device's address the agent could not read as a trap",
+        labels=["site", "device"],
+    )
+    for (site, device), n in sorted(events.malformed.items()):
+        malformed.add_metric([site, device], n)
+    duplicates = CounterMetricFamily(
+        f"{PREFIX}_collector_events_duplicate",
+        "Events received again (same device and sequence number), counted once",
+        value=events.duplicates,
+    )
+    yield from (traps, alarm, suppressed, malformed, duplicates)
 
 
 def _sample(

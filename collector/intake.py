@@ -30,6 +30,7 @@ log = logging.getLogger("pantau.collector.mqtt")
 SUBSCRIPTIONS = (
     f"{TOPIC_PREFIX}/+/+/metrics",
     f"{TOPIC_PREFIX}/+/+/gap",
+    f"{TOPIC_PREFIX}/+/+/event",
     f"{TOPIC_PREFIX}/+/status",
 )
 
@@ -97,6 +98,13 @@ class Intake:
         """The MQTT network thread runs (an exception in a callback would end it)."""
         thread = self._client._thread  # paho keeps no public handle on it
         return thread is not None and thread.is_alive()
+
+    def publish(self, topic: str, payload: bytes) -> bool:
+        """QoS 1 publish (acknowledgements to the sites); False when not connected."""
+        if not self.subscribed.is_set():
+            return False
+        info = self._client.publish(topic, payload, qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def ack(self, msg: Inbound) -> None:
         if msg.qos == 0:

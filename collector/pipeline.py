@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from collector.events import check_event, event_line
 from collector.intake import Inbound
 from collector.lineproto import gap_line, sample_set_lines, status_line
 from collector.sink import InfluxSink, WriteFailed
@@ -80,6 +81,22 @@ class RejectedStore:
 
 def _nothing() -> None:
     pass
+
+
+class AckSink(Protocol):
+    """Told what was written, to acknowledge it to the site (collector.acks.Acker)."""
+
+    def stored(self, site: str, device: str, seq: int) -> None: ...
+
+    def gap(self, site: str, device: str, first: int, last: int) -> None: ...
+
+
+def _both(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        first()
+        then()
+
+    return run
 
 
 class PipelineMetrics(Protocol):
@@ -139,13 +156,16 @@ class Pipeline:
         settle_holes: bool = True,
         max_points: int = MAX_POINTS_PER_MESSAGE,
         max_values: int = MAX_VALUES_PER_MESSAGE,
+        acks: AckSink | None = None,
     ) -> None:
-        """`settle_holes=False` when this collector sees only part of each device's stream
+        """`acks` is told each sample set and gap record once written (end-to-end
+        acknowledgements to the sites, collector/acks.py). `settle_holes=False` when this collector sees only part of each device's stream
         (a member of a shared-subscription group): a heartbeat then cannot tell a hole that
         is lost from a sample set a sibling wrote, so only gap records count as losses.
         `max_points`/`max_values` bound the rows and values one sample set may decode to
         (beyond them it is rejected as `too_many_points`, before its groups are built)."""
         self.sink = sink
+        self.acks = acks
         self.settle_holes = settle_holes
         self.state = state
         self.metrics = metrics
@@ -230,11 +250,23 @@ class Pipeline:
                 self.state.on_sample_set(ss)
                 lines = sample_set_lines(ss)
                 after = functools.partial(self.state.written_sample_set, site, device, ss.seq)
+                if self.acks is not None:
+                    after = _both(after, functools.partial(self.acks.stored, site, device, ss.seq))
             elif kind == "gap":
                 assert device is not None
                 gap = check_gap(site, device, msg.payload, self.max_message_bytes)
                 lines = [gap_line(gap)]
                 after = functools.partial(self.state.written_gap, gap)
+                if self.acks is not None:
+                    acked = functools.partial(
+                        self.acks.gap, site, device, gap.first_seq, gap.last_seq
+                    )
+                    after = _both(after, acked)
+            elif kind == "event":
+                assert device is not None
+                event = check_event(site, device, msg.payload, self.max_message_bytes)
+                lines = [event_line(event)]
+                after = functools.partial(self.state.events.on_event, event)
             elif not msg.payload:
                 # A retained empty status message (the MQTT way to delete a retained one):
                 # the operator decommissioned the site (docs/deploy.md). Nothing to write.

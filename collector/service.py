@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 
+from collector.acks import Acker
 from collector.config import CollectorFile
 from collector.exposition import SelfMetrics, metrics_app
 from collector.http import HttpServer, make_app
@@ -40,7 +41,15 @@ class Collector:
         self.inbox: queue.Queue[Inbound] = queue.Queue()
         self.intake = Intake(cfg.mqtt, self.inbox)
         self.sink = InfluxSink(cfg.influx)
+        # End-to-end acknowledgements to the sites (docs/delivery.md); off: agents fall back
+        # to the broker's PUBACK.
+        self.acker = (
+            Acker(self.intake.publish, cfg.acks.interval, self.metrics.ack_sent)
+            if cfg.acks.enabled
+            else None
+        )
         self.pipeline = Pipeline(
+            acks=self.acker,
             sink=self.sink,
             state=self.state,
             metrics=self.metrics,
@@ -120,6 +129,11 @@ class Collector:
         )
         self._worker = worker
         worker.start()
+        acker_stop = threading.Event()
+        acker: threading.Thread | None = None
+        if self.acker is not None:
+            acker = threading.Thread(target=self.acker.run, args=(acker_stop,), name="acks")
+            acker.start()
         self.intake.start()
         self._running = True
         # systemd (Type=notify): READY once HTTP serves and the subscription is in place (or
@@ -133,8 +147,11 @@ class Collector:
         finally:
             self._running = False
             supervisor.stopping()
+            worker.join()  # the last batch written: its acknowledgements go out before the end
+            acker_stop.set()
+            if acker is not None:
+                acker.join()
             self.intake.stop()
-            worker.join()
             self.http.stop()
             self.sink.close()
             log.info("collector stopped")

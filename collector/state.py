@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from collector.events import EventState
 from collector.kinds import MAX_FIELDS, Kinds
 from collector.sequences import MAX_GAP, MAX_HOLES, SeqTracker
 from pantau.wire import Gap, SampleSet, Status
@@ -150,6 +151,7 @@ class State:
         self.max_holes = max_holes
         self.max_gap = max_gap
         self.kinds = Kinds(max_fields, self.forget_after)
+        self.events = EventState()  # traps and informs: counts and alarms (collector.events)
         self.sites_cut = 0  # messages of sites over max_sites, left out of state
         self._lock = threading.Lock()
         self._sites: dict[str, SiteState] = {}
@@ -264,6 +266,7 @@ class State:
             self._forgotten[name] = None
             while len(self._forgotten) > self.max_sites:
                 del self._forgotten[next(iter(self._forgotten))]
+            self.events.forget_site(name)
             return self._sites.pop(name, None) is not None
 
     def _dark(self, site: SiteState, now: float) -> tuple[str, float]:

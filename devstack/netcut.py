@@ -17,6 +17,7 @@ class NetCut:
         self.port = free_port()
         self._up = threading.Event()
         self._up.set()
+        self._down_dropped = threading.Event()  # one_way(): broker → agent bytes are discarded
         self._socks: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener = socket.create_server((host, self.port))
@@ -46,6 +47,12 @@ class NetCut:
 
     def restore(self) -> None:
         self._up.set()
+        self._down_dropped.clear()
+
+    def one_way(self) -> None:
+        """Agent → broker passes; whatever the broker sends back (CONNACK, PUBACK, messages)
+        is read and thrown away, on the relayed connections and on new ones, until restore()."""
+        self._down_dropped.set()
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -63,15 +70,17 @@ class NetCut:
                 continue
             with self._lock:
                 self._socks.update((client, server))
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, down in ((client, server, False), (server, client, True)):
+                threading.Thread(target=self._pipe, args=(a, b, down), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, down: bool = False) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if down and self._down_dropped.is_set():
+                    continue
                 dst.sendall(data)
         except OSError:
             pass

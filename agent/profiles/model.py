@@ -391,6 +391,16 @@ class Profile(_ProfileModel):
         trap_oids = [t.oid for t in self.traps]
         if len(set(trap_oids)) != len(trap_oids):
             raise ValueError("two traps with one OID")
+        unknown = sorted({c for t in self.traps for c in t.clears} - set(trap_names))
+        if unknown:
+            raise ValueError(f"clears names no trap of this profile: {', '.join(unknown)}")
+        raising = {t.name: t for t in self.traps if t.alarm}
+        for t in self.traps:
+            for c in t.clears:
+                if c not in raising:
+                    raise ValueError(f"{t.name} clears {c}, which raises no alarm")
+                if raising[c].key != t.key:
+                    raise ValueError(f"{t.name} clears {c}: their key must be the same")
         if self.scalars and self.measurement is None:
             raise ValueError("measurement is required when the profile has scalars")
         keys = [(s.name, tuple(sorted(s.tags.items()))) for s in self.scalars]

@@ -23,10 +23,12 @@ import msgspec
 from pantau.errors import PantauError
 from pantau.wire.dictionaries import DICTIONARIES
 from pantau.wire.model import (
+    ACK_VERSION,
     COMPRESS_ABOVE,
     DICTIONARY_ID,
     ENC_MSGPACK,
     ENC_MSGPACK_ZLIB,
+    EVENT_VERSION,
     MAX_DECODED_BYTES,
     MAX_EXPONENT,
     MAX_POINTS_PER_MESSAGE,
@@ -36,6 +38,9 @@ from pantau.wire.model import (
     SCHEMA_VERSION,
     V2_HEADER,
     V2_PLAIN,
+    Ack,
+    DeviceAck,
+    Event,
     Field,
     Gap,
     Group,
@@ -426,3 +431,86 @@ def decode_status(payload: bytes) -> Status:
     if status.v != SCHEMA_VERSION:
         raise WireError("unknown_version", f"status version {status.v}")
     return status
+
+
+_event_decoder = msgspec.msgpack.Decoder(Event)
+
+
+def encode_event(event: Event) -> bytes:
+    """Version byte, encoding byte 0 (plain MessagePack), then the event (array-like)."""
+    return bytes((EVENT_VERSION, ENC_MSGPACK)) + _encoder.encode(event)
+
+
+def decode_event(payload: bytes) -> Event:
+    if len(payload) < 3:
+        raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
+    if payload[0] != EVENT_VERSION:
+        raise WireError("unknown_version", f"event version {payload[0]}")
+    if payload[1] != ENC_MSGPACK:
+        raise WireError("malformed", f"unknown encoding {payload[1]}")
+    try:
+        return _event_decoder.decode(payload[2:])
+    except msgspec.ValidationError as exc:
+        raise WireError("invalid_schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError("malformed", str(exc)) from None
+
+
+_ack_decoder = msgspec.msgpack.Decoder(Ack)
+MAX_ACK_BYTES = 64 * 1024
+"""Larger acknowledgements are refused (a collector splits nothing: one covers a few seconds)."""
+
+
+def encode_ack(ack: Ack) -> bytes:
+    """Version byte, then the Ack as plain MessagePack (array-like: no field names), each
+    device's entry without its trailing defaults (a lone new number: [device, upto])."""
+    entries: list[list[object]] = []
+    for d in ack.devices:
+        entry: list[object] = [d.device, d.upto, d.span, d.above, d.gaps]
+        while len(entry) > 2 and not entry[-1]:
+            entry.pop()
+        entries.append(entry)
+    return bytes((ACK_VERSION,)) + _encoder.encode([entries])
+
+
+def decode_ack(payload: bytes) -> Ack:
+    if len(payload) < 2:
+        raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
+    if len(payload) > MAX_ACK_BYTES:
+        raise WireError("oversize", f"acknowledgement of {len(payload)} bytes")
+    if payload[0] != ACK_VERSION:
+        raise WireError("unknown_version", f"ack version {payload[0]}")
+    try:
+        ack = _ack_decoder.decode(payload[1:])
+    except msgspec.ValidationError as exc:
+        raise WireError("invalid_schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError("malformed", str(exc)) from None
+    for d in ack.devices:
+        if d.span < 0 or d.upto - d.span < 0 or len(d.above) % 2 or len(d.gaps) % 2:
+            raise WireError("invalid_schema", f"bad ranges for device {d.device[:64]!r}")
+    return ack
+
+
+def ack_ranges(d: DeviceAck) -> list[tuple[int, int]]:
+    """The [lo, hi] runs of stored sample sets one device's entry covers, lowest first."""
+    runs = [(d.upto - d.span, d.upto)] if d.upto > 0 else []
+    runs += [(d.above[i], d.above[i + 1]) for i in range(0, len(d.above), 2)]
+    return [(max(lo, 1), hi) for lo, hi in runs if lo <= hi]
+
+
+def ack_gaps(d: DeviceAck) -> list[tuple[int, int]]:
+    """The [first, last] ranges of the gap records written that the entry covers."""
+    pairs = [(d.gaps[i], d.gaps[i + 1]) for i in range(0, len(d.gaps), 2)]
+    return [(lo, hi) for lo, hi in pairs if lo <= hi]
+
+
+def device_ack(
+    device: str, runs: list[tuple[int, int]], gaps: tuple[tuple[int, int], ...] = ()
+) -> DeviceAck:
+    """The entry for sorted, disjoint [lo, hi] runs of stored numbers and the gap records."""
+    flat_gaps = [n for run in gaps for n in run]
+    if not runs:
+        return DeviceAck(device, 0, 0, [], flat_gaps)
+    (lo, hi), rest = runs[0], runs[1:]
+    return DeviceAck(device, hi, hi - lo, [n for run in rest for n in run], flat_gaps)

@@ -111,6 +111,32 @@ class Gap(msgspec.Struct, array_like=True, frozen=True):
     ts_ms: int  # when they were dropped
 
 
+ACK_VERSION: Final = 1
+"""Version byte of acknowledgement payloads (collector → agent, pantau/<site>/ack)."""
+
+
+class DeviceAck(msgspec.Struct, array_like=True, frozen=True):
+    """One device's sequence numbers accounted for by a collector since its previous ack:
+    every number in [upto - span, upto] (the lowest run, contiguous) and in each [lo, hi] pair
+    of `above` (flat: lo, hi, lo, hi, ...; runs above it, ascending) is stored in InfluxDB.
+    `upto` 0 means no sample set (sequence numbers start at 1). The gap records written are
+    in `gaps`, apart, so that a stored sample set is never taken for a recorded loss."""
+
+    device: str
+    upto: int
+    span: int = 0
+    above: list[int] = []
+    # Gap records written (flat lo, hi pairs of the records' ranges): these numbers are
+    # accounted for as lost, not stored.
+    gaps: list[int] = []
+
+
+class Ack(msgspec.Struct, array_like=True, frozen=True):
+    """Acknowledgement from a collector to one site (its site is the topic's)."""
+
+    devices: list[DeviceAck]
+
+
 class _Column(msgspec.Struct, array_like=True, frozen=True):
     """Version 2: one field of a table, the same in every row."""
 
@@ -167,3 +193,44 @@ class Status(msgspec.Struct, frozen=True, omit_defaults=True):
     dropped_total: int = 0
     publish_latency_s: float = 0.0
     pending_from: dict[str, int] = {}  # device → lowest sequence number not yet published
+    # How the agent knows a sample set is delivered (docs/delivery.md): "end-to-end" (the
+    # collector confirms what InfluxDB stored, pantau/<site>/ack), "broker" (PUBACK), or
+    # "waiting" (broker.confirm: auto, no acknowledgement from a collector yet). "" from agents
+    # older than acknowledgements.
+    confirm: str = ""
+    unconfirmed: int = 0  # published (PUBACKed) sample sets the NOC has not confirmed yet
+
+
+EVENT_VERSION: Final = 1
+"""Version of event payloads (byte 0). Bump on any incompatible change."""
+MAX_EVENT_VARBINDS: Final = 64
+"""Varbinds one event may carry; the agent keeps the first ones (and counts the rest)."""
+
+
+class Event(msgspec.Struct, array_like=True, frozen=True):
+    """What a device told the agent on its own: one SNMP trap or inform (docs/traps.md).
+
+    `alarm` names the alarm this event raises ("" if none), `clears` those it clears; both are
+    worked out by the agent from the profiles' trap definitions, so the collector needs no
+    profile. `suppressed` is the agent's running count of this device's traps dropped by its
+    rate limit (since the agent started)."""
+
+    site: str
+    device: str
+    seq: int  # per device, strictly increasing; its own series, apart from sample sets
+    ts_ms: int  # when the agent received it
+    trap_oid: str  # snmpTrapOID (v2c) or the one built from a v1 trap (RFC 3584 §3)
+    trap: str  # its name in the definitions, "" when unknown
+    severity: str  # critical, major, minor, warning, info, clear
+    varbinds: dict[str, Value] = {}  # by the definition's names, else by numeric OID
+    alarm: str = ""
+    clears: list[str] = []
+    inform: bool = False
+    source: str = ""  # sender's IP address
+    suppressed: int = 0
+    malformed: int = 0  # the agent's running count of this device's malformed datagrams
+
+
+def replace_sample_set(ss: SampleSet, **changes: object) -> SampleSet:
+    """A copy of `ss` with some fields changed; every other field, present or future, kept."""
+    return msgspec.structs.replace(ss, **changes)

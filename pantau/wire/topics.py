@@ -29,6 +29,15 @@ def gap_topic(site: str, device: str) -> str:
     return f"{TOPIC_PREFIX}/{site}/{device}/gap"
 
 
+def event_topic(site: str, device: str) -> str:
+    return f"{TOPIC_PREFIX}/{site}/{device}/event"
+
+
+def ack_topic(site: str) -> str:
+    """Collector → agent: what InfluxDB stored of the site's sample sets (see Ack)."""
+    return f"{TOPIC_PREFIX}/{site}/ack"
+
+
 class BadTopic(PantauError):
     """A topic that is not one of pantau's."""
 
@@ -37,10 +46,10 @@ class BadTopic(PantauError):
 
 
 def parse_topic(topic: str) -> tuple[str, str, str | None]:
-    """(kind, site, device): kind 'metrics' or 'gap' with a device, or ('status', site, None).
+    """(kind, site, device): kind 'metrics', 'gap' or 'event' with a device, or ('status', site, None).
     Raises BadTopic otherwise."""
     parts = topic.split("/")
-    if len(parts) == 4 and parts[0] == TOPIC_PREFIX and parts[3] in ("metrics", "gap"):
+    if len(parts) == 4 and parts[0] == TOPIC_PREFIX and parts[3] in ("metrics", "gap", "event"):
         if IDENTIFIER.match(parts[1]) and IDENTIFIER.match(parts[2]):
             return parts[3], parts[1], parts[2]
     if len(parts) == 3 and parts[0] == TOPIC_PREFIX and parts[2] == "status":

@@ -1,0 +1,283 @@
+"""The trap receiver: UDP in, events into the outbox, informs acknowledged once stored.
+
+Work on the event loop is bounded per datagram before anything is decoded: the sender is looked
+up (traps from addresses that are no configured device are counted and dropped unless
+`accept_unknown`), then its device's token bucket is asked (a flood is counted as `suppressed`
+and dropped: an inform over the limit is not acknowledged, so its sender tries again later).
+Only then is the datagram decoded (malformed ones are counted) and queued; one worker task
+stores events in the outbox (fsync), then sends the inform's acknowledgement and, for a trap
+defined with `poll: true`, asks the device's loop for a poll now (at most every
+`poll_min_interval` seconds per device). A full queue drops too (counted), so a flood of many
+devices costs bounded memory, and polling and publishing are never behind it by more than one
+store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from agent.config import Device, TrapsConfig
+from agent.outbox import Outbox
+from agent.snmp import ber
+from agent.traps.catalog import Catalog
+from agent.traps.decode import Trap, decode_trap, inform_response
+from pantau.logs import RateLimitedLog
+from pantau.wire import Event, encode_event, event_topic
+
+log = logging.getLogger("pantau.agent.traps")
+
+EVENT_KEY = "{device}/event"
+"""The outbox's sequence key of a device's events: their own series, apart from its sample
+sets ('/' is in no device name, so no device's key can be taken)."""
+
+
+def event_key(device: str) -> str:
+    return EVENT_KEY.format(device=device)
+
+
+def is_event_key(key: str) -> bool:
+    return key.endswith("/event")
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.at = time.monotonic()
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class _Sender:
+    device: str
+    catalog: Catalog
+    bucket: TokenBucket
+    suppressed: int = 0  # traps dropped by the rate limit (or a full queue), cumulative
+    malformed: int = 0
+    last_poll: float = float("-inf")
+    last_ts_ms: int = 0  # events of a device get distinct times: each is its own point
+
+
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class TrapReceiver(asyncio.DatagramProtocol):
+    def __init__(
+        self,
+        cfg: TrapsConfig,
+        site: str,
+        devices: Iterable[Device],
+        outbox: Outbox,
+        poll_now: Callable[[str], None] = lambda device: None,
+    ) -> None:
+        self.cfg = cfg
+        self.site = site
+        self.devices = [d for d in devices if d.snmp_enabled]
+        self.outbox = outbox
+        self.poll_now = poll_now
+        self.counters: Counter[str] = Counter()  # received, unknown_source, malformed, ...
+        self.senders: dict[str, _Sender] = {}  # by IP address
+        self._unknown_catalog = Catalog(p for d in self.devices for p in d.profiles)
+        self._queue: asyncio.Queue[tuple[_Sender, Trap, bytes, tuple[str, int]]] = asyncio.Queue(
+            cfg.queue
+        )
+        self._transport: asyncio.DatagramTransport | None = None
+        self._warn = RateLimitedLog(log, 30.0)
+        self.bound: tuple[str, int] | None = None
+
+    # -- setup ------------------------------------------------------------------------------
+
+    async def _addresses(self) -> dict[str, Device]:
+        loop = asyncio.get_running_loop()
+        out: dict[str, Device] = {}
+        for d in self.devices:
+            try:
+                ipaddress.ip_address(d.host)
+                addrs = [d.host]
+            except ValueError:
+                try:
+                    infos = await loop.getaddrinfo(d.host, None, type=socket.SOCK_DGRAM)
+                except OSError as exc:
+                    log.warning("cannot resolve device for traps device=%s error=%s", d.name, exc)
+                    continue
+                addrs = [str(info[4][0]) for info in infos]
+            for a in addrs:
+                out.setdefault(_normal(a), d)
+        return out
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen until `stop` is set. Raises OSError when the address cannot be bound (port
+        162 needs CAP_NET_BIND_SERVICE: docs/traps.md)."""
+        for addr, d in (await self._addresses()).items():
+            self.senders[addr] = _Sender(
+                d.name,
+                Catalog((*d.profiles, *d.candidates)),
+                TokenBucket(self.cfg.rate, self.cfg.burst),
+            )
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=(self.cfg.host, self.cfg.port)
+        )
+        self._transport = transport
+        self.bound = transport.get_extra_info("sockname")[:2]
+        log.info("trap receiver listening on %s:%s", *self.bound)
+        worker = asyncio.create_task(self._store_loop(), name="traps-store")
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if worker.done():
+                worker.result()  # an OutboxError: the agent's supervision stops it
+        finally:
+            transport.close()
+            for task in (worker, stopped):
+                task.cancel()
+            await asyncio.gather(worker, stopped, return_exceptions=True)
+
+    # -- the datagram path (event loop, no I/O) ---------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.counters["received"] += 1
+        host = _normal(str(addr[0]))
+        sender = self.senders.get(host)
+        if sender is None:
+            if not self.cfg.accept_unknown:
+                self.counters["unknown_source"] += 1
+                self._warn.warning(
+                    "unknown", "trap from an address that is no device, dropped source=%s", host
+                )
+                return
+            if len(self.senders) >= 10_000:
+                self.counters["unknown_source"] += 1
+                return
+            name = "trap-" + _NOT_NAME.sub("-", host)[:57]
+            sender = self.senders[host] = _Sender(
+                name, self._unknown_catalog, TokenBucket(self.cfg.rate, self.cfg.burst)
+            )
+        if len(data) > self.cfg.max_datagram:
+            sender.malformed += 1
+            self.counters["oversize"] += 1
+            return
+        if not sender.bucket.take(time.monotonic()):
+            sender.suppressed += 1
+            self.counters["suppressed"] += 1
+            self._warn.warning(
+                f"flood:{sender.device}",
+                "traps over the rate limit, dropped device=%s suppressed_total=%d",
+                sender.device,
+                sender.suppressed,
+            )
+            return
+        try:
+            trap = decode_trap(data)
+        except ber.DecodeError as exc:
+            reason = "unsupported_version" if "SNMPv3" in exc.what else "malformed"
+            sender.malformed += 1
+            self.counters[reason] += 1
+            self._warn.warning(
+                f"{reason}:{sender.device}",
+                "trap dropped reason=%s device=%s detail=%s",
+                reason,
+                sender.device,
+                exc,
+            )
+            return
+        if self.cfg.communities and trap.community.decode(errors="replace") not in (
+            self.cfg.communities
+        ):
+            self.counters["bad_community"] += 1
+            self._warn.warning(
+                "community", "trap with a community not accepted device=%s", sender.device
+            )
+            return
+        try:
+            self._queue.put_nowait((sender, trap, data, (str(addr[0]), int(addr[1]))))
+        except asyncio.QueueFull:
+            sender.suppressed += 1
+            self.counters["queue_full"] += 1
+
+    def error_received(self, exc: Exception) -> None:
+        self.counters["socket_errors"] += 1
+
+    # -- the store path ---------------------------------------------------------------------
+
+    async def _store_loop(self) -> None:
+        while True:
+            sender, trap, data, addr = await self._queue.get()
+            self.store(sender, trap, data, addr)
+            await asyncio.sleep(0)  # pollers and the publisher get their turn between stores
+
+    def store(self, sender: _Sender, trap: Trap, data: bytes, addr: tuple[str, int]) -> Event:
+        """Into the outbox (fsync); then the inform's acknowledgement, then the poll."""
+        c = sender.catalog.classify(trap)
+        key = event_key(sender.device)
+        ts_ms = sender.last_ts_ms = max(int(time.time() * 1000), sender.last_ts_ms + 1)
+        event = Event(
+            site=self.site,
+            device=sender.device,
+            seq=self.outbox.next_seq(key),
+            ts_ms=ts_ms,
+            trap_oid=c.trap_oid,
+            trap=c.trap,
+            severity=c.severity,
+            varbinds=c.varbinds,
+            alarm=c.alarm,
+            clears=c.clears,
+            inform=trap.inform,
+            source=addr[0],
+            suppressed=sender.suppressed,
+            malformed=sender.malformed,
+        )
+        self.outbox.put(
+            event_topic(self.site, sender.device),
+            encode_event(event),
+            device=key,
+            seq=event.seq,
+            ts_ms=event.ts_ms,
+        )
+        self.counters["stored"] += 1
+        if trap.inform and self._transport is not None:
+            self._transport.sendto(inform_response(data, trap), addr)
+            self.counters["informs_acknowledged"] += 1
+        log.info(
+            "trap device=%s trap=%s severity=%s alarm=%s clears=%s",
+            sender.device,
+            c.trap or c.trap_oid,
+            c.severity,
+            c.alarm,
+            ",".join(c.clears),
+        )
+        if c.poll:
+            now = time.monotonic()
+            if now - sender.last_poll >= self.cfg.poll_min_interval:
+                sender.last_poll = now
+                self.poll_now(sender.device)
+            else:
+                self.counters["polls_skipped"] += 1
+        return event
+
+
+def _normal(host: str) -> str:
+    """An address as one spelling: IPv4-mapped IPv6 as IPv4, no scope."""
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)

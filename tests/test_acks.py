@@ -1,0 +1,307 @@
+"""End-to-end acknowledgements without servers: the ack codec, the outbox's confirm/resend logic,
+and the collector's Acker (docs/delivery.md, "Confirmation by the NOC")."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.outbox import Dropped, Outbox
+from collector.acks import Acker, runs
+from pantau.wire import (
+    ACK_VERSION,
+    Ack,
+    WireError,
+    ack_gaps,
+    ack_ranges,
+    ack_topic,
+    decode_ack,
+    device_ack,
+    encode_ack,
+)
+
+HOUR = 3600.0
+
+
+# -- codec -------------------------------------------------------------------------------------
+
+
+def test_ack_round_trip_and_layout() -> None:
+    ack = Ack(
+        [
+            device_ack("radio-01", [(1, 40), (45, 45), (50, 60)]),
+            device_ack("gw", [], ((3, 9),)),
+            device_ack("lte", [(7, 7)]),
+        ]
+    )
+    payload = encode_ack(ack)
+    assert payload[0] == ACK_VERSION
+    back = decode_ack(payload)
+    assert back == ack
+    assert ack_ranges(back.devices[0]) == [(1, 40), (45, 45), (50, 60)]
+    assert ack_ranges(back.devices[1]) == [] and ack_gaps(back.devices[1]) == [(3, 9)]
+    assert ack_ranges(back.devices[2]) == [(7, 7)] and ack_gaps(back.devices[2]) == []
+    assert ack_topic("vsat-07") == "pantau/vsat-07/ack"
+
+
+def test_ack_is_compact() -> None:
+    """One device with one new sample set costs its name plus 3 bytes (array, seq)."""
+    one = encode_ack(Ack([device_ack("radio-01", [(1234, 1234)])]))
+    # version, Ack, devices, entry (arrays), str header, name, uint16
+    assert len(one) == 1 + 1 + 1 + 1 + 1 + len("radio-01") + 3
+    twenty = encode_ack(Ack([device_ack(f"dev-{i:02}", [(70_000, 70_000)]) for i in range(20)]))
+    assert len(twenty) <= 20 * 14 + 4
+
+
+@pytest.mark.parametrize(
+    "payload,reason",
+    [
+        (b"", "malformed"),
+        (b"\x09\x90", "unknown_version"),
+        (bytes([ACK_VERSION]) + b"\xc1", "malformed"),
+        (bytes([ACK_VERSION]) + b"\x91\x91\x91\xa1a", "invalid_schema"),  # no upto
+    ],
+)
+def test_bad_acks_are_refused(payload: bytes, reason: str) -> None:
+    with pytest.raises(WireError) as err:
+        decode_ack(payload)
+    assert err.value.reason in (reason, "invalid_schema", "malformed")
+
+
+def test_ack_with_negative_range_is_refused() -> None:
+    bad = encode_ack(Ack([device_ack("a", [(1, 1)])]))[:-1] + b"\x05"  # upto 5
+    decode_ack(bad)  # fine
+    from pantau.wire import DeviceAck
+
+    with pytest.raises(WireError):
+        decode_ack(encode_ack(Ack([DeviceAck("a", 3, 5)])))
+    with pytest.raises(WireError):
+        decode_ack(encode_ack(Ack([DeviceAck("a", 3, 0, [4])])))
+
+
+# -- the outbox ------------------------------------------------------------------------------
+
+
+def gap_payload(drop: Dropped) -> tuple[str, bytes]:
+    return f"x/{drop.device}/gap", f"{drop.first_seq}-{drop.last_seq}".encode()
+
+
+def open_box(path: Path, **kw: object) -> Outbox:
+    args: dict[str, object] = {
+        "max_bytes": 10**12,
+        "max_age_s": HOUR,
+        "ack_batch_s": HOUR,
+        "gap_encoder": gap_payload,
+        "resend_after": 60.0,
+        "resend_max": 600.0,
+    }
+    args.update(kw)
+    box = Outbox(path, **args).open()  # type: ignore[arg-type]
+    box.end_to_end = True
+    return box
+
+
+def put(box: Outbox, device: str, n: int, size: int = 10) -> None:
+    now = int(time.time() * 1000)
+    for _ in range(n):
+        seq = box.next_seq(device)
+        box.put(f"x/{device}/metrics", b"p" * size, device=device, seq=seq, ts_ms=now)
+
+
+def drain(box: Outbox) -> list[tuple[str, int]]:
+    """Take everything (as the publisher does) and PUBACK it."""
+    out = []
+    while (item := box.take()) is not None:
+        box.ack(item)
+        out.append((item.device, item.seq))
+    return out
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [1000.0]
+    monkeypatch.setattr("agent.outbox.time.monotonic", lambda: now[0])
+    return now
+
+
+def test_puback_keeps_the_item_until_confirmed(tmp_path: Path, clock: list[float]) -> None:
+    with open_box(tmp_path / "o.sqlite") as box:
+        box.end_to_end = True
+        put(box, "a", 3)
+        assert len(drain(box)) == 3
+        assert len(box) == 3 and box.unconfirmed() == 3 and box.idle()
+        assert box.stats().pending_from == {"a": 1}  # still waiting here: the NOC may not have it
+        assert box.confirm("a", [(1, 2)]) == 2
+        assert len(box) == 1 and box.unconfirmed() == 1
+        assert box.stats().pending_from == {"a": 3}
+        assert box.confirm("a", [(1, 2)]) == 0  # again: nothing left to do
+        assert box.confirm("a", [(3, 3)]) == 1
+        assert box.empty()
+    with Outbox(tmp_path / "o.sqlite", max_bytes=10**12, max_age_s=HOUR) as box:
+        assert box.empty() and box.confirm_seen is False
+
+
+def test_off_mode_puback_is_delivery(tmp_path: Path) -> None:
+    with open_box(tmp_path / "o.sqlite") as box:
+        box.end_to_end = False
+        put(box, "a", 3)
+        drain(box)
+        assert box.empty()
+
+
+def test_unconfirmed_items_are_sent_again_with_backoff(tmp_path: Path, clock: list[float]) -> None:
+    with open_box(tmp_path / "o.sqlite") as box:
+        put(box, "a", 2)
+        assert drain(box) == [("a", 2), ("a", 1)]  # the newest first, then the backlog
+        clock[0] += 59
+        assert box.take() is None
+        assert box.resend_due_in() == pytest.approx(1.0)
+        clock[0] += 1
+        assert drain(box) == [("a", 1), ("a", 2)]  # oldest first
+        assert box.resent == 2
+        clock[0] += 60
+        assert box.take() is None  # second wait: 120 s
+        clock[0] += 60
+        assert [s for _, s in drain(box)] == [1, 2]
+        for _ in range(10):  # capped at resend_max
+            clock[0] += 600
+            assert len(drain(box)) == 2
+        box.confirm("a", [(1, 2)])
+        clock[0] += 10_000
+        assert box.take() is None and box.empty()
+
+
+def test_live_data_goes_out_ahead_of_resends(tmp_path: Path, clock: list[float]) -> None:
+    with open_box(tmp_path / "o.sqlite") as box:
+        put(box, "a", 3)
+        drain(box)
+        clock[0] += 61
+        put(box, "a", 1)
+        item = box.take()
+        assert item is not None and item.seq == 4 and item.live
+        assert [s for _, s in drain(box)] == [1, 2, 3]
+
+
+def test_confirm_in_flight_and_pending_items(tmp_path: Path, clock: list[float]) -> None:
+    """A confirmation may arrive for an item in flight (sent again) or never taken in this
+    process (the previous one published it): both are gone, and a late PUBACK does nothing."""
+    with open_box(tmp_path / "o.sqlite") as box:
+        put(box, "a", 3)
+        inflight = box.take()
+        assert inflight is not None
+        assert box.confirm("a", [(1, 3)]) == 3
+        box.ack(inflight)
+        assert box.empty() and box.unconfirmed() == 0 and box.take() is None
+
+
+def test_union_of_several_collectors(tmp_path: Path, clock: list[float]) -> None:
+    with open_box(tmp_path / "o.sqlite") as box:
+        put(box, "a", 10)
+        drain(box)
+        box.confirm("a", [(1, 1), (3, 3), (5, 5), (7, 7), (9, 9)])  # collector 1
+        box.confirm("a", [(2, 2), (4, 4), (6, 6)])  # collector 2
+        box.confirm("a", [(6, 8), (10, 10)])  # collector 2 later, overlapping
+        assert box.empty()
+
+
+def test_release_keeps_unconfirmed_items_waiting(tmp_path: Path, clock: list[float]) -> None:
+    with open_box(tmp_path / "o.sqlite") as box:
+        put(box, "a", 2)
+        drain(box)
+        box.release()  # connection lost: the broker may still have them
+        assert box.take() is None
+        clock[0] += 61
+        assert len(drain(box)) == 2
+
+
+def test_gap_records_wait_for_confirmation_too(tmp_path: Path, clock: list[float]) -> None:
+    with open_box(tmp_path / "o.sqlite", max_bytes=25) as box:
+        put(box, "a", 5)  # 50 bytes: 3 dropped
+        assert box.dropped_total == 3
+        gap = box.take()
+        assert gap is not None and gap.kind == 1
+        box.ack(gap)
+        assert box.confirm("a", [], [(1, 2)]) == 0  # another range: not this record
+        assert box.confirm("a", [], [(1, 3)]) == 1
+        assert box.dropped_total == 3
+
+
+def test_published_items_over_budget_are_forgotten_not_dropped(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    """Oldest first as ever, but what was published may be stored: no gap record claims it."""
+    with open_box(tmp_path / "o.sqlite", max_bytes=60) as box:
+        put(box, "a", 3)
+        drain(box)  # 1..3 published, unconfirmed
+        put(box, "b", 3)  # 60 bytes: full
+        put(box, "b", 1)  # over: the oldest goes, a/1
+        assert box.dropped_total == 0 and box.forgotten_total == 1
+        assert box.unconfirmed() == 2
+        assert box.stats().pending_from["a"] == 2
+        put(box, "b", 3)  # a/2, a/3 forgotten, then b/1.. (never published) dropped
+        assert box.forgotten_total == 3 and box.dropped_total >= 1
+        gap = box.take()
+        assert gap is not None and gap.kind == 1 and gap.device == "b"
+
+
+def test_in_flight_at_a_broken_connection_counts_as_published(tmp_path: Path) -> None:
+    with open_box(tmp_path / "o.sqlite", max_bytes=30) as box:
+        put(box, "a", 1)
+        assert box.take() is not None
+        box.release()  # connection broke before the PUBACK
+        put(box, "a", 3)  # 40 bytes: a/1 must go
+        assert box.forgotten_total == 1 and box.dropped_total == 0
+
+
+def test_end_to_end_is_remembered(tmp_path: Path) -> None:
+    with open_box(tmp_path / "o.sqlite") as box:
+        box.end_to_end = False
+        box.set_end_to_end()
+    with Outbox(tmp_path / "o.sqlite", max_bytes=10**12, max_age_s=HOUR) as box:
+        assert box.confirm_seen
+
+
+def test_trap_events_are_done_at_puback(tmp_path: Path) -> None:
+    with open_box(tmp_path / "o.sqlite") as box:
+        now = int(time.time() * 1000)
+        box.put("x/a/event", b"e", device="a/event", seq=box.next_seq("a/event"), ts_ms=now)
+        drain(box)
+        assert box.empty()
+
+
+# -- the collector's side --------------------------------------------------------------------
+
+
+def test_runs() -> None:
+    assert runs({5, 1, 2, 3, 9, 10}) == [(1, 3), (5, 5), (9, 10)]
+    assert runs(set()) == []
+
+
+def test_acker_sends_one_message_per_site_and_keeps_what_was_not_sent() -> None:
+    sent: list[tuple[str, bytes]] = []
+    up = [False]
+
+    def publish(topic: str, payload: bytes) -> bool:
+        if up[0]:
+            sent.append((topic, payload))
+        return up[0]
+
+    acker = Acker(publish, 1.0)
+    for seq in (1, 2, 3, 5):
+        acker.stored("s1", "radio", seq)
+    acker.gap("s1", "radio", 6, 8)
+    acker.stored("s2", "gw", 7)
+    assert acker.flush() == 0 and sent == []
+    up[0] = True
+    acker.stored("s1", "lte", 1)
+    assert acker.flush() == 2
+    by_topic = {t: decode_ack(p) for t, p in sent}
+    s1 = {d.device: d for d in by_topic["pantau/s1/ack"].devices}
+    assert ack_ranges(s1["radio"]) == [(1, 3), (5, 5)]
+    assert ack_gaps(s1["radio"]) == [(6, 8)]
+    assert ack_ranges(s1["lte"]) == [(1, 1)]
+    assert [ack_ranges(d) for d in by_topic["pantau/s2/ack"].devices] == [[(7, 7)]]
+    assert acker.flush() == 0  # nothing new
+    assert acker.sent == {"s1": 1, "s2": 1}
