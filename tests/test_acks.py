@@ -305,3 +305,33 @@ def test_acker_sends_one_message_per_site_and_keeps_what_was_not_sent() -> None:
     assert [ack_ranges(d) for d in by_topic["pantau/s2/ack"].devices] == [[(7, 7)]]
     assert acker.flush() == 0  # nothing new
     assert acker.sent == {"s1": 1, "s2": 1}
+
+
+def test_unconfirmed_items_are_a_bounded_window(tmp_path: Path, clock: list[float]) -> None:
+    """While no collector confirms (a NOC outage with the broker up), at most
+    `max_unconfirmed` items wait in memory; the rest stay on disk, and the publisher is idle
+    (not stalled: the watchdog must not restart it). A confirmation opens the window again."""
+    with open_box(tmp_path / "o.sqlite", max_unconfirmed=10) as box:
+        put(box, "a", 25)
+        sent = drain(box)
+        assert len(sent) == 10
+        assert box.unconfirmed() == 10 and len(box) == 25
+        assert box.take() is None and box.window_full() and box.idle()
+        put(box, "a", 1)  # new polls are kept, not handed out
+        assert box.take() is None and len(box) == 26
+        assert box.confirm("a", [(seq, seq) for _, seq in sent]) == 10
+        assert not box.window_full() and not box.idle() and len(box) == 16
+        assert len(drain(box)) == 10  # the next window
+        assert box.take() is None and len(box) == 16
+        # a resend deadline frees the window too: the items go out again, nothing is lost
+        clock[0] += 61
+        assert box.take() is not None
+
+
+def test_a_full_window_is_not_a_stalled_publisher(tmp_path: Path) -> None:
+    with open_box(tmp_path / "o.sqlite", max_unconfirmed=3) as box:
+        put(box, "a", 5)
+        drain(box)
+        assert box.idle()  # agent.service's publisher watch reads idle(): no watchdog restart
+        box.end_to_end = False  # acks off: PUBACK is delivery, nothing waits
+        assert not box.window_full()
