@@ -54,7 +54,8 @@ class RejectedStore:
     def __init__(self, path: Path | None, max_bytes: int) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self.dropped = 0
+        self.dropped = 0  # rejected (and counted) but not kept: the file is full
+        self._full_log = RateLimitedLog(log, period=3600.0)
 
     def add(self, msg: Inbound, reason: str, detail: str) -> None:
         if self.path is None:
@@ -72,6 +73,14 @@ class RejectedStore:
             size = self.path.stat().st_size if self.path.exists() else 0
             if size + len(record) > self.max_bytes:
                 self.dropped += 1
+                self._full_log.warning(
+                    "full",
+                    "rejected file full, rejected messages no longer kept path=%s max_bytes=%d "
+                    "not_kept_total=%d",
+                    self.path,
+                    self.max_bytes,
+                    self.dropped,
+                )
                 return
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(record + "\n")

@@ -235,3 +235,16 @@ def test_a_dead_writer_is_reported(make):
     assert pipe.writer_dead() and acked == []
     stop.set()
     worker.join(10)
+
+
+def test_a_full_rejected_file_says_so(tmp_path: Path, caplog):
+    """The rejected file is bounded; once full, the messages are still counted as rejected
+    (pantau_collector_messages_rejected_total) but no longer kept: that is logged, not silent."""
+    store = RejectedStore(tmp_path / "rejected.jsonl", 600)
+    with caplog.at_level("WARNING", logger="pantau.collector.pipeline"):
+        for mid in range(5):
+            store.add(message("s1", mid + 1, mid), "bad_value", "x")
+    kept = (tmp_path / "rejected.jsonl").read_text().splitlines()
+    assert len(kept) + store.dropped == 5 and store.dropped >= 1
+    (record,) = [r for r in caplog.records if "rejected file full" in r.getMessage()]
+    assert "not_kept_total=1" in record.getMessage()  # once, with the count so far
