@@ -16,7 +16,9 @@ so they are JSON. See docs/wire-format.md.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import zlib
+from collections.abc import Iterator
 
 import msgspec
 
@@ -67,23 +69,37 @@ _status_decoder = msgspec.json.Decoder(Status)
 _json_encoder = msgspec.json.Encoder()
 
 
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """msgspec's errors as WireError: the shape is wrong (invalid_schema) or the bytes are not
+    MessagePack/JSON at all (malformed)."""
+    try:
+        yield
+    except msgspec.ValidationError as exc:
+        raise WireError("invalid_schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError("malformed", str(exc)) from None
+
+
+def _msgpack_body(payload: bytes, version: int, what: str) -> bytes:
+    """The body behind the two header bytes of gaps and events: a version, then encoding 0
+    (plain MessagePack)."""
+    if len(payload) < 3:
+        raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
+    if payload[0] != version:
+        raise WireError("unknown_version", f"{what} version {payload[0]}")
+    if payload[1] != ENC_MSGPACK:
+        raise WireError("malformed", f"unknown encoding {payload[1]}")
+    return payload[2:]
+
+
 def encode_gap(gap: Gap) -> bytes:
     return bytes((SCHEMA_VERSION, ENC_MSGPACK)) + _encoder.encode(gap)
 
 
 def decode_gap(payload: bytes) -> Gap:
-    if len(payload) < 3:
-        raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
-    if payload[0] != SCHEMA_VERSION:
-        raise WireError("unknown_version", f"schema version {payload[0]}")
-    if payload[1] != ENC_MSGPACK:
-        raise WireError("malformed", f"unknown encoding {payload[1]}")
-    try:
-        return _gap_decoder.decode(payload[2:])
-    except msgspec.ValidationError as exc:
-        raise WireError("invalid_schema", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WireError("malformed", str(exc)) from None
+    with _translated():
+        return _gap_decoder.decode(_msgpack_body(payload, SCHEMA_VERSION, "schema"))
 
 
 def name_check(name: str) -> int:
@@ -258,17 +274,13 @@ def decode_sample_set(
         body = _inflate(zlib.decompressobj(), body, max_inflated, "zlib")
     elif encoding != ENC_MSGPACK:
         raise WireError("malformed", f"unknown encoding {encoding}")
-    try:
+    with _translated():
         # Version 1 is row-wise: count its groups (item 7) before decoding them.
         items = _raw_list_decoder.decode(body)
         groups = len(_raw_list_decoder.decode(items[7])) if len(items) > 7 else 0
         if groups > max_points:
             raise WireError("too_many_points", f"{groups} groups > {max_points}")
         ss = _sample_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise WireError("invalid_schema", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WireError("malformed", str(exc)) from None
     values = sum(len(g.tags) + len(g.fields) for g in ss.groups)
     if values > max_values:
         raise WireError("too_many_points", f"{values} values > {max_values}")
@@ -322,12 +334,8 @@ def _decode_v2(
     if dictionary != V2_PLAIN:
         inflater = zlib.decompressobj(-15, zdict=DICTIONARIES[dictionary])
         body = _inflate(inflater, body, max_inflated, "deflate")
-    try:
+    with _translated():
         raw = _v2_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise WireError("invalid_schema", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WireError("malformed", str(exc)) from None
     return SampleSet(
         site,
         device,
@@ -422,12 +430,8 @@ def encode_status(status: Status) -> bytes:
 
 
 def decode_status(payload: bytes) -> Status:
-    try:
+    with _translated():
         status = _status_decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        raise WireError("invalid_schema", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WireError("malformed", str(exc)) from None
     if status.v != SCHEMA_VERSION:
         raise WireError("unknown_version", f"status version {status.v}")
     return status
@@ -442,18 +446,9 @@ def encode_event(event: Event) -> bytes:
 
 
 def decode_event(payload: bytes) -> Event:
-    if len(payload) < 3:
-        raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
-    if payload[0] != EVENT_VERSION:
-        raise WireError("unknown_version", f"event version {payload[0]}")
-    if payload[1] != ENC_MSGPACK:
-        raise WireError("malformed", f"unknown encoding {payload[1]}")
-    try:
-        return _event_decoder.decode(payload[2:])
-    except msgspec.ValidationError as exc:
-        raise WireError("invalid_schema", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WireError("malformed", str(exc)) from None
+    body = _msgpack_body(payload, EVENT_VERSION, "event")
+    with _translated():
+        return _event_decoder.decode(body)
 
 
 _ack_decoder = msgspec.msgpack.Decoder(Ack)
@@ -480,12 +475,8 @@ def decode_ack(payload: bytes) -> Ack:
         raise WireError("oversize", f"acknowledgement of {len(payload)} bytes")
     if payload[0] != ACK_VERSION:
         raise WireError("unknown_version", f"ack version {payload[0]}")
-    try:
+    with _translated():
         ack = _ack_decoder.decode(payload[1:])
-    except msgspec.ValidationError as exc:
-        raise WireError("invalid_schema", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WireError("malformed", str(exc)) from None
     for d in ack.devices:
         if d.span < 0 or d.upto - d.span < 0 or len(d.above) % 2 or len(d.gaps) % 2:
             raise WireError("invalid_schema", f"bad ranges for device {d.device[:64]!r}")
