@@ -65,8 +65,6 @@ class InfluxConfig(StrictModel):
 
     @pydantic.model_validator(mode="after")
     def _secrets(self) -> InfluxConfig:
-        if self.token_file is not None and self.token_env is not None:
-            raise ValueError("give token_file or token_env, not both")
         secret = read_secret(file=self.token_file, env=self.token_env, what="token")
         self._token = secret
         return self

@@ -196,8 +196,11 @@ class Secret:
 def read_secret(*, file: Path | None, env: str | None, what: str) -> Secret | None:
     """Read a secret from a file (which must not be readable by others) or an env variable.
 
-    Errors name the file or variable, never the secret.
+    Errors name the file or variable, never the secret. Both at once is a mistake (which one
+    would win is not obvious to whoever edits the config next), refused here for every secret.
     """
+    if file is not None and env is not None:
+        raise ValueError(f"{what}: give a file or an environment variable, not both")
     if file is not None:
         try:
             st = file.stat()
@@ -261,8 +264,6 @@ class MqttLogin(StrictModel):
 
     @pydantic.model_validator(mode="after")
     def _secrets(self) -> MqttLogin:
-        if self.password_file is not None and self.password_env is not None:
-            raise ValueError("give password_file or password_env, not both")
         secret = read_secret(file=self.password_file, env=self.password_env, what="password")
         if secret is not None and self.username is None:
             raise ValueError("a password needs a username")

@@ -189,6 +189,23 @@ def test_v3_keys_from_environment(tmp_path, monkeypatch):
     assert "environment variable RADIO_PRIV is not set" in str(err.value)
 
 
+def test_a_v3_key_from_a_file_and_the_environment_at_once_is_refused(tmp_path, monkeypatch):
+    """Which one would win is not obvious to the next person editing the config: refused."""
+    monkeypatch.setenv("RADIO_AUTH", "authpass123")
+    key = tmp_path / "auth.key"
+    key.write_text("otherpass123\n")
+    key.chmod(0o600)
+    text = VALID.replace(
+        "{version: 2c, community: ceraos}",
+        "{version: 3, user: noc, auth_protocol: SHA-256, auth_key_env: RADIO_AUTH, "
+        f"auth_key_file: {key}}}",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_agent_config(write(tmp_path, text))
+    assert "auth key: give a file or an environment variable, not both" in str(err.value)
+    assert "authpass123" not in str(err.value) and "otherpass123" not in str(err.value)
+
+
 def test_extra_profile_file_is_validated_with_its_own_lines(tmp_path):
     (tmp_path / "p.yaml").write_text(
         "profiles:\n  - name: vsat\n    measurement: modem\n"

@@ -38,6 +38,15 @@ INVALID = [
         4,
         "environment variable PANTAU_NO_SUCH_VAR is not set",
     ),
+    (
+        "token file and env",
+        VALID.replace(
+            "  batch_size: 1000\n",
+            "  batch_size: 1000\n  token_env: PANTAU_TOKEN\n  token_file: /nonexistent\n",
+        ),
+        4,
+        "token: give a file or an environment variable, not both",
+    ),
 ]
 
 
