@@ -7,8 +7,8 @@
 VENV        ?= .venv
 PYTHON      ?= python3
 PY          := $(VENV)/bin/python
-APT_PKGS    := mosquitto mosquitto-clients victoria-metrics snmpd snmp prometheus iproute2 chromium systemd openssl prometheus-snmp-exporter prometheus-alertmanager influxdb
-NEEDED_BINS := /usr/sbin/mosquitto /usr/bin/victoria-metrics /usr/sbin/snmpd /usr/bin/snmpget /usr/bin/promtool /usr/sbin/ip /usr/bin/chromium /usr/bin/systemd-analyze /usr/bin/openssl /usr/bin/amtool /usr/bin/prometheus-snmp-exporter /usr/bin/influxd
+APT_PKGS    := mosquitto mosquitto-clients victoria-metrics snmpd snmp prometheus iproute2 chromium systemd openssl prometheus-snmp-exporter prometheus-alertmanager influxdb rabbitmq-server nats-server
+NEEDED_BINS := /usr/sbin/mosquitto /usr/bin/victoria-metrics /usr/sbin/snmpd /usr/bin/snmpget /usr/bin/promtool /usr/sbin/ip /usr/bin/chromium /usr/bin/systemd-analyze /usr/bin/openssl /usr/bin/amtool /usr/bin/prometheus-snmp-exporter /usr/bin/influxd /usr/lib/rabbitmq/bin/rabbitmq-server /usr/sbin/nats-server
 
 CODE        := pantau agent collector
 LINTED      := $(CODE) devstack tools tests bench

@@ -99,6 +99,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not devices:
         print(f"no device named {args.device!r} in {cfg.path}", file=sys.stderr)
         return 2
+    if args.traps is not None:
+        return _probe_traps(args, cfg)
     results = asyncio.run(probe(cfg, devices))
     if args.json:
         print(json.dumps([r.as_json() for r in results], indent=2))
@@ -106,6 +108,24 @@ def cmd_probe(args: argparse.Namespace) -> int:
         for r in results:
             print(r.as_table())
     return 0 if all(r.sample_set.up for r in results) else 1
+
+
+def _probe_traps(args: argparse.Namespace, cfg: AgentConfig) -> int:
+    """`probe --traps [SECONDS]`: print the traps that arrive (agent.traps.watch); exit 1 when
+    none did."""
+    from agent.config import TrapsConfig
+    from agent.traps.watch import summary, watch
+
+    traps = cfg.traps or TrapsConfig()
+    if args.listen:
+        traps = TrapsConfig.model_validate({**traps.model_dump(), "listen": args.listen})
+    try:
+        w = asyncio.run(watch(traps, cfg.site, cfg.devices, args.traps, args.json))
+    except OSError as exc:
+        print(f"cannot listen on {traps.listen}: {exc} (is the agent running?)", file=sys.stderr)
+        return 2
+    print(summary(w), file=sys.stderr)
+    return 0 if w.shown else 1
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
@@ -187,6 +207,15 @@ def main(argv: list[str] | None = None) -> int:
         if name == "probe":
             p.add_argument("--device", help="only this device")
             p.add_argument("--json", action="store_true", help="machine-readable output")
+            p.add_argument(
+                "--traps",
+                type=float,
+                nargs="?",
+                const=60.0,
+                metavar="SECONDS",
+                help="instead of polling: print the traps that arrive for SECONDS (60)",
+            )
+            p.add_argument("--listen", help="with --traps: host:port (default: traps.listen)")
     _discover_parser(sub)
     args = parser.parse_args(argv)
     handler = {

@@ -55,6 +55,10 @@ class BrokerConfig(MqttLogin):
     # without acknowledgements); "auto" the broker until the first acknowledgement from a
     # collector arrives, then the collector (remembered in the outbox across restarts).
     confirm: Literal["auto", "on", "off"] = "auto"
+    # confirm: auto only: connected, with published items waiting, and no acknowledgement for
+    # this long, the collectors have stopped acknowledging (acks turned off, an older one): the
+    # broker's PUBACK is delivery again, until the next acknowledgement (docs/delivery.md).
+    confirm_timeout: Seconds = 21600.0
 
     @pydantic.model_validator(mode="after")
     def _backoff(self) -> BrokerConfig:
@@ -221,6 +225,33 @@ def _listen(value: object) -> object:
     return value
 
 
+class TrapUser(SnmpConfig):
+    """An SNMPv3 USM user whose traps and informs the receiver accepts (docs/traps.md): the
+    poller's v3 settings, keys from files or the environment, `version` 3 by default."""
+
+    version: Literal["1", "2c", "3"] = "3"
+
+    @pydantic.model_validator(mode="after")
+    def _v3_only(self) -> TrapUser:
+        if self.version != "3":
+            raise ValueError("trap users are SNMPv3 users (version 3)")
+        return self
+
+
+def _engine_id(value: object) -> object:
+    """An snmpEngineID in hex (`0x` optional, RFC 3411: 5 to 32 octets)."""
+    if not isinstance(value, str):
+        return value
+    text = value.removeprefix("0x").removeprefix("0X")
+    try:
+        octets = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"engine_id is not hex: {value!r}") from None
+    if not 5 <= len(octets) <= 32:
+        raise ValueError(f"engine_id must be 5 to 32 octets, not {len(octets)}")
+    return octets.hex()
+
+
 class TrapsConfig(StrictModel):
     """The trap receiver (docs/traps.md); off unless `traps:` is in the config. Port 162 needs
     CAP_NET_BIND_SERVICE (or root): the default is the unprivileged 1162."""
@@ -233,6 +264,17 @@ class TrapsConfig(StrictModel):
     poll_min_interval: Seconds = 10.0  # a trap asks for a poll at most this often per device
     max_datagram: Annotated[int, pydantic.Field(ge=484, le=65535)] = 8192
     queue: Annotated[int, pydantic.Field(ge=1, le=100000)] = 1000  # traps waiting to be stored
+    # SNMPv3: users accepted from every device (a device's own v3 user is accepted from it too),
+    # and the agent's snmpEngineID for informs (hex; default from the site: traps.engine_id_for)
+    users: list[TrapUser] = []
+    engine_id: Annotated[str, pydantic.BeforeValidator(_engine_id)] | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _unique_users(self) -> TrapsConfig:
+        names = [u.user for u in self.users]
+        if len(set(names)) != len(names):
+            raise ValueError("users: a user name appears twice")
+        return self
 
     @property
     def host(self) -> str:

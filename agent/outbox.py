@@ -1,4 +1,5 @@
-"""The durable outbox: every sample set is on disk before it is published, until the broker has it.
+"""The durable outbox: every sample set and event is on disk before it is published, until it is
+delivered (the broker's PUBACK, or end to end a collector's confirmation: docs/delivery.md).
 
 Site uplinks fail for hours (rain fade, a cut fiber, a BTS shedding load), so pollers never talk
 to the network: they `put` into this SQLite database (WAL mode, stdlib, no extra dependency) and
@@ -45,14 +46,17 @@ KIND_SAMPLES = 0
 KIND_GAP = 1
 
 CONFIRMED_TOPICS = ("/metrics", "/gap")
+"""Items on these topics wait for a collector's confirmation (end-to-end mode): sample sets and
+gap records (of sample sets and of events, ".../event/gap")."""
+EVENT_TOPIC = "/event"
+"""Trap events wait for one too, unless the collectors said they do not confirm events (an
+acknowledgement without `events`, from a collector older than that: see confirm_events)."""
 MAX_UNCONFIRMED = 10_000
 """Published items waiting for a collector's confirmation, at most (a window, as TCP's): each
 costs ~280 bytes of memory here (measured: 100,000 → +26.9 MiB), so while no collector confirms
 (days of a NOC outage with the broker up) the agent stops handing out more and keeps them on
 disk instead. Resends of the window go on; confirmations open it again. Also caps what the
 broker must hold for an absent collector. At acks every 10 s it still allows ~1,000 items/s."""
-"""Items on these topics wait for a collector's confirmation (end-to-end mode); others (trap
-events) are done at PUBACK."""
 
 CACHE_KIB = 256
 """SQLite page cache of the outbox's one connection, KiB."""
@@ -101,6 +105,7 @@ class OutboxStats:
     dropped_total: int
     pending_from: dict[str, int]  # device → lowest sequence number still waiting here
     unconfirmed: int = 0  # published (PUBACKed), not yet confirmed stored by a collector
+    forgotten_total: int = 0  # published, unconfirmed items the budget removed (persisted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +182,9 @@ class Outbox:
         self._warn = RateLimitedLog(log, period=60.0)
         self.dropped_total = 0
         self.confirm_seen = False  # a collector has acknowledged to this outbox (persisted)
+        # Whether the collectors confirm trap events (the last acknowledgement's `events`,
+        # persisted); None: not known yet, and events wait like sample sets in end-to-end mode
+        self.confirm_events: bool | None = None
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -216,6 +224,8 @@ class Outbox:
             self.forgotten_total = int(row[0]) if row else 0
             row = db.execute("SELECT value FROM counters WHERE name='confirm_seen'").fetchone()
             self.confirm_seen = bool(row and row[0])
+            row = db.execute("SELECT value FROM counters WHERE name='confirm_events'").fetchone()
+            self.confirm_events = bool(row[0]) if row else None
             self._load_samples(db)  # sets _newest and the stats() figures
             # A probe write: a full disk or read-only file system fails here, at start.
             db.execute("INSERT OR REPLACE INTO counters VALUES ('opened', ?)", (int(time.time()),))
@@ -514,12 +524,7 @@ class Outbox:
     def ack(self, item: OutItem) -> None:
         """The broker has it: delete (committed in batches, see the module docstring); with
         end-to-end confirmation, keep it until a collector confirms it (see confirm())."""
-        if (
-            item.id in self._claimed
-            and item.id in self._claimed_meta
-            and self.end_to_end
-            and item.topic.endswith(CONFIRMED_TOPICS)
-        ):
+        if item.id in self._claimed and item.id in self._claimed_meta and self.waits(item.topic):
             del self._claimed_meta[item.id]
             attempts = min(self._attempts.get(item.id, 0), 30)
             deadline = time.monotonic() + min(self.resend_max, self.resend_after * 2**attempts)
@@ -545,12 +550,68 @@ class Outbox:
             self._count -= 1
             self._maybe_flush_acks()
 
+    def waits(self, topic: str) -> bool:
+        """Whether a PUBACKed item of this topic waits for a collector's confirmation."""
+        if not self.end_to_end:
+            return False
+        if topic.endswith(CONFIRMED_TOPICS):
+            return True
+        return topic.endswith(EVENT_TOPIC) and self.confirm_events is not False
+
+    def set_confirm_events(self, confirmed: bool) -> bool:
+        """An acknowledgement said whether its collector confirms trap events (remembered on
+        disk; True when that changed). Events already waiting stay so: when none confirms
+        them, they are sent once more at their deadline and then go at PUBACK."""
+        if self.confirm_events is confirmed:
+            return False
+        self.confirm_events = confirmed
+        self.db.execute(
+            "INSERT OR REPLACE INTO counters VALUES ('confirm_events', ?)", (int(confirmed),)
+        )
+        return True
+
     def set_end_to_end(self) -> None:
         """A collector acknowledged: from now on PUBACK is not enough (remembered on disk)."""
         self.end_to_end = True
         if not self.confirm_seen:
             self.confirm_seen = True
             self.db.execute("INSERT OR REPLACE INTO counters VALUES ('confirm_seen', 1)")
+
+    def leave_end_to_end(self) -> int:
+        """No collector confirms any more (broker.confirm auto, agent/publisher.py): PUBACK is
+        delivery again, remembered on disk. What waits for a confirmation was PUBACKed, so it
+        is delivered in this mode and leaves now (no resend: VSAT bytes). Returns how many."""
+        self.end_to_end = False
+        db = self.db
+        if self.confirm_seen:
+            self.confirm_seen = False
+            db.execute("INSERT OR REPLACE INTO counters VALUES ('confirm_seen', 0)")
+        waiting = [i for i in self._unconfirmed if i not in self._done]
+        rows: list[tuple[int, int, str, int, int, int]] = []
+        for start in range(0, len(waiting), 500):
+            chunk = waiting[start : start + 500]
+            rows += db.execute(
+                "SELECT id, kind, device, seq, ts_ms, length(payload) FROM outbox "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        for item_id, kind, device, seq, ts, size in rows:
+            if kind == KIND_SAMPLES:
+                self._stat_remove(device, seq, ts)
+            else:
+                self._gaps -= 1
+            self._attempts.pop(item_id, None)
+            self._claimed.add(item_id)
+            self._acked.append(item_id)
+            self._done.add(item_id)
+            self._bytes -= size
+            self._count -= 1
+        self._unconfirmed.clear()
+        self._resend.clear()
+        self._flush_acks()
+        if not self.idle():
+            self._ready.set()
+        return len(rows)
 
     def confirm(
         self,
@@ -718,6 +779,7 @@ class Outbox:
             self.dropped_total,
             dict(self._from),
             len(self._unconfirmed),
+            self.forgotten_total,
         )
 
     def _refresh_minima(self) -> None:

@@ -39,6 +39,7 @@ from pantau.wire import (
     ack_topic,
     decode_ack,
     encode_status,
+    names_topic,
     status_topic,
 )
 
@@ -176,10 +177,18 @@ class Publisher:
         status: Callable[[Outbox, float], Status],
         *,
         window: int = 32,
+        names: Callable[[], tuple[object, bytes] | None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.outbox = outbox
         self.status = status
+        # The site's names message (agent/names.py): (what it was built from, payload), None
+        # while there is nothing to say; published once per connection and whenever the key
+        # changes (names_changed is set by whoever may have changed it).
+        self.names = names
+        self.names_changed = asyncio.Event()
+        self.names_sent = 0
+        self.names_bytes = 0
         self.window = window
         self.connected = asyncio.Event()
         self.attempted = asyncio.Event()  # the first connection attempt is over, either way
@@ -200,11 +209,16 @@ class Publisher:
         if confirm == "on" or (confirm == "auto" and outbox.confirm_seen):
             outbox.end_to_end = True
         self.acks_received = 0
+        # auto: since when (monotonic) items have waited for a confirmation, connected, with
+        # no acknowledgement arriving (None: not so); see check_silence()
+        self._silent_since: float | None = None
+        self.fallbacks = 0  # times auto went back to PUBACK for lack of acknowledgements
 
     @property
     def confirm_mode(self) -> str:
         """For the status: "end-to-end", "broker" (PUBACK is delivery) or "waiting" (auto,
-        no acknowledgement from a collector yet: PUBACK is delivery meanwhile)."""
+        no acknowledgement from a collector yet, or none for broker.confirm_timeout: PUBACK
+        is delivery meanwhile)."""
         if self.outbox.end_to_end:
             return "end-to-end"
         return "broker" if self.cfg.broker.confirm == "off" else "waiting"
@@ -217,6 +231,7 @@ class Publisher:
             self._warn.warning("bad-ack", "bad acknowledgement ignored: %s", exc)
             return
         self.acks_received += 1
+        self._silent_since = None
         if not self.outbox.end_to_end:
             log.info(
                 "the collector confirms what it stored: delivery is confirmed end to end "
@@ -224,8 +239,50 @@ class Publisher:
                 self.cfg.broker.confirm,
             )
             self.outbox.set_end_to_end()
+        if self.outbox.set_confirm_events(ack.events):
+            if ack.events:
+                log.info(
+                    "the collector confirms trap events too: they wait for it like sample sets"
+                )
+            else:
+                log.warning(
+                    "the collector does not confirm trap events (older than that): events are "
+                    "delivered at the broker's PUBACK, and a broker crash may lose them"
+                )
         for entry in ack.devices:
             self.outbox.confirm(entry.device, ack_ranges(entry), ack_gaps(entry))
+
+    def check_silence(self, now: float | None = None) -> bool:
+        """`broker.confirm: auto` in end-to-end mode: connected, with published items waiting
+        for a confirmation, and no acknowledgement for `broker.confirm_timeout` seconds, the
+        collectors no longer acknowledge (turned off, or an older one took over): PUBACK is
+        delivery again, as before the first acknowledgement, until the next one arrives (then
+        on_ack switches back). Without this, such an agent would resend everything until its
+        budget forgot it, and its window of unconfirmed items would hold back live data.
+        The clock starts again with every connection. True when it switched."""
+        now = time.monotonic() if now is None else now
+        if (
+            self.cfg.broker.confirm != "auto"
+            or not self.outbox.end_to_end
+            or not self.outbox.unconfirmed()
+        ):
+            self._silent_since = None
+            return False
+        if self._silent_since is None:
+            self._silent_since = now
+        if now - self._silent_since < self.cfg.broker.confirm_timeout:
+            return False
+        delivered = self.outbox.leave_end_to_end()
+        self._silent_since = None
+        self.fallbacks += 1
+        log.warning(
+            "no acknowledgement from a collector for %.0fs (broker.confirm_timeout) while "
+            "items waited for one: the broker's PUBACK is delivery again until the next "
+            "acknowledgement (broker.confirm=auto); %d PUBACKed items taken as delivered",
+            self.cfg.broker.confirm_timeout,
+            delivered,
+        )
+        return True
 
     async def _acks(self, client: _Client) -> None:
         """Receive acknowledgements; wake the pump when unconfirmed items are due again."""
@@ -251,10 +308,12 @@ class Publisher:
                     self.on_ack(bytes(message.payload))
 
         receiver = asyncio.create_task(receive())
+        self._silent_since = None  # a new connection: the silence is counted afresh
         try:
             while not receiver.done():
                 due = self.outbox.resend_due_in()
                 await asyncio.wait({receiver}, timeout=1.0 if due is None else min(1.0, due))
+                self.check_silence()
                 self.outbox.poke()
             receiver.result()
         except aiomqtt.MqttError:
@@ -320,12 +379,14 @@ class Publisher:
                     self.attempted.set()
                     heartbeat = asyncio.create_task(self._heartbeat(client))
                     acks = asyncio.create_task(self._acks(client))
+                    names = asyncio.create_task(self._publish_names(client))
                     try:
                         inflight = await self._serve(client, stop)
                         await self._shutdown(client, inflight)
                     finally:
                         heartbeat.cancel()
                         acks.cancel()
+                        names.cancel()
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
@@ -395,6 +456,31 @@ class Publisher:
             self._note_refusal(topic, ack)  # the data items will be held back and retried
         else:
             self._note_accepted()
+
+    async def _publish_names(self, client: _Client) -> None:
+        """The retained names message: once per connection (a broker that crashed may have lost
+        its retained copy), then whenever it changes; never per poll (VSAT bytes cost)."""
+        if self.names is None:
+            return
+        published: object = None
+        topic = names_topic(self.cfg.site)
+        while True:
+            self.names_changed.clear()
+            current = self.names()
+            if current is not None and current[0] != published:
+                key, payload = current
+                try:
+                    ack = await client.publish_acked(topic, payload, qos=1, retain=True)
+                except aiomqtt.MqttError:
+                    return  # the pump sees the same failure and reconnects
+                if ack.refused:
+                    self._note_refusal(topic, ack)
+                    return  # retried on the next connection
+                published = key
+                self.names_sent += 1
+                self.names_bytes += len(payload)
+                log.info("names published bytes=%d", len(payload))
+            await self.names_changed.wait()
 
     async def _heartbeat(self, client: _Client) -> None:
         while True:

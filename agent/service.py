@@ -26,6 +26,7 @@ from agent import __version__
 from agent.config import AgentConfig
 from agent.icmp import Pinger
 from agent.limits import encode_within
+from agent.names import names_payload
 from agent.outbox import Dropped, Outbox, OutboxError
 from agent.poller import DevicePoller
 from agent.publisher import Publisher
@@ -86,11 +87,28 @@ class Agent:
     def __init__(self, cfg: AgentConfig, outbox: Outbox) -> None:
         self.cfg = cfg
         self.outbox = outbox
-        self.publisher = Publisher(cfg, outbox, self.status)
+        self.publisher = Publisher(cfg, outbox, self.status, names=self.names)
+        self.pollers: list[DevicePoller] = []  # once polling started: their plans name fields
         self.fatal: OutboxError | None = None
         self.liveness = Liveness()  # systemd watchdog: each device loop's next promised step
         self.poll_requests: dict[str, asyncio.Event] = {}  # device → a trap asks for a poll
         self.traps: TrapReceiver | None = None
+        self._names: tuple[object, bytes] | None = None
+
+    def names(self) -> tuple[object, bytes] | None:
+        """(each device's profiles, the names message), None before polling starts. The
+        payload is built only when the profiles changed (agent/names.py)."""
+        if not self.pollers:
+            return None
+        key = tuple((p.device.name, p.plan.profiles) for p in self.pollers)
+        if self._names is None or self._names[0] != key:
+            chosen = []
+            for p in self.pollers:
+                known = {x.name: x for x in (*p.device.profiles, *p.device.candidates)}
+                chosen.append((p.device.name, [known[n] for n in p.plan.profiles if n in known]))
+            payload = names_payload(chosen)
+            self._names = (key, payload or b"")
+        return self._names if self._names[1] else None
 
     def status(self, outbox: Outbox, publish_latency_s: float) -> Status:
         stats = outbox.stats()
@@ -111,6 +129,9 @@ class Agent:
             pending_from={k: v for k, v in stats.pending_from.items() if not is_event_key(k)},
             confirm=self.publisher.confirm_mode,
             unconfirmed=stats.unconfirmed,
+            forgotten_total=stats.forgotten_total,
+            # the receiver's drops (unknown_source, auth_failure, ...) that no event carries
+            traps=dict(self.traps.counters) if self.traps is not None else {},
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -129,7 +150,12 @@ class Agent:
                 self._start(tasks, "publisher-watch", self._watch_publisher(stop))
                 if self.cfg.traps is not None:
                     self.traps = TrapReceiver(
-                        self.cfg.traps, self.cfg.site, self.cfg.devices, self.outbox, self.poll_now
+                        self.cfg.traps,
+                        self.cfg.site,
+                        self.cfg.devices,
+                        self.outbox,
+                        self.poll_now,
+                        state_dir=self.cfg.outbox.path.parent,  # snmpEngineBoots beside the outbox
                     )
                     self._start(tasks, "traps", self.traps.run(stop))
                 await self._poll_until(stop, tasks)
@@ -178,6 +204,8 @@ class Agent:
             ]
             if any(p.needs_pysnmp for p in pollers):
                 await client.preload()  # pysnmp is loaded only for configs that need it
+            self.pollers = pollers
+            self.publisher.names_changed.set()
             loops = [
                 self._start(tasks, p.device.name, self._device_loop(p, limit, stop))
                 for p in pollers
@@ -279,9 +307,12 @@ class Agent:
             if delay > 0:
                 triggered = await self._nap(name, delay)
             self.liveness.expect(name, None)  # waiting for a slot: its holders are watched
+            plan = poller.plan
             async with limit:
                 self.liveness.expect(name, poller.device.deadline)  # a poll ends by then
                 sample_set, payload = await self._poll(poller)
+            if poller.plan is not plan:  # detection chose other profiles: their names differ
+                self.publisher.names_changed.set()
             if not sample_set.up:
                 log.warning(
                     "poll failed device=%s reason=%s", poller.device.name, sample_set.reason

@@ -101,8 +101,12 @@ def agent_rss(
             time.sleep(1)
             if outbox.exists():
                 db = sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)
-                seqs = [r[0] for r in db.execute("SELECT last FROM sequences")]
-                db.close()
+                try:
+                    seqs = [r[0] for r in db.execute("SELECT last FROM sequences")]
+                except sqlite3.OperationalError:  # the agent is still creating its tables
+                    seqs = []
+                finally:
+                    db.close()
                 if len(seqs) == count and min(seqs) >= 2:
                     break
         else:

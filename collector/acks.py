@@ -6,7 +6,10 @@ so: after each InfluxDB write the pipeline reports the sequence numbers stored (
 records written); every `acks.interval` seconds this sends one small message per site that had
 any, on `pantau/<site>/ack` (QoS 1): per device, the runs written since the previous
 acknowledgement (pantau.wire.Ack). Only what this collector wrote: in a shared-subscription
-group each member acknowledges its own part and the agent takes the union.
+group each member acknowledges its own part and the agent takes the union. Trap events are
+acknowledged the same way, under "<device>/event" (their own sequence numbers, events_key), and
+every message says so (`Ack.events`): an agent keeps events until confirmed only for
+collectors that do.
 
 A lost acknowledgement (the agent was offline; QoS 1 to a session that did not survive) costs a
 resend after the agent's `outbox.resend_after`: the collector writes it again idempotently and
@@ -25,6 +28,12 @@ log = logging.getLogger("pantau.collector.acks")
 
 Publish = Callable[[str, bytes], bool]
 """(topic, payload) → whether the broker connection took it (QoS 1)."""
+
+
+def events_key(device: str) -> str:
+    """The entry a device's trap events are acknowledged under: the agent's outbox key of them
+    (agent/traps/receiver.py), which their gap records carry as device too."""
+    return f"{device}/event"
 
 
 def runs(seqs: set[int]) -> list[tuple[int, int]]:
@@ -76,7 +85,8 @@ class Acker:
                 [
                     device_ack(d, runs(devices.get(d, set())), tuple(sorted(site_gaps.get(d, ()))))
                     for d in sorted(devices.keys() | site_gaps.keys())
-                ]
+                ],
+                events=True,
             )
             payload = encode_ack(ack)
             if self.publish(ack_topic(site), payload):

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from collector import __version__
+from pantau.errors import PantauError
 from pantau.settings import ConfigError
 
 
@@ -22,7 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--config", "-c", type=Path, required=True)
+    from collector.maintenance import cli as maintenance_cli
+
+    maintenance_cli.add_parser(sub)
+    from collector.availability import report
+
+    rp = sub.add_parser("report", help="availability report of a period: CSV and HTML")
+    rp.add_argument("--config", "-c", type=Path, required=True)
+    report.add_arguments(rp)
     args = parser.parse_args(argv)
+    if args.command == "maintenance":  # a client of the running collector: no config read
+        return maintenance_cli.run(args)
     from collector.config import load_collector_config
 
     try:
@@ -32,11 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.errors:
             print(f"  {line}", file=sys.stderr)
         return 2
+    if args.command == "report":
+        return report.command(cfg, args)
     if args.command == "check-config":
         print(
             f"{args.config}: ok: broker {cfg.mqtt.host}:{cfg.mqtt.port}, "
             f"influx {cfg.influx.url}, http {cfg.http.listen}"
         )
+        inv = cfg.loaded_inventory
+        if inv is not None:
+            print(f"{cfg.inventory}: ok: {len(inv.sites)} sites, {len(inv.links)} links")
         return 0
     from collector.service import Collector
     from pantau.logs import setup_logging
@@ -47,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         collector = Collector(cfg)
-    except OSError as exc:
+    except (OSError, PantauError) as exc:  # PantauError: e.g. a corrupt maintenance file
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     collector.run(stop)

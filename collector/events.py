@@ -5,17 +5,26 @@ sends a device's newest event first and then its backlog, so a linkUp may arrive
 linkDown it clears. Each alarm remembers the sequence number of the event that last raised or
 cleared it, and an older event does not change it. A redelivered event (same device, same
 sequence number) is counted once. Everything a sender can make grow is bounded.
+
+Events the agent had to drop (its outbox over budget) arrive as gap records on
+pantau/<site>/<device>/event/gap (the Gap of sample sets, its device "<device>/event"): counted
+as lost. Alarm state outlives a restart when `alarm_state_file` is set: saved (atomically) within
+a second of a change, loaded at start (docs/traps.md).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
+import logging
 import math
+import os
 import re
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from collector.lineproto import _STRING, _tag_value
 from collector.validate import (
@@ -25,9 +34,12 @@ from collector.validate import (
     Rejected,
     _decoded,
     _same_origin,
+    check_gap,
 )
-from pantau.wire import Event, decode_event
+from pantau.wire import Event, Gap, decode_event
 from pantau.wire.model import MAX_EVENT_VARBINDS, MAX_TAG_CHARS
+
+log = logging.getLogger("pantau.collector.events")
 
 EVENT_MEASUREMENT = "pantau_event"
 SEVERITIES = ("critical", "major", "minor", "warning", "info", "clear")
@@ -43,6 +55,30 @@ MAX_ALARMS = 1000
 """Alarms (raised or cleared) remembered per device."""
 MAX_DEVICES = 20_000
 """Devices (all sites) with event state."""
+RECENT_PER_SITE = 20
+"""Newest events kept per site for the status page (collector/statusalarms.py)."""
+
+TRAP_DROP_REASONS = (
+    "unknown_source",
+    "oversize",
+    "malformed",
+    "suppressed",
+    "queue_full",
+    "bad_community",
+    "unsupported_version",
+    "auth_failure",
+    "engine_id_limit",
+)
+"""The agent's trap receiver counters (Status.traps, agent/traps/receiver.py) that count a
+datagram dropped, exported as pantau_agent_traps_dropped_total{reason}."""
+TRAP_RECEIVER_KINDS = (
+    "informs_acknowledged",
+    "ack_failed",
+    "polls_skipped",
+    "engine_discovery",
+    "socket_errors",
+)
+"""Its other counters (besides received and stored): pantau_agent_traps_receiver_total{kind}."""
 
 
 def check_event(
@@ -83,6 +119,16 @@ def check_event(
     return event
 
 
+EVENT_GAP_DEVICE = "{device}/event"
+"""The device of an event gap record: the agent's outbox key of the device's events."""
+
+
+def check_event_gap(topic_site: str, topic_device: str, payload: bytes, max_bytes: int) -> Gap:
+    """A gap record of events (pantau/<site>/<device>/event/gap): checked as a sample sets'
+    gap, its device the events' key of the topic's device."""
+    return check_gap(topic_site, EVENT_GAP_DEVICE.format(device=topic_device), payload, max_bytes)
+
+
 def trap_label(event: Event) -> str:
     """The trap's name, or its OID when no definition named it."""
     return event.trap or event.trap_oid
@@ -112,6 +158,33 @@ class Alarm:
     seq: int  # of the event that last raised or cleared it
     raised: bool
     severity: str
+    since_ms: int = 0  # the agent's time of that event (0: from a state file without it)
+    trap: str = ""  # the trap (name, else OID) of the event that raised it
+
+
+@dataclass(frozen=True, slots=True)
+class RaisedAlarm:
+    """A raised alarm as the status page shows it."""
+
+    site: str
+    device: str
+    alarm: str
+    severity: str
+    since_ms: int
+    trap: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEvent:
+    """One of a site's newest events, for the status page."""
+
+    device: str
+    seq: int
+    ts_ms: int
+    trap: str
+    severity: str
+    alarm: str
+    clears: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -122,6 +195,8 @@ class DeviceEvents:
     malformed: int = 0
     seen: set[int] = field(default_factory=set)
     order: deque[int] = field(default_factory=deque)
+    lost: int = 0  # events the agent dropped (its gap records), counted once per record
+    lost_gaps: set[tuple[int, int]] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +207,10 @@ class EventsSnapshot:
     malformed: dict[tuple[str, str], int]
     duplicates: int
     cut: int
+    lost: dict[tuple[str, str], int] = field(default_factory=dict)
+    save_errors: int = 0
+    raised: tuple[RaisedAlarm, ...] = ()  # by site, device, alarm
+    recent: dict[str, tuple[RecentEvent, ...]] = field(default_factory=dict)  # newest first
 
 
 class EventState:
@@ -144,17 +223,42 @@ class EventState:
         self._devices: dict[tuple[str, str], DeviceEvents] = {}
         self.duplicates = 0
         self.cut = 0  # events (or alarms) left out of state by a bound
+        self.path: Path | None = None  # alarm_state_file
+        self.save_errors = 0
+        self._changed = False  # alarms changed since the last save
+        self._recent: dict[str, list[RecentEvent]] = {}  # site → its newest events, oldest first
+
+    def _device(self, key: tuple[str, str]) -> DeviceEvents | None:
+        dev = self._devices.get(key)
+        if dev is None:
+            if len(self._devices) >= self.max_devices:
+                self.cut += 1
+                return None
+            dev = self._devices[key] = DeviceEvents()
+        return dev
+
+    def on_event_gap(self, site: str, device: str, gap: Gap) -> None:
+        """Account an event gap record once it is handled: `gap.count` events lost for good
+        (a redelivered record counts once)."""
+        with self._lock:
+            dev = self._device((site, device))
+            if dev is None:
+                return
+            run = (gap.first_seq, gap.last_seq)
+            if run in dev.lost_gaps:
+                return
+            if len(dev.lost_gaps) >= MAX_SEEN:
+                dev.lost_gaps.clear()  # bounded: only a redelivery after 1024 records recounts
+            dev.lost_gaps.add(run)
+            dev.lost += gap.count
 
     def on_event(self, event: Event) -> None:
         """Account an event once it is written."""
         key = (event.site, event.device)
         with self._lock:
-            dev = self._devices.get(key)
+            dev = self._device(key)
             if dev is None:
-                if len(self._devices) >= self.max_devices:
-                    self.cut += 1
-                    return
-                dev = self._devices[key] = DeviceEvents()
+                return
             if event.seq in dev.seen:
                 self.duplicates += 1
                 return
@@ -169,12 +273,43 @@ class EventState:
                 self.cut += 1
             dev.suppressed = max(dev.suppressed, event.suppressed)
             dev.malformed = max(dev.malformed, event.malformed)
+            label_ts = (label, event.ts_ms)
             if event.alarm:
-                self._set(dev, event.alarm, event.seq, True, event.severity)
+                self._set(dev, event.alarm, event.seq, True, event.severity, label_ts)
             for alarm in event.clears:
-                self._set(dev, alarm, event.seq, False, "")
+                self._set(dev, alarm, event.seq, False, "", label_ts)
+            # The newest by the agent's time, not by arrival: a drained backlog comes newest first.
+            recent = self._recent.get(event.site)
+            if recent is None:
+                if len(self._recent) >= self.max_devices:
+                    return
+                recent = self._recent[event.site] = []
+            bisect.insort(
+                recent,
+                RecentEvent(
+                    event.device,
+                    event.seq,
+                    event.ts_ms,
+                    label,
+                    event.severity,
+                    event.alarm,
+                    tuple(event.clears),
+                ),
+                key=lambda e: (e.ts_ms, e.device, e.seq),
+            )
+            if len(recent) > RECENT_PER_SITE:
+                del recent[0]
 
-    def _set(self, dev: DeviceEvents, name: str, seq: int, raised: bool, severity: str) -> None:
+    def _set(
+        self,
+        dev: DeviceEvents,
+        name: str,
+        seq: int,
+        raised: bool,
+        severity: str,
+        by: tuple[str, int] = ("", 0),
+    ) -> None:
+        """`by`: (trap label, time) of the event, kept as what raised the alarm and since when."""
         alarm = dev.alarms.get(name)
         if alarm is None:
             # A clear is remembered too: the event it clears may still be on its way (older
@@ -182,15 +317,108 @@ class EventState:
             if len(dev.alarms) >= self.max_alarms:
                 self.cut += 1
                 return
-            dev.alarms[name] = Alarm(seq, raised, severity)
+            dev.alarms[name] = Alarm(seq, raised, severity, by[1], by[0] if raised else "")
+            self._changed = True
         elif seq > alarm.seq:
+            if raised and not alarm.raised:  # raised again: since this event
+                alarm.since_ms, alarm.trap = by[1], by[0]
+            elif not raised:
+                alarm.since_ms, alarm.trap = by[1], ""
             alarm.seq, alarm.raised = seq, raised
             alarm.severity = severity or alarm.severity
+            self._changed = True
 
     def forget_site(self, site: str) -> None:
         with self._lock:
             for key in [k for k in self._devices if k[0] == site]:
                 del self._devices[key]
+                self._changed = True
+            self._recent.pop(site, None)
+
+    # -- alarm_state_file -------------------------------------------------------------------
+
+    def load(self, path: Path) -> None:
+        """Alarms as the last run saved them (and save there from now on). A file that cannot
+        be read is logged, moved aside (`.bad`) and the state starts empty: alarms then come
+        back with their devices' next traps; refusing to start would lose more."""
+        self.path = path
+        try:
+            doc = json.loads(path.read_text())
+            if doc.get("version") != 1:
+                raise ValueError(f"version {doc.get('version')!r}")
+            devices: dict[tuple[str, str], DeviceEvents] = {}
+            for entry in doc["devices"][: self.max_devices]:
+                dev = DeviceEvents()
+                for item in entry["alarms"][: self.max_alarms]:
+                    # [name, seq, raised, severity] (+ [since_ms, trap] since the status page)
+                    name, seq, raised, severity = item[:4]
+                    since_ms, trap = (*item[4:6], 0, "")[:2]
+                    if not (isinstance(name, str) and _ALARM.match(name)):
+                        raise ValueError(f"alarm {str(name)[:64]!r}")
+                    if not isinstance(seq, int) or not isinstance(raised, bool):
+                        raise ValueError("alarm seq or state of the wrong type")
+                    if severity not in ("", *SEVERITIES):
+                        raise ValueError(f"severity {str(severity)[:64]!r}")
+                    if not isinstance(since_ms, int) or not isinstance(trap, str):
+                        raise ValueError("alarm time or trap of the wrong type")
+                    dev.alarms[name] = Alarm(seq, raised, severity, since_ms, trap[:200])
+                devices[(str(entry["site"]), str(entry["device"]))] = dev
+        except FileNotFoundError:
+            log.info("no alarm state yet file=%s", path)
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            aside = path.with_name(path.name + ".bad")
+            log.error(
+                "alarm state unreadable, starting without it file=%s error=%s moved_to=%s",
+                path,
+                exc,
+                aside,
+            )
+            try:
+                os.replace(path, aside)
+            except OSError as move:
+                log.error("cannot move the alarm state aside file=%s error=%s", path, move)
+            return
+        with self._lock:
+            self._devices.update(devices)
+        raised = sum(a.raised for d in devices.values() for a in d.alarms.values())
+        log.info("alarm state loaded file=%s devices=%d raised=%d", path, len(devices), raised)
+
+    def save(self) -> bool:
+        """Write the alarms if they changed since the last save (atomically: a temporary file,
+        fsync, rename). False when it failed (logged, counted, tried again next time)."""
+        if self.path is None or not self._changed:
+            return True
+        with self._lock:
+            self._changed = False
+            doc = {
+                "version": 1,
+                "devices": [
+                    {
+                        "site": site,
+                        "device": device,
+                        "alarms": [
+                            [n, a.seq, a.raised, a.severity, a.since_ms, a.trap]
+                            for n, a in d.alarms.items()
+                        ],
+                    }
+                    for (site, device), d in self._devices.items()
+                    if d.alarms
+                ],
+            }
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(tmp, "w") as f:
+                json.dump(doc, f, separators=(",", ":"))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            self._changed = True
+            self.save_errors += 1
+            log.error("cannot save the alarm state file=%s error=%s", self.path, exc)
+            return False
+        return True
 
     def snapshot(self) -> EventsSnapshot:
         with self._lock:
@@ -207,4 +435,13 @@ class EventState:
                 malformed={k: dev.malformed for k, dev in items},
                 duplicates=self.duplicates,
                 cut=self.cut,
+                lost={k: dev.lost for k, dev in items if dev.lost},
+                save_errors=self.save_errors,
+                raised=tuple(
+                    RaisedAlarm(s, d, a, alarm.severity, alarm.since_ms, alarm.trap)
+                    for (s, d), dev in sorted(items)
+                    for a, alarm in sorted(dev.alarms.items())
+                    if alarm.raised
+                ),
+                recent={site: tuple(reversed(q)) for site, q in self._recent.items()},
             )

@@ -27,8 +27,19 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from collector.events import EventsSnapshot, EventState
+from collector.availability.live import LiveAvailability
+from collector.events import (
+    TRAP_DROP_REASONS,
+    TRAP_RECEIVER_KINDS,
+    EventsSnapshot,
+    EventState,
+)
+from collector.inventory import Inventory
+from collector.maintenance.manager import Maintenance
 from collector.state import UNKNOWN, State
+from collector.topology import Family
+from collector.topology import build as build_topology
+from collector.topology import families as topology_families
 from pantau.wire import Field, Kind
 
 PREFIX = "pantau"
@@ -90,6 +101,23 @@ class SelfMetrics:
             "Acknowledgements of stored sample sets sent to sites (pantau/<site>/ack)",
             registry=registry,
         )
+        self._silence_failures = Counter(
+            "pantau_collector_maintenance_silence_failures",
+            "Failed Alertmanager calls for maintenance silences (retried), by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self._maintenance_write_failures = Counter(
+            "pantau_collector_maintenance_write_failures",
+            "Failed InfluxDB writes of maintenance windows (retried), by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self._maintenance_save_failures = Counter(
+            "pantau_collector_maintenance_save_failures",
+            "Failed saves of the maintenance file (disk full or read-only; retried)",
+            registry=registry,
+        )
 
     def received(self, kind: str) -> None:
         self._received.labels(kind).inc()
@@ -113,11 +141,27 @@ class SelfMetrics:
     def ack_sent(self, site: str) -> None:
         self._acks.inc()
 
+    def silence_failed(self, reason: str) -> None:
+        self._silence_failures.labels(reason).inc()
 
-def metrics_app(metrics: SelfMetrics, state: State) -> WsgiApp:
+    def maintenance_write_failed(self, reason: str) -> None:
+        self._maintenance_write_failures.labels(reason).inc()
+
+    def maintenance_save_failed(self) -> None:
+        self._maintenance_save_failures.inc()
+
+
+def metrics_app(
+    metrics: SelfMetrics,
+    state: State,
+    maintenance: Maintenance | None = None,
+    inventory: Inventory | None = None,
+) -> WsgiApp:
     """The WSGI app serving /metrics: the self-metrics and, on every scrape, current state."""
+    if maintenance is not None:
+        metrics.registry.register(MaintenanceCollector(maintenance))
     taken = {name for family in metrics.registry.collect() for name in exposed_names(family)}
-    metrics.registry.register(StateCollector(state, reserved=taken))
+    metrics.registry.register(StateCollector(state, reserved=taken, inventory=inventory))
     return make_wsgi_app(metrics.registry)
 
 
@@ -146,9 +190,12 @@ class StateCollector(Collector):
     is left out, and counted in pantau_collector_metric_families_conflicting.
     """
 
-    def __init__(self, state: State, reserved: Iterable[str] = ()) -> None:
+    def __init__(
+        self, state: State, reserved: Iterable[str] = (), inventory: Inventory | None = None
+    ) -> None:
         self.state = state
         self.reserved = frozenset(reserved)
+        self.inventory = inventory  # sites and links (collector/topology.py); None: none
 
     def collect(self) -> Iterator[Metric]:
         taken = set(self.reserved)
@@ -286,7 +333,7 @@ class StateCollector(Collector):
             f"{PREFIX}_agent_confirm_end_to_end",
             "1 when the site's agent keeps sample sets until a collector confirms them stored "
             "(pantau/<site>/ack), 0 when the broker's PUBACK is delivery (broker.confirm off, "
-            "or auto before the first acknowledgement, or an agent without acknowledgements)",
+            "or auto without acknowledgements, or an agent older than acknowledgements)",
             labels=["site"],
         )
         dropped = CounterMetricFamily(
@@ -294,6 +341,13 @@ class StateCollector(Collector):
             "Sample sets the agent dropped over its outbox budget",
             labels=["site"],
         )
+        forgotten = CounterMetricFamily(
+            f"{PREFIX}_agent_outbox_forgotten",
+            "Sample sets the agent published but its outbox budget removed before a collector "
+            "confirmed them (perhaps stored: not counted as dropped)",
+            labels=["site"],
+        )
+        receivers: dict[str, dict[str, int]] = {}  # site → its trap receiver's counters
         future = CounterMetricFamily(
             f"{PREFIX}_site_future_samples",
             "Sample sets dated further ahead of the collector's clock than max_clock_skew: "
@@ -333,7 +387,10 @@ class StateCollector(Collector):
                     value = st.ts_ms / 1000 if attr == "heartbeat_ts" else getattr(st, attr)
                     family.add_metric([site_name], float(value))
                 dropped.add_metric([site_name], float(st.dropped_total))
+                forgotten.add_metric([site_name], float(st.forgotten_total))
                 confirm.add_metric([site_name], 1.0 if st.confirm == "end-to-end" else 0.0)
+                if st.traps:
+                    receivers[site_name] = st.traps
             for dev_name, tracker in sorted(site.sequences.items()):
                 lost.add_metric([site_name, dev_name], tracker.lost)
                 dupes.add_metric([site_name, dev_name], tracker.duplicates)
@@ -354,7 +411,13 @@ class StateCollector(Collector):
                     down_reason.add_metric(key, {"reason": ss.reason})
                 for group in ss.groups:
                     self._add_group(
-                        values, site_name, dev_name, group.measurement, group.tags, group.fields
+                        values,
+                        site_name,
+                        dev_name,
+                        group.measurement,
+                        group.tags,
+                        group.fields,
+                        dev.names.help if dev.names is not None else None,
                     )
         yield from (
             online,
@@ -372,12 +435,17 @@ class StateCollector(Collector):
             dupes,
             received,
             dropped,
+            forgotten,
             confirm,
             *health.values(),
             future,
             skew,
             truncated,
         )
+        yield from _receiver_families(receivers)
+        # Sites, links and root cause (collector/topology.py), before the polled values: a
+        # fixed family wins a name conflict.
+        yield from _gauges(topology_families(build_topology(self.inventory, sites)))
         yield from values.values()
         events: EventState | None = getattr(self.state, "events", None)  # stand-ins may lack it
         if events is not None:
@@ -391,7 +459,11 @@ class StateCollector(Collector):
         measurement: str,
         tags: dict[str, str],
         fields: list[Field],
+        helps: dict[tuple[str, str], str] | None = None,
     ) -> None:
+        """`helps`: the device's profile help texts (collector/names.py) by (measurement,
+        field); the first device to bring a family names its HELP line (sites and devices in
+        name order), else it is "<measurement> <field>"."""
         names = ["site", "device", *tags]
         labels = [site, device, *tags.values()]
         info: dict[str, str] = {}
@@ -402,12 +474,13 @@ class StateCollector(Collector):
             name = f"{PREFIX}_{measurement}_{f.name}"
             family = values.get((name, f.kind))
             if family is None:
+                text = helps.get((measurement, f.name)) if helps else None
                 if f.kind is Kind.COUNTER:
                     family = CounterMetricFamily(
-                        name, f"{measurement} {f.name} (counter)", labels=None
+                        name, text or f"{measurement} {f.name} (counter)", labels=None
                     )
                 else:
-                    family = GaugeMetricFamily(name, f"{measurement} {f.name}", labels=None)
+                    family = GaugeMetricFamily(name, text or f"{measurement} {f.name}", labels=None)
                 values[(name, f.kind)] = family
             family.samples.append(_sample(family, names, labels, float(f.value)))
         if info:
@@ -460,7 +533,64 @@ def _event_families(events: EventsSnapshot) -> Iterator[Metric]:
         "Events received again (same device and sequence number), counted once",
         value=events.duplicates,
     )
-    yield from (traps, alarm, suppressed, malformed, duplicates)
+    lost = CounterMetricFamily(
+        f"{PREFIX}_device_events_lost",
+        "Events (traps) the agent dropped over its outbox budget, from its event gap records",
+        labels=["site", "device"],
+    )
+    for (site, device), n in sorted(events.lost.items()):
+        lost.add_metric([site, device], n)
+    save_errors = CounterMetricFamily(
+        f"{PREFIX}_collector_alarm_state_save_errors",
+        "Failed writes of alarm_state_file (retried each second; the error is logged)",
+        value=events.save_errors,
+    )
+    yield from (traps, alarm, suppressed, malformed, duplicates, lost, save_errors)
+
+
+def _receiver_families(receivers: dict[str, dict[str, int]]) -> Iterator[Metric]:
+    """The agents' trap receiver counters, from each site's newest heartbeat (Status.traps):
+    the traps no event tells of (unknown senders, floods, bad keys). Counter names this
+    collector does not know (a newer agent's) are left out; known ones absent count 0."""
+    received = CounterMetricFamily(
+        f"{PREFIX}_agent_traps_received",
+        "Datagrams the site agent's trap receiver received (since the agent started)",
+        labels=["site"],
+    )
+    stored = CounterMetricFamily(
+        f"{PREFIX}_agent_traps_stored",
+        "Traps and informs the site agent stored as events in its outbox",
+        labels=["site"],
+    )
+    dropped = CounterMetricFamily(
+        f"{PREFIX}_agent_traps_dropped",
+        "Traps the site agent's receiver dropped, by reason (unknown_source, suppressed, "
+        "auth_failure, malformed, ...)",
+        labels=["site", "reason"],
+    )
+    other = CounterMetricFamily(
+        f"{PREFIX}_agent_traps_receiver",
+        "Other counts of the site agent's trap receiver (informs_acknowledged, ack_failed, "
+        "polls_skipped, engine_discovery, socket_errors)",
+        labels=["site", "kind"],
+    )
+    for site, counters in sorted(receivers.items()):
+        received.add_metric([site], counters.get("received", 0))
+        stored.add_metric([site], counters.get("stored", 0))
+        for reason in TRAP_DROP_REASONS:
+            dropped.add_metric([site, reason], counters.get(reason, 0))
+        for kind in TRAP_RECEIVER_KINDS:
+            other.add_metric([site, kind], counters.get(kind, 0))
+    yield from (received, stored, dropped, other)
+
+
+def _gauges(families: Iterable[Family]) -> Iterator[Metric]:
+    """Plain families (collector/topology.py) as prometheus_client gauge families."""
+    for fam in families:
+        gauge = GaugeMetricFamily(fam.name, fam.help, labels=list(fam.labels))
+        for values, value in fam.samples:
+            gauge.add_metric(list(values), value)
+        yield gauge
 
 
 def _sample(
@@ -469,3 +599,99 @@ def _sample(
     if suffix is None:
         suffix = "_total" if family.type == "counter" else ""
     return Sample(family.name + suffix, dict(zip(names, labels, strict=True)), value)
+
+
+class MaintenanceCollector(Collector):
+    """Maintenance windows in force (collector/maintenance/), built on every scrape so a window
+    leaves /metrics the moment it ends."""
+
+    def __init__(self, maintenance: Maintenance) -> None:
+        self.maintenance = maintenance
+
+    def collect(self) -> Iterator[Metric]:
+        active = GaugeMetricFamily(
+            f"{PREFIX}_maintenance_active",
+            "1 while a planned maintenance window is in force (absent otherwise); "
+            "site, device, link are empty where the window's scope has none",
+            labels=["id", "scope", "site", "device", "link", "reason"],
+        )
+        for w in self.maintenance.in_force():
+            active.add_metric(
+                [w.id, w.scope, w.site or "", w.device or "", w.link or "", w.reason], 1.0
+            )
+        pending = GaugeMetricFamily(
+            f"{PREFIX}_collector_maintenance_silences_pending",
+            "Maintenance windows not yet over whose Alertmanager silence is not in place yet",
+            value=self.maintenance.silences_pending,
+        )
+        yield from (active, pending)
+
+
+class AvailabilityCollector(Collector):
+    """Month-to-date availability (collector/availability/live.py, docs/availability.md) from
+    the last good refresh; nothing but the error counter before the first one."""
+
+    def __init__(self, live: LiveAvailability) -> None:
+        self.live = live
+
+    def collect(self) -> Iterator[Metric]:
+        errors = CounterMetricFamily(
+            f"{PREFIX}_availability_refresh_errors",
+            "Month-to-date availability refreshes that failed (InfluxDB unreachable, refused, "
+            "an InfluxQL error, internal_error), by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self.live.error_counts().items()):
+            errors.add_metric([reason], n)
+        yield errors
+        mtd = self.live.latest()
+        if mtd is None:
+            return
+        labels = ["scope", "name"]
+        ratio = GaugeMetricFamily(
+            f"{PREFIX}_availability_month_ratio",
+            "This UTC month so far: up / (up + down), unknown time and maintenance left out "
+            "(absent while nothing is known)",
+            labels=labels,
+        )
+        families = {
+            "down": GaugeMetricFamily(
+                f"{PREFIX}_availability_month_down_seconds",
+                "This UTC month so far: seconds down (maintenance excluded)",
+                labels=labels,
+            ),
+            "unknown": GaugeMetricFamily(
+                f"{PREFIX}_availability_month_unknown_seconds",
+                "This UTC month so far: seconds with no reading and no backfill",
+                labels=labels,
+            ),
+            "maintenance": GaugeMetricFamily(
+                f"{PREFIX}_availability_month_maintenance_seconds",
+                "This UTC month so far: seconds in planned maintenance",
+                labels=labels,
+            ),
+        }
+        for f in mtd.report.all():
+            key = [f.scope, f.name]
+            if f.ratio is not None:
+                ratio.add_metric(key, f.ratio)
+            families["down"].add_metric(key, f.down_ms / 1000)
+            families["unknown"].add_metric(key, f.unknown_ms / 1000)
+            families["maintenance"].add_metric(key, f.maintenance_ms / 1000)
+        yield ratio
+        yield from families.values()
+        yield GaugeMetricFamily(
+            f"{PREFIX}_availability_month_length_seconds",
+            "Length of the current UTC calendar month",
+            value=(mtd.month_end_ms - mtd.month_start_ms) / 1000,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_availability_month_elapsed_seconds",
+            "Seconds of the current UTC month the month-to-date figures cover",
+            value=(mtd.now_ms - mtd.month_start_ms) / 1000,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_availability_refreshed_timestamp_seconds",
+            "When the month-to-date figures were last computed (unix seconds)",
+            value=mtd.refreshed_at,
+        )

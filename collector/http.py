@@ -4,12 +4,14 @@ the read-only status page at / (collector/statuspage.py)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from collector import statuspage
+from collector.inventory import Inventory
+from collector.maintenance.window import Window
 from collector.state import State
 
 StartResponse = Callable[..., Any]
@@ -37,9 +39,18 @@ _PAGE_HEADERS = [
 ]
 
 
-def make_app(metrics_app: WsgiApp, ready: Ready, state: State | None = None) -> WsgiApp:
+def make_app(
+    metrics_app: WsgiApp,
+    ready: Ready,
+    state: State | None = None,
+    *,
+    maintenance_api: WsgiApp | None = None,
+    in_maintenance: Callable[[], Sequence[Window]] | None = None,
+    inventory: Inventory | None = None,
+) -> WsgiApp:
     """The WSGI app; `metrics_app` serves /metrics; without `state` there is no status page (/
-    answers 404)."""
+    answers 404); `maintenance_api` serves /api/maintenance (collector/maintenance/api.py) and
+    `in_maintenance` gives the windows in force, which the status page marks."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -51,11 +62,22 @@ def make_app(metrics_app: WsgiApp, ready: Ready, state: State | None = None) -> 
                     [("Content-Type", "text/plain"), ("Allow", "GET, HEAD")],
                 )
                 return [b"the status page is read-only\n"]
-            page = statuspage.render(state.snapshot()).encode()
+            windows = in_maintenance() if in_maintenance is not None else ()
+            events = getattr(state, "events", None)  # alarms and recent traps
+            page = statuspage.render(
+                state.snapshot(),
+                maintenance=windows,
+                inventory=inventory,
+                events=events.snapshot() if events is not None else None,
+            ).encode()
             start_response("200 OK", [*_PAGE_HEADERS, ("Content-Length", str(len(page)))])
             return [] if method == "HEAD" else [page]
         if path == "/metrics":
             return metrics_app(environ, start_response)
+        if maintenance_api is not None and (
+            path == "/api/maintenance" or path.startswith("/api/maintenance/")
+        ):
+            return maintenance_api(environ, start_response)
         if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok\n"]

@@ -31,7 +31,9 @@ SUBSCRIPTIONS = (
     f"{TOPIC_PREFIX}/+/+/metrics",
     f"{TOPIC_PREFIX}/+/+/gap",
     f"{TOPIC_PREFIX}/+/+/event",
+    f"{TOPIC_PREFIX}/+/+/event/gap",  # events the agent dropped (collector.events)
     f"{TOPIC_PREFIX}/+/status",
+    f"{TOPIC_PREFIX}/+/names",  # after status: a site's names are checked against its status
 )
 
 

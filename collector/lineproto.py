@@ -144,6 +144,7 @@ def status_line(status: Status, received_ms: int) -> str:
             f",outbox_pending={status.outbox_pending}i,outbox_bytes={status.outbox_bytes}i,"
             f"outbox_oldest_age_seconds={float(status.outbox_oldest_age_s)!r},"
             f"dropped_total={status.dropped_total}i,"
+            f"forgotten_total={status.forgotten_total}i,"
             f"publish_latency_seconds={float(status.publish_latency_s)!r}"
         )
     return (

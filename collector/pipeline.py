@@ -35,15 +35,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from collector.events import check_event, event_line
+from collector.acks import events_key
+from collector.events import check_event, check_event_gap, event_line
 from collector.intake import Inbound
 from collector.lineproto import gap_line, sample_set_lines, status_line
+from collector.names import check_names
 from collector.sink import InfluxSink, WriteFailed
 from collector.state import State
 from collector.validate import Rejected, check_gap, check_sample_set, check_status, parse_topic
 from pantau.backoff import Backoff
 from pantau.logs import RateLimitedLog
-from pantau.wire.model import MAX_POINTS_PER_MESSAGE, MAX_VALUES_PER_MESSAGE
+from pantau.wire.codec import peek_event_seq, peek_gap, peek_seq
+from pantau.wire.model import MAX_DECODED_BYTES, MAX_POINTS_PER_MESSAGE, MAX_VALUES_PER_MESSAGE
 
 log = logging.getLogger("pantau.collector.pipeline")
 
@@ -167,7 +170,7 @@ class Pipeline:
         max_values: int = MAX_VALUES_PER_MESSAGE,
         acks: AckSink | None = None,
     ) -> None:
-        """`acks` is told each sample set and gap record once written (end-to-end
+        """`acks` is told each sample set, event and gap record once written (end-to-end
         acknowledgements to the sites, collector/acks.py). `settle_holes=False` when this collector sees only part of each device's stream
         (a member of a shared-subscription group): a heartbeat then cannot tell a hole that
         is lost from a sample set a sibling wrote, so only gap records count as losses.
@@ -276,6 +279,29 @@ class Pipeline:
                 event = check_event(site, device, msg.payload, self.max_message_bytes)
                 lines = [event_line(event)]
                 after = functools.partial(self.state.events.on_event, event)
+                if self.acks is not None:  # under the events' own key and numbers
+                    acked = functools.partial(self.acks.stored, site, events_key(device), event.seq)
+                    after = _both(after, acked)
+            elif kind == "event_gap":
+                # Events the agent dropped: counted (collector.events), nothing to write; the
+                # record is acknowledged like a sample sets' gap, under its "<device>/event".
+                assert device is not None
+                gap = check_event_gap(site, device, msg.payload, self.max_message_bytes)
+                lines = []
+                after = functools.partial(self.state.events.on_event_gap, site, device, gap)
+                if self.acks is not None:
+                    acked = functools.partial(
+                        self.acks.gap, site, gap.device, gap.first_seq, gap.last_seq
+                    )
+                    after = _both(after, acked)
+            elif kind == "names":
+                # Enumeration names and help texts (collector/names.py): state, nothing to
+                # write. An empty retained message withdraws them.
+                if msg.payload:
+                    self.state.on_names(site, check_names(site, msg.payload))
+                else:
+                    self.state.names.forget_site(site)
+                lines, after = [], _nothing
             elif not msg.payload:
                 # A retained empty status message (the MQTT way to delete a retained one):
                 # the operator decommissioned the site (docs/deploy.md). Nothing to write.
@@ -301,6 +327,7 @@ class Pipeline:
             )
             self.rejected.add(msg, exc.reason, exc.detail)
             self.ack(msg)
+            self._confirm_set_aside(msg)
             return
         batch = self._batch
         if not batch.msgs:
@@ -310,6 +337,44 @@ class Pipeline:
         batch.after.append(after)
         batch.sizes.append(len(lines))
         self.metrics.pending(len(batch.lines) + self._handed)
+
+    def _confirm_set_aside(self, msg: Inbound) -> None:
+        """A sample set, event or gap record set aside (rejected: counted, logged, in the
+        rejected file) is accounted for: acknowledge it to its site as if stored, so the agent stops
+        sending it again (it would be refused again, at the cost of VSAT bytes, until its
+        budget forgot it). Its number still counts as lost in the sequence accounting once the
+        agent's heartbeat shows it gone. Read leniently: the message failed its checks."""
+        if self.acks is None:
+            return
+        try:
+            kind, site, device = parse_topic(msg.topic)
+        except Rejected:
+            return  # not a site's topic: nobody to tell
+        if device is None:
+            return
+        if kind == "metrics":
+            seq = peek_seq(msg.payload, min(self.max_message_bytes * 16, MAX_DECODED_BYTES))
+            if seq is not None:
+                self.acks.stored(site, device, seq)
+                return
+        elif kind in ("gap", "event_gap"):
+            run = peek_gap(msg.payload)
+            if run is not None:
+                self.acks.gap(site, events_key(device) if kind == "event_gap" else device, *run)
+                return
+        elif kind == "event":
+            seq = peek_event_seq(msg.payload)
+            if seq is not None:
+                self.acks.stored(site, events_key(device), seq)
+                return
+        else:
+            return
+        self._warn.warning(
+            "unconfirmable",
+            "set aside without a readable sequence number topic=%s: not acknowledged to the "
+            "site, whose agent may send it again",
+            msg.topic[:200],
+        )
 
     def _hand_over(self, writer: threading.Thread) -> None:
         """Give the current batch to the writer, waiting while it still holds the one before."""
@@ -390,6 +455,7 @@ class Pipeline:
                 )
                 self.metrics.rejected("influx_refused")
                 self.rejected.add(msg, "influx_refused", refused.detail)
+                self._confirm_set_aside(msg)
             for msg in part.msgs:
                 self.ack(msg)
         return True

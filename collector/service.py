@@ -16,10 +16,13 @@ import threading
 import time
 
 from collector.acks import Acker
+from collector.amqp_intake import AmqpIntake
+from collector.availability import live as availability
 from collector.config import CollectorFile
-from collector.exposition import SelfMetrics, metrics_app
+from collector.exposition import AvailabilityCollector, SelfMetrics, metrics_app
 from collector.http import HttpServer, make_app
 from collector.intake import Inbound, Intake
+from collector.maintenance.wiring import build as build_maintenance
 from collector.pipeline import Pipeline, RejectedStore
 from collector.sink import InfluxSink
 from collector.state import State
@@ -38,8 +41,15 @@ class Collector:
             decommissioned=cfg.decommissioned_sites,
             max_clock_skew=cfg.max_clock_skew,
         )
+        if cfg.alarm_state_file is not None:
+            self.state.events.load(cfg.alarm_state_file)  # alarms raised before a restart
         self.inbox: queue.Queue[Inbound] = queue.Queue()
-        self.intake = Intake(cfg.mqtt, self.inbox)
+        # One MQTT broker (the default), or a RabbitMQ cluster's queues (docs/scaling.md).
+        self.intake: Intake | AmqpIntake = (
+            AmqpIntake(cfg.amqp, self.inbox)
+            if cfg.broker == "amqp" and cfg.amqp is not None
+            else Intake(cfg.mqtt, self.inbox)
+        )
         self.sink = InfluxSink(cfg.influx)
         # End-to-end acknowledgements to the sites (docs/delivery.md); off: agents fall back
         # to the broker's PUBACK.
@@ -64,9 +74,27 @@ class Collector:
             # only the agent's gap records can then prove a loss.
             settle_holes=cfg.mqtt.shared_group is None,
         )
+        # Planned maintenance windows (docs/maintenance.md); a corrupt store refuses the start.
+        self.maintenance = build_maintenance(cfg, self.sink, self.metrics)
+        windows = self.maintenance.maintenance if self.maintenance else None
+        # Month-to-date availability for the SLA alerts (docs/availability.md), when configured.
+        self.availability = (
+            availability.from_config(cfg.availability, cfg.loaded_inventory)
+            if cfg.availability is not None
+            else None
+        )
+        if self.availability is not None:
+            self.metrics.registry.register(AvailabilityCollector(self.availability))
         self.http = HttpServer(
             cfg.http.address,
-            make_app(metrics_app(self.metrics, self.state), self.ready, self.state),
+            make_app(
+                metrics_app(self.metrics, self.state, windows, inventory=cfg.loaded_inventory),
+                self.ready,
+                self.state,
+                maintenance_api=self.maintenance.api if self.maintenance else None,
+                in_maintenance=windows.in_force if windows else None,
+                inventory=cfg.loaded_inventory,
+            ),
         )
         self._ping_cache = (0.0, False)
         self._worker: threading.Thread | None = None
@@ -134,6 +162,17 @@ class Collector:
         if self.acker is not None:
             acker = threading.Thread(target=self.acker.run, args=(acker_stop,), name="acks")
             acker.start()
+        maintenance: threading.Thread | None = None
+        if self.maintenance is not None:
+            maintenance = threading.Thread(
+                target=self.maintenance.maintenance.run, args=(stop,), name="maintenance"
+            )
+            maintenance.start()
+        if self.availability is not None:
+            # A daemon: a refresh waiting on a slow InfluxDB must not hold up the shutdown.
+            threading.Thread(
+                target=self.availability.run, args=(stop,), name="availability", daemon=True
+            ).start()
         self.intake.start()
         self._running = True
         # systemd (Type=notify): READY once HTTP serves and the subscription is in place (or
@@ -144,14 +183,18 @@ class Collector:
             while not stop.wait(min(1.0, supervisor.period) if supervisor.is_ready else 0.1):
                 self.metrics.connected(self.intake.subscribed.is_set())
                 supervisor.tick(self.intake.subscribed.is_set())
+                self.state.events.save()  # alarm_state_file, when alarms changed
         finally:
             self._running = False
             supervisor.stopping()
             worker.join()  # the last batch written: its acknowledgements go out before the end
+            self.state.events.save()
             acker_stop.set()
             if acker is not None:
                 acker.join()
             self.intake.stop()
             self.http.stop()
+            if maintenance is not None:
+                maintenance.join()
             self.sink.close()
             log.info("collector stopped")

@@ -34,8 +34,10 @@ from dataclasses import dataclass, field, replace
 
 from collector.events import EventState
 from collector.kinds import MAX_FIELDS, Kinds
+from collector.names import DeviceNames, NameBook
 from collector.sequences import MAX_GAP, MAX_HOLES, SeqTracker
-from pantau.wire import Gap, SampleSet, Status
+from collector.validate import Rejected
+from pantau.wire import Gap, Names, SampleSet, Status
 
 MAX_SITES = 10_000
 MAX_DEVICES = 1_000
@@ -78,6 +80,7 @@ class DeviceState:
     links_down: dict[str, float] = field(default_factory=dict)  # link name → down since
     links_up: int = 0  # interface rows whose ifOperStatus is up
     state: str = UP  # in a snapshot: UP, DOWN or UNKNOWN (see the module's docstring)
+    names: DeviceNames | None = None  # in a snapshot: its profiles' names (collector.names)
 
 
 @dataclass(slots=True)
@@ -152,6 +155,7 @@ class State:
         self.max_gap = max_gap
         self.kinds = Kinds(max_fields, self.forget_after)
         self.events = EventState()  # traps and informs: counts and alarms (collector.events)
+        self.names = NameBook(max_sites)  # enumeration names and help texts (collector.names)
         self.sites_cut = 0  # messages of sites over max_sites, left out of state
         self._lock = threading.Lock()
         self._sites: dict[str, SiteState] = {}
@@ -258,6 +262,18 @@ class State:
             site.status = status
             site.heard = max(site.heard, now)
 
+    def on_names(self, site_name: str, names: Names) -> None:
+        """A site's names message (collector.names). Raises collector.validate.Rejected for
+        a site that never sent a birth or heartbeat (`unknown_site`: its agent publishes its
+        status before its names) or names of devices the site does not have."""
+        with self._lock:
+            site = self._sites.get(site_name)
+            hb = site.last_online if site is not None else None
+            if hb is None:
+                raise Rejected("unknown_site", f"names from {site_name!r} before its status")
+            devices = hb.devices
+        self.names.put(site_name, names, devices)
+
     def forget_site(self, name: str) -> bool:
         """Decommission: the site and everything about it leave current state (an operator
         published a retained empty status message for it). True if it was known."""
@@ -267,6 +283,7 @@ class State:
             while len(self._forgotten) > self.max_sites:
                 del self._forgotten[next(iter(self._forgotten))]
             self.events.forget_site(name)
+            self.names.forget_site(name)
             return self._sites.pop(name, None) is not None
 
     def _dark(self, site: SiteState, now: float) -> tuple[str, float]:
@@ -367,7 +384,8 @@ class State:
                         del site.devices[dev_name]  # left the agent's configuration
                         continue
                     state = UNKNOWN if reason or stale else UP if dev.last.up else DOWN
-                    devices[dev_name] = replace(dev, state=state)
+                    names = self.names.device(name, dev_name)
+                    devices[dev_name] = replace(dev, state=state, names=names)
                 for gone in [
                     d for d, t in site.sequences.items() if now - t.heard > self.forget_after
                 ]:

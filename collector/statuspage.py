@@ -4,23 +4,30 @@ For the technician in the field with a phone and for a NOC without Grafana: whic
 dark (why, since when), which devices and links are down (since when), and the signal and power
 readings that explain it. Problems come first: dark sites, then sites with a device or link
 down, then the rest. Devices of a dark site are shown as unknown, greyed, without readings (the
-last ones are not current). It is rendered from the same `State` snapshot as /metrics, so both
-always agree. One self-contained page: no scripts, no external assets (it must work over a VSAT
+last ones are not current). Under each site, the alarms its devices raised by SNMP trap and its
+newest traps (collector/statusalarms.py). It is rendered from the same `State` snapshot as
+/metrics, so both always agree. One self-contained page: no scripts, no external assets (it must work over a VSAT
 link and behind strict proxies), a meta refresh instead of JavaScript, and every string from the
 agents HTML-escaped.
 
-Enumerations: the collector does not load the agents' profiles, so it does not know the names of
-vendor enumerations (a radio's `modulation` 7): they are shown as their number with the field
-name. Only the IF-MIB interface states, numbered by RFC 2863 on every device, are named.
+Enumerations are shown by the names the device's profiles give them, "locked (1)", as its agent
+sent them (collector/names.py: the same neutral field is numbered differently per vendor); a
+value without a name is shown as its number. The IF-MIB interface states, numbered by RFC 2863
+on every device, are named in any case.
 """
 
 from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from collector import statusalarms, statusdistricts
+from collector.events import EventsSnapshot
+from collector.inventory import Inventory
+from collector.maintenance.window import Window
+from collector.names import DeviceNames
 from collector.state import (
     CONNECTION_LOST,
     DOWN,
@@ -32,6 +39,7 @@ from collector.state import (
     SiteState,
     link_name,
 )
+from collector.topology import build as build_topology
 from pantau.wire import Group, Kind
 
 REFRESH_SECONDS = 15
@@ -113,15 +121,16 @@ class Reading:
     bad: bool = False
 
 
-def key_readings(groups: Iterable[Group]) -> list[Reading]:
+def key_readings(groups: Iterable[Group], names: DeviceNames | None = None) -> list[Reading]:
     """Signal and power readings of a sample set, one per field name.
 
     A field measured on several rows (a radio's carriers, a switch's SFPs) is summarised as
     its range and row count, so a 48-port switch stays one line on a phone. An enumeration
-    (kind state) is shown as its number(s): its names live in the agent's profile.
+    (kind state) is shown by the name its profile gives each value, "locked (1)", when the
+    agent sent `names` (collector/names.py), else as its number(s).
     """
     values: dict[str, list[float]] = {}
-    states: set[str] = set()
+    states: dict[str, str] = {}  # enumerations: field → its measurement
     for group in groups:
         if group.measurement not in KEY_MEASUREMENTS:
             continue
@@ -129,7 +138,7 @@ def key_readings(groups: Iterable[Group]) -> list[Reading]:
             if f.kind in (Kind.GAUGE, Kind.STATE) and isinstance(f.value, int | float):
                 values.setdefault(f.name, []).append(float(f.value))
                 if f.kind is Kind.STATE:
-                    states.add(f.name)
+                    states.setdefault(f.name, group.measurement)
     out = []
     for name in sorted(values, key=lambda n: (_ORDER.get(n, len(_ORDER)), n)):
         vals = values[name]
@@ -140,7 +149,14 @@ def key_readings(groups: Iterable[Group]) -> list[Reading]:
             continue
         if name in states and name not in _FLAGS:
             distinct = sorted(set(vals))
-            text = "state " + ", ".join(f"{v:.0f}" for v in distinct[:6])
+            named = [
+                (names.state_name(states[name], name, v) if names is not None else None, v)
+                for v in distinct[:6]
+            ]
+            if any(n for n, _ in named):
+                text = ", ".join(f"{n} ({v:.0f})" if n else f"{v:.0f}" for n, v in named)
+            else:
+                text = "state " + ", ".join(f"{v:.0f}" for v in distinct[:6])
             if len(distinct) > 6:
                 text += ", …"
             out.append(Reading(label, text))
@@ -299,7 +315,7 @@ def _device_html(name: str, dev: DeviceState, now: float) -> str:
         detail.append(f"up {_duration(float(uptime))}")
     parts.append(f'<div class="meta">{" · ".join(detail)}</div>')
     parts.append(_links_html(dev, now))
-    readings = key_readings(ss.groups)
+    readings = key_readings(ss.groups, dev.names)
     if readings:
         parts.append('<dl class="readings">')
         for r in readings:
@@ -322,7 +338,24 @@ def _rank(site: SiteState) -> int:
 _DEVICE_ORDER = {DOWN: 0, UP: 1, UNKNOWN: 2}
 
 
-def _site_html(name: str, site: SiteState, now: float) -> str:
+def _maintenance_html(windows: Sequence[Window], now: float) -> str:
+    """Windows in force: one line each (what, until when, why); empty when none."""
+    if not windows:
+        return ""
+    items = "".join(
+        f'<li data-window="{_esc(w.id)}" data-scope="{w.scope}">'
+        f'<span class="name">{_esc(w.target())}</span> until {_stamp(w.end)} '
+        f"({_span(w.end - now)} left) · {_esc(w.reason)}</li>"
+        for w in windows
+    )
+    return f'<div class="maint" data-maintenance="1">MAINTENANCE<ul>{items}</ul></div>'
+
+
+def _site_html(
+    name: str, site: SiteState, now: float, maintenance: Sequence[Window] = (), note: str = ""
+) -> str:
+    """One site's section; `note`: HTML under its meta line (collector/statusdistricts.py:
+    "unreachable via …", "not in the inventory")."""
     down = sum(1 for d in site.devices.values() if d.state == DOWN)
     unknown = sum(1 for d in site.devices.values() if d.state == UNKNOWN)
     badge = (
@@ -364,7 +397,8 @@ def _site_html(name: str, site: SiteState, now: float) -> str:
         f'<section class="site {cls}" data-site="{_esc(name)}" data-online="{int(site.online)}" '
         f'data-rank="{rank}">'
         f'<h2><span class="name">{_esc(name)}</span>{badge}</h2>'
-        f'<div class="meta">{" · ".join(meta)}</div>'
+        f'<div class="meta">{" · ".join(meta)}</div>{note}'
+        f"{_maintenance_html(maintenance, now)}"
         f'<ul class="devices">{"".join(_device_html(n, d, now) for n, d in devices)}</ul>'
         "</section>"
     )
@@ -390,6 +424,8 @@ h2{display:flex;justify-content:space-between;align-items:flex-start;gap:.5rem;
  white-space:nowrap}
 .badge.ok{background:var(--ok)}.badge.bad{background:var(--bad)}.badge.unk{background:var(--mut)}
 .reason{color:var(--bad);font-weight:600}
+.maint{color:var(--warn);font-size:.85rem;font-weight:700;margin:.2rem 0}
+.maint ul{list-style:none;margin:0;padding:0 0 0 .75rem;font-weight:400}
 ul.devices{list-style:none;margin:.5rem 0 0;padding:0}
 .device{border-top:1px solid #8883;padding:.4rem 0}
 .device.unknown{opacity:.55}
@@ -408,32 +444,71 @@ footer{color:var(--mut);font-size:.8rem;padding:1rem;text-align:center}
 """
 
 
+def _maintenance_section(windows: Sequence[Window], now: float) -> str:
+    """All windows in force, on top of the page (link windows belong to no one site)."""
+    if not windows:
+        return ""
+    return (
+        '<div class="site maintenance" id="maintenance"><h2>Planned maintenance</h2>'
+        f"{_maintenance_html(windows, now)}</div>"
+    )
+
+
 def render(
-    sites: dict[str, SiteState], now: float | None = None, refresh: int = REFRESH_SECONDS
+    sites: dict[str, SiteState],
+    now: float | None = None,
+    refresh: int = REFRESH_SECONDS,
+    maintenance: Sequence[Window] = (),
+    inventory: Inventory | None = None,
+    events: EventsSnapshot | None = None,
 ) -> str:
     """The whole page for a `State.snapshot()`: dark sites first, then sites with a device or
-    link down, then the rest; by name within each."""
+    link down, then the rest; by name within each. `maintenance`: the windows in force, listed
+    on top and marked on their sites. With an `inventory`: the links, then the sites by
+    district (collector/statusdistricts.py). `events`: the alarms raised by trap and the
+    newest events, under each site's heading (collector/statusalarms.py)."""
     now = time.time() if now is None else now
+    traps = statusalarms.sections(events, now)
+    by_site: dict[str, list[Window]] = {}
+    for w in maintenance:  # a link's window marks the sites at both its ends
+        marked = {w.site} if w.site is not None else set()
+        link = inventory.link(w.link) if inventory is not None and w.link else None
+        if link is not None:
+            marked |= {e.site for e in (link.a, link.b) if e.site is not None}
+        for name in sorted(marked):
+            by_site.setdefault(name, []).append(w)
     devs = [d for s in sites.values() for d in s.devices.values()]
     n_down = sum(1 for d in devs if d.state == DOWN)
     n_unknown = sum(1 for d in devs if d.state == UNKNOWN)
     n_off = sum(1 for s in sites.values() if not s.online)
     ordered = sorted(sites.items(), key=lambda kv: (_rank(kv[1]), kv[0]))
-    body = "".join(_site_html(n, s, now) for n, s in ordered) or (
-        '<p class="meta">No site has reported yet.</p>'
-    )
+    body = "".join(
+        _site_html(n, s, now, by_site.get(n, ()), traps.get(n, "")) for n, s in ordered
+    ) or ('<p class="meta">No site has reported yet.</p>')
     unknown = f", {n_unknown} unknown" if n_unknown else ""
+    unknown += statusalarms.summary(events)
+    css = _CSS + statusalarms.CSS
+    if inventory is not None:
+        topo = build_topology(inventory, sites)
+        body = statusdistricts.body(
+            topo,
+            sites,
+            _rank,
+            lambda n, s, note: _site_html(n, s, now, by_site.get(n, ()), note + traps.get(n, "")),
+        )
+        unknown += statusdistricts.summary(topo)
+        css += statusdistricts.CSS
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<meta http-equiv="refresh" content="{int(refresh)}">'
         f"<title>pantau: {n_off} offline, {n_down} down</title>"
-        f"<style>{_CSS}</style></head><body>"
+        f"<style>{css}</style></head><body>"
         "<header><h1>pantau status</h1>"
         f'<p class="summary" id="summary">{_count(len(sites), "site")}, {n_off} offline · '
         f"{_count(len(devs), 'device')}, {n_down} down{unknown}</p></header>"
-        f"<main>{body}</main>"
+        f"<main>{_maintenance_section(maintenance, now)}{body}</main>"
         f"<footer>as of {_stamp(now)} · refreshes every {int(refresh)} s · "
         'read-only · <a href="/metrics">/metrics</a></footer>'
         "</body></html>\n"

@@ -29,6 +29,7 @@ from pantau.wire import parse_topic as wire_parse_topic
 from pantau.wire.model import (
     MAX_DECODED_BYTES,
     MAX_POINTS_PER_MESSAGE,
+    MAX_STATUS_TRAP_COUNTERS,
     MAX_TAG_CHARS,
     MAX_TEXT_CHARS,
     MAX_VALUES_PER_MESSAGE,
@@ -217,4 +218,8 @@ def check_status(topic_site: str, payload: bytes, max_bytes: int) -> Status:
         raise Rejected(
             "site_mismatch", f"status for {status.site[:64]!r} on topic of {topic_site!r}"
         )
+    if len(status.traps) > MAX_STATUS_TRAP_COUNTERS or not all(
+        0 <= n <= INT64_MAX for n in status.traps.values()
+    ):
+        raise Rejected("bad_value", "trap receiver counters: too many or out of range")
     return status

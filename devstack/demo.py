@@ -61,6 +61,8 @@ from devstack.servers import HOST, Mosquitto, SnmpSim, VictoriaMetrics, free_por
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = REPO_ROOT / ".demo"
 DEVICES_DIR = REPO_ROOT / "tests" / "data" / "devices"
+# The sites and the microwave hop the collector knows of, plus a site that never connects.
+INVENTORY = Path(__file__).resolve().with_name("demo-inventory.yaml")
 
 LOCK_NAME = "demo.lock"
 # what the demo creates in its state directory: the only entries it will ever delete
@@ -780,6 +782,7 @@ class Stack:
             broker_port=mqtt_port,
             influx_url=self.victoria.url,
             http_port=self.http_port,
+            inventory=str(INVENTORY),
         )
         self.collector = procs.collector(ccfg, self.log_dir / "collector.log")
         self.collector.start()

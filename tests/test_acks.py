@@ -8,11 +8,24 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import AgentConfig, load_agent_config
 from agent.outbox import Dropped, Outbox
+from agent.publisher import Publisher
+from agent.service import Agent
 from collector.acks import Acker, runs
+from collector.intake import Inbound
+from collector.lineproto import status_line
+from collector.pipeline import Pipeline, RejectedStore
+from collector.state import State
+from collector.validate import check_status
 from pantau.wire import (
     ACK_VERSION,
     Ack,
+    Field,
+    Gap,
+    Group,
+    Kind,
+    SampleSet,
     WireError,
     ack_gaps,
     ack_ranges,
@@ -20,7 +33,11 @@ from pantau.wire import (
     decode_ack,
     device_ack,
     encode_ack,
+    encode_gap,
+    encode_sample_set,
+    encode_status,
 )
+from tests.support.recording import RecordingMetrics, scrape
 
 HOUR = 3600.0
 
@@ -335,3 +352,176 @@ def test_a_full_window_is_not_a_stalled_publisher(tmp_path: Path) -> None:
         assert box.idle()  # agent.service's publisher watch reads idle(): no watchdog restart
         box.end_to_end = False  # acks off: PUBACK is delivery, nothing waits
         assert not box.window_full()
+
+
+# -- the forgotten count, end to end (agent status → collector → /metrics, InfluxDB) ---------
+
+
+def agent_config(tmp_path: Path, **broker: object) -> AgentConfig:
+    (tmp_path / "p.yaml").write_text(
+        "profiles:\n  - name: p\n    measurement: m\n    scalars:\n      - {name: v, oid: 1.3.6.1.2.1.1.3.0}\n"
+    )
+    extra = "".join(f", {k}: {v}" for k, v in broker.items())
+    (tmp_path / "a.yaml").write_text(
+        f"site: s\nbroker: {{port: 1883{extra}}}\nprofile_files: [p.yaml]\n"
+        f"outbox: {{path: {tmp_path / 'outbox.sqlite'}}}\n"
+        "devices:\n  - {name: a, host: 127.0.0.1, profiles: [p]}\n"
+    )
+    return load_agent_config(tmp_path / "a.yaml")
+
+
+def test_forgotten_items_reach_the_status_metrics_and_influx(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    cfg = agent_config(tmp_path)
+    with open_box(cfg.outbox.path, max_bytes=60) as box:
+        put(box, "a", 3)
+        drain(box)  # published, unconfirmed
+        put(box, "a", 6)  # 90 bytes: over budget, the three published ones are forgotten
+        assert box.forgotten_total == 3 and box.dropped_total == 0
+        status = Agent(cfg, box).status(box, 0.0)
+    assert status.forgotten_total == 3
+    received = check_status("s", encode_status(status), 65536)
+    state = State(900)
+    state.on_status(received)
+    metrics = scrape(state)
+    assert metrics[("pantau_agent_outbox_forgotten_total", (("site", "s"),))] == 3
+    assert metrics[("pantau_agent_outbox_dropped_total", (("site", "s"),))] == 0
+    assert ",forgotten_total=3i," in status_line(received, 0)
+    # persisted, like dropped_total: a restarted agent reports the same count
+    with Outbox(cfg.outbox.path, max_bytes=60, max_age_s=HOUR) as box:
+        assert box.stats().forgotten_total == 3
+
+
+# -- broker.confirm: auto goes back to PUBACK when acknowledgements stop, and returns -------
+
+
+def test_auto_falls_back_to_puback_after_confirm_timeout_and_returns_on_the_next_ack(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    cfg = agent_config(tmp_path, confirm_timeout=600)
+    with open_box(cfg.outbox.path) as box:
+        box.set_end_to_end()
+        publisher = Publisher(cfg, box, lambda o, s: None)  # type: ignore[arg-type,return-value]
+        assert publisher.confirm_mode == "end-to-end"
+        assert not publisher.check_silence(clock[0])  # nothing waits: no silence to count
+        put(box, "a", 3)
+        drain(box)
+        assert box.unconfirmed() == 3
+        assert not publisher.check_silence(clock[0])
+        assert not publisher.check_silence(clock[0] + 599)
+        publisher.on_ack(encode_ack(Ack([device_ack("a", [(1, 1)])])))  # an ack: clock resets
+        assert not publisher.check_silence(clock[0] + 700)
+        assert not publisher.check_silence(clock[0] + 1299)
+        assert publisher.check_silence(clock[0] + 1300)
+        # PUBACK is delivery again: what waited was PUBACKed, so it is gone; no resend
+        assert publisher.confirm_mode == "waiting" and not box.end_to_end
+        assert box.empty() and box.unconfirmed() == 0 and box.dropped_total == 0
+        put(box, "a", 2)
+        drain(box)
+        assert box.empty()
+        clock[0] += 10_000
+        assert box.take() is None
+        # and back to end-to-end at the next acknowledgement
+        publisher.on_ack(encode_ack(Ack([device_ack("a", [(4, 5)])])))
+        assert publisher.confirm_mode == "end-to-end" and box.end_to_end
+        put(box, "a", 1)
+        drain(box)
+        assert box.unconfirmed() == 1
+    with Outbox(cfg.outbox.path, max_bytes=10**12, max_age_s=HOUR) as box:
+        assert box.confirm_seen  # remembered again across a restart
+
+
+def test_the_fallback_is_remembered_across_a_restart(tmp_path: Path, clock: list[float]) -> None:
+    cfg = agent_config(tmp_path, confirm_timeout=60)
+    with open_box(cfg.outbox.path) as box:
+        box.set_end_to_end()
+        publisher = Publisher(cfg, box, lambda o, s: None)  # type: ignore[arg-type,return-value]
+        put(box, "a", 1)
+        drain(box)
+        publisher.check_silence(clock[0])
+        assert publisher.check_silence(clock[0] + 60)
+    with Outbox(cfg.outbox.path, max_bytes=10**12, max_age_s=HOUR) as box:
+        assert Publisher(cfg, box, lambda o, s: None).confirm_mode == "waiting"  # type: ignore[arg-type,return-value]
+
+
+@pytest.mark.parametrize("confirm", ["on", "off"])
+def test_only_auto_falls_back(tmp_path: Path, clock: list[float], confirm: str) -> None:
+    cfg = agent_config(tmp_path, confirm=confirm, confirm_timeout=60)
+    with open_box(cfg.outbox.path) as box:
+        box.end_to_end = confirm == "on"
+        publisher = Publisher(cfg, box, lambda o, s: None)  # type: ignore[arg-type,return-value]
+        put(box, "a", 2)
+        drain(box)
+        for t in (0, 61, 10_000):
+            assert not publisher.check_silence(clock[0] + t)
+        assert box.end_to_end is (confirm == "on")
+
+
+# -- messages the collector sets aside are acknowledged, so the agent stops sending them -----
+
+
+class RecordingAcks:
+    def __init__(self) -> None:
+        self.stored_seqs: list[tuple[str, str, int]] = []
+        self.gaps: list[tuple[str, str, int, int]] = []
+
+    def stored(self, site: str, device: str, seq: int) -> None:
+        self.stored_seqs.append((site, device, seq))
+
+    def gap(self, site: str, device: str, first: int, last: int) -> None:
+        self.gaps.append((site, device, first, last))
+
+
+def test_rejected_messages_are_acknowledged_to_their_site(tmp_path: Path) -> None:
+    acks = RecordingAcks()
+    mqtt_acked: list[int] = []
+    metrics = RecordingMetrics()
+    pipe = Pipeline(
+        sink=None,  # type: ignore[arg-type]  # nothing is written: every message is rejected
+        state=State(900),
+        metrics=metrics,
+        ack=lambda m: mqtt_acked.append(m.mid),
+        rejected=RejectedStore(tmp_path / "rejected.jsonl", 1 << 20),
+        max_message_bytes=65536,
+        batch_size=1000,
+        flush_interval=60.0,
+        acks=acks,
+    )
+    now = int(time.time() * 1000)
+    future = SampleSet("s", "radio", 7, now + 10 * 86400 * 1000, 1, True, "")
+    bad_field = SampleSet(
+        "s", "radio", 8, now, 1, True, "", [Group("m", {}, [Field("Bad-Name", Kind.GAUGE, 1)])]
+    )
+    v1 = SampleSet("s", "lte", 3, 1000, 1, True, "")  # version 1, timestamp in 1970
+    bad_gap = encode_gap(Gap("s", "radio", 9, 12, 99, now))  # count inconsistent
+    messages = [
+        ("pantau/s/radio/metrics", encode_sample_set(future)),  # bad_timestamp
+        ("pantau/s/radio/metrics", encode_sample_set(bad_field)),  # bad_name
+        ("pantau/s/lte/metrics", encode_sample_set(v1, 1)),  # bad_timestamp, version 1
+        ("pantau/s/radio/gap", bad_gap),  # bad_value
+        ("pantau/s/radio/metrics", b"\x02\x01not deflate at all"),  # unreadable: no number
+        ("pantau/s/status", b"{}"),  # not a sample set: nothing to acknowledge
+    ]
+    for mid, (topic, payload) in enumerate(messages):
+        pipe.handle(Inbound(topic, payload, mid, 1, 0))
+    assert mqtt_acked == list(range(len(messages)))
+    assert len(metrics.rejections) == len(messages)
+    assert acks.stored_seqs == [("s", "radio", 7), ("s", "radio", 8), ("s", "lte", 3)]
+    assert acks.gaps == [("s", "radio", 9, 12)]
+    lines = (tmp_path / "rejected.jsonl").read_text().splitlines()
+    assert len(lines) == len(messages)  # set aside: that is where they are kept
+
+
+def test_without_acknowledgements_nothing_is_told(tmp_path: Path) -> None:
+    pipe = Pipeline(
+        sink=None,  # type: ignore[arg-type]
+        state=State(900),
+        metrics=RecordingMetrics(),
+        ack=lambda m: None,
+        rejected=RejectedStore(None, 0),
+        max_message_bytes=65536,
+        batch_size=1000,
+        flush_interval=60.0,
+    )
+    pipe.handle(Inbound("pantau/s/radio/metrics", b"\x02\x01junk", 1, 1, 0))  # no error

@@ -47,11 +47,22 @@ EXPECTED_ALERTS = {
     "CollectorDown",
     "CollectorWriteErrors",
     "CollectorRejectingMessages",
+    # issue 14: the inventory (LinkDown also covers inventory links)
+    "SiteNeverSeen",
+    "LinkDegraded",
+    "SLAAtRisk",
+    "SLABreached",
+    # issue 15: alarms raised by SNMP traps (docs/traps.md)
+    "DeviceAlarmCritical",
+    "DeviceAlarm",
 }
 SITE_ALERTS = EXPECTED_ALERTS - {
     "CollectorDown",
     "CollectorWriteErrors",
     "CollectorRejectingMessages",
+    "LinkDegraded",  # an inventory link, named by `link` and both ends
+    "SLAAtRisk",  # a site or a link, named by `name`
+    "SLABreached",
 }
 
 
@@ -159,13 +170,15 @@ def test_alertmanager_inhibits_the_devices_and_links_of_a_dark_site() -> None:
     """A dark site pages once; the alerts that explain why it went dark still come through."""
     config = yaml.safe_load(ALERTMANAGER.read_text())
 
-    def matches(matchers: list[str], alertname: str) -> bool:
+    def matches(matchers: list[str], alert: str) -> bool:
+        """`alert`: an alert name, optionally with labels: 'SiteOffline{root="true"}'."""
+        name, _, rest = alert.partition("{")
+        labels = {"alertname": name, **dict(re.findall(r'(\w+)="([^"]*)"', rest))}
         for m in matchers:
             key, op, value = re.fullmatch(r'(\w+)\s*(=~|=)\s*"(.*)"', m).groups()  # type: ignore[union-attr]
-            assert key == "alertname", m
-            if (op == "=" and value != alertname) or (
-                op == "=~" and not re.fullmatch(value, alertname)
-            ):
+            assert key in ("alertname", "root"), m
+            actual = labels.get(key, "")
+            if (op == "=" and value != actual) or (op == "=~" and not re.fullmatch(value, actual)):
                 return False
         return True
 
@@ -182,6 +195,15 @@ def test_alertmanager_inhibits_the_devices_and_links_of_a_dark_site() -> None:
     for target in ("BatteryLow", "MainsFailure", "SatelliteSignalDegraded", "MicrowaveRslLow"):
         assert not inhibited("SiteOffline", target), target
     assert not inhibited("SiteOffline", "SiteOffline")
+    # Root cause (issue 14): the root's SiteOffline or LinkDown holds back, by `cause`, the
+    # sites and links down because of it; never a root by another root, nor by a dependent.
+    for source in ('SiteOffline{root="true"}', 'LinkDown{root="true"}'):
+        for target in ('SiteOffline{root="false"}', 'LinkDown{root="false"}'):
+            assert ["cause"] in inhibited(source, target), (source, target)
+        assert not inhibited(source, 'SiteOffline{root="true"}')
+        assert ["cause"] not in inhibited(source, 'LinkDown{root="true"}')
+    assert ["cause"] not in inhibited('SiteOffline{root="false"}', 'SiteOffline{root="false"}')
+    assert "link" in config["route"]["routes"][0]["group_by"], "one page per inventory link"
     named = set(re.findall(r"[A-Z][a-z]+(?:[A-Z][a-z]+)+", ALERTMANAGER.read_text()))
     assert named - EXPECTED_ALERTS == set(), "alertmanager.yml names alerts that do not exist"
     assert config["route"]["group_by"][0] == "site"

@@ -26,9 +26,12 @@ ALLOWED = {
 collector, and the kernel imports neither."""
 
 ONE_IMPORTER = {
-    "pysnmp": {"agent.snmp.pysnmp_session", "agent.profiles.mibs"},
+    # agent.traps.usm: pysnmp's SNMPv3 message processing for received traps and informs (a
+    # job of its own, loaded only with v3 trap users; it reuses pysnmp_session's key tables)
+    "pysnmp": {"agent.snmp.pysnmp_session", "agent.profiles.mibs", "agent.traps.usm"},
     "aiomqtt": {"agent.publisher"},
     "paho": {"collector.intake"},
+    "pika": {"collector.amqp_intake"},
     "influxdb_client": {"collector.sink"},
     "urllib3": {"collector.sink"},
     "prometheus_client": {"collector.exposition"},

@@ -95,6 +95,14 @@ def test_alerts_paging_counts_what_alertmanager_pages(tmp_path: Path):
     promtool_expect(tmp_path, [(s, "1x5") for s in more], expr, [("{}", 4.0)])
     more.append(alert("DeviceDown", "d", "critical", device="radio"))
     promtool_expect(tmp_path, [(s, "1x5") for s in more], expr, [("{}", 5.0)])
+    # root cause (issue 14): a dark PoP pages once for the sites behind it
+    chain = [
+        *series,
+        alert("SiteOffline", "pop", "critical", cause="pop", root="true"),
+        alert("SiteOffline", "s1", "critical", cause="pop", root="false"),
+        alert("SiteOffline", "s2", "critical", cause="pop", root="false"),
+    ]
+    promtool_expect(tmp_path, [(s, "1x5") for s in chain], expr, [("{}", 5.0)])
     # and it is the shipped inhibit rules that decide: each one is in the expression
     for rule in yaml.safe_load(ALERTMANAGER.read_text())["inhibit_rules"]:
         source = re.search(r'"(.+)"', rule["source_matchers"][0])

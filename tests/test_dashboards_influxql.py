@@ -56,7 +56,7 @@ def influx_targets() -> list[tuple[str, str, str]]:
 def test_every_influx_panel_is_a_documented_influxql_block():
     documented = set(blocks().values())
     targets = influx_targets()
-    assert len(targets) == len(blocks()) == 7
+    assert len(targets) == len(blocks()) == 8
     assert [(f, t) for f, t, q in targets if q not in documented] == []
 
 

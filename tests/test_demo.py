@@ -138,6 +138,7 @@ def test_demo_runs_refuses_a_second_one_and_stops_cleanly(tmp_path: Path) -> Non
         assert status == 200
         for site in SITES:
             assert site in page
+        _check_inventory(port, page)
 
         children = demo.leftover_processes(state)
         names = sorted(name for _, name in children)
@@ -185,6 +186,32 @@ def test_demo_runs_refuses_a_second_one_and_stops_cleanly(tmp_path: Path) -> Non
                 first.wait()
         for pid, _ in demo.leftover_processes(state):  # only what our demo started
             os.kill(pid, signal.SIGKILL)
+
+
+def _check_inventory(port: int, page: str) -> None:
+    """The demo's inventory (devstack/demo-inventory.yaml): districts, the microwave hop with
+    both ends resolved to real interface rows of the recordings, and the site that never
+    connects, on the status page and on /metrics."""
+    for district in ("Katingan Hilir", "Katingan Tengah", "Marikit", "Bukit Raya"):
+        assert f'data-district="{district}"' in page, district
+    assert '<section class="site never" data-site="katingan-hulu-04" data-never-seen="1">' in page
+    assert '<li class="linkrow up" data-link="mw-fiber03-bts02" data-state="up">' in page
+    link = page[page.index('data-link="mw-fiber03-bts02"') :]
+    link = link[: link.index("</li></ul></li>")]
+    assert "a: <b>katingan-fiber-03/gateway/trunk: Down (eth5)</b> up · oper up" in link
+    assert "b: <b>katingan-bts-02/mw-radio/Radio: Slot 2, Port 1</b> up · oper up" in link
+    assert "RSL -34 dBm" in link  # the carrier's own reading, not its -99 dBm neighbours
+    metrics = procs.scrape(port)
+    assert metrics[("pantau_site_never_seen", (("site", "katingan-hulu-04"),))] == 1.0
+    assert metrics[("pantau_site_never_seen", (("site", "katingan-bts-02"),))] == 0.0
+    key = (("link", "mw-fiber03-bts02"), ("state", "up"))
+    assert metrics[("pantau_link_state", key)] == 1.0
+    ports = {
+        dict(labels)["site"]: dict(labels)["ifIndex"]
+        for (name, labels), _ in metrics.items()
+        if name == "pantau_link_port_info"
+    }
+    assert ports == {"katingan-fiber-03": "6", "katingan-bts-02": "268451969"}
 
 
 def _same_process(pid: int, name: str) -> bool:

@@ -5,9 +5,10 @@ agent forget what it sent.
 The broker here saves its state only every hour (`autosave_interval 3600`; Mosquitto 2.0.11
 answers PUBACK before anything is on disk, /work/shared/TESTING-NOTES.md), so kill -9 loses
 everything it queued. Each scenario ends as tests/test_delivery.py's do: the agent stops cleanly
-with an empty outbox, and every sequence number of every device is in storage exactly once
-(VictoriaMetrics keeps one point per series and timestamp, as InfluxDB does: a resend rewrites
-an identical point), nothing dropped, no gap record.
+with an empty outbox, and every sequence number of every device is in storage, counted without
+deduplication (VictoriaMetrics keeps every point written here): once, or rewritten as the
+identical point (a resend; InfluxDB overwrites it), and each rewrite counted; nothing dropped,
+no gap record.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ import pytest
 from devstack import procs
 from devstack.netcut import NetCut
 from devstack.servers import Mosquitto, free_port
-from tests.test_delivery import DEVICES, INTERVAL, SITE, Stack
+from tests.test_delivery import (
+    DEVICES,
+    INTERVAL,
+    SITE,
+    Stack,
+    victoria_raw,  # noqa: F401  (fixture "victoria": no dedup)
+)
 
 pytestmark = pytest.mark.servers
 

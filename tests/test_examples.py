@@ -28,3 +28,16 @@ def test_collector_example_is_valid(repo_root):
     cfg = load_collector_config(repo_root / "config" / "collector.example.yaml")
     assert cfg.http.address == ("127.0.0.1", 9877)
     assert cfg.mqtt.client_id == "pantau-collector-1"
+
+
+def test_inventory_example_is_valid(repo_root, tmp_path):
+    """The annotated inventory loads through the collector's config, relative to it."""
+    import shutil
+
+    shutil.copy(repo_root / "config" / "inventory.example.yaml", tmp_path / "inventory.yaml")
+    (tmp_path / "collector.yaml").write_text("inventory: inventory.yaml\n")
+    inv = load_collector_config(tmp_path / "collector.yaml").loaded_inventory
+    assert inv is not None
+    assert inv.site("kasongan-pop") is not None
+    assert inv.upstream_chain("tumbang-kaman-bts")[-1] == "kasongan-pop"
+    assert inv.link("vsat-pegatan") is not None and inv.link_sla("vsat-pegatan") == 99.9

@@ -330,11 +330,21 @@ class TrapVarbind(_ProfileModel):
     oid: Oid
 
 
+class ClearWhen(_ProfileModel):
+    """An alarm trap that also says when its condition ends (vendors' one trap with an on/off
+    varbind, e.g. Eltek SP2-MIB alarmSubsysStatusOnOff): with `varbind` equal to one of
+    `values` it clears its own alarm instead of raising it."""
+
+    varbind: TagName
+    values: list[int | str] = pydantic.Field(min_length=1)
+
+
 class TrapSpec(_ProfileModel):
     """A trap (or inform) the device may send: its OID (snmpTrapOID; for SNMPv1 traps the one
     RFC 3584 builds from enterprise and specific trap), a name, a severity, the varbinds that
     matter, whether it raises an alarm (`alarm: true`, one per value of `key`), which alarms
-    it clears (by trap name, for the same `key` values) and whether it asks for a poll now."""
+    it clears (by trap name, for the same `key` values; or by a varbind: `clear_when`) and
+    whether it asks for a poll now."""
 
     name: TrapName
     oid: Oid
@@ -344,6 +354,7 @@ class TrapSpec(_ProfileModel):
     alarm: bool = False
     key: list[TagName] = []  # varbind names that tell one alarm of this kind from another
     clears: list[TrapName] = []
+    clear_when: ClearWhen | None = None  # the alarm trap's own varbind says "cleared"
     poll: bool = False  # poll the device at once (rate-limited) when it arrives
 
     @pydantic.model_validator(mode="after")
@@ -360,6 +371,11 @@ class TrapSpec(_ProfileModel):
             raise ValueError("a trap either raises an alarm or clears some, not both")
         if self.name in self.clears:
             raise ValueError("a trap cannot clear itself")
+        if self.clear_when is not None:
+            if not self.alarm:
+                raise ValueError("clear_when is for a trap that raises an alarm")
+            if self.clear_when.varbind not in names:
+                raise ValueError(f"clear_when names no varbind: {self.clear_when.varbind}")
         return self
 
 

@@ -56,6 +56,17 @@ class Catalog:
         if spec is None:
             return Classified(trap.trap_oid, "", "info", varbinds, "", [], False)
         instance = alarm_instance(spec.key, varbinds)
+        cw = spec.clear_when
+        if cw is not None and varbinds.get(cw.varbind) in cw.values:
+            return Classified(
+                trap.trap_oid,
+                spec.name,
+                "clear",
+                varbinds,
+                "",
+                [alarm_name(spec.name, instance)],
+                spec.poll,
+            )
         return Classified(
             trap.trap_oid,
             spec.name,

@@ -2,7 +2,8 @@
 
 Everything is read with agent.snmp.ber; `decode_trap` raises ber.DecodeError, and nothing else,
 on any input. SNMPv3 messages are refused with DecodeError("SNMPv3 ...") so the receiver can
-count them apart (docs/traps.md: not supported yet).
+hand them to USM (agent.traps.usm, which builds the same Trap with version 3) or, without v3
+users, count them apart.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ VERSION_3 = 3
 
 @dataclass(frozen=True, slots=True)
 class Trap:
-    version: int  # ber.VERSION_1 or ber.VERSION_2C
+    version: int  # ber.VERSION_1, ber.VERSION_2C, or 3 (agent.traps.usm)
     community: bytes
     inform: bool
     request_id: int  # 0 for v1 traps

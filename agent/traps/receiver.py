@@ -22,15 +22,23 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agent.config import Device, TrapsConfig
+from agent.config import Device, SnmpConfig, TrapsConfig
 from agent.outbox import Outbox
 from agent.snmp import ber
+from agent.snmp.values import Credentials
 from agent.traps.catalog import Catalog
 from agent.traps.decode import Trap, decode_trap, inform_response
+from agent.traps.engineboots import next_boots
 from pantau.logs import RateLimitedLog
 from pantau.wire import Event, encode_event, event_topic
+
+if TYPE_CHECKING:
+    from agent.traps.usm import UsmReceiver
 
 log = logging.getLogger("pantau.agent.traps")
 
@@ -45,6 +53,28 @@ def event_key(device: str) -> str:
 
 def is_event_key(key: str) -> bool:
     return key.endswith("/event")
+
+
+ENGINE_ID_PREFIX = bytes.fromhex("80004fb804")
+"""RFC 3411 snmpEngineID: enterprise 20408 (pysnmp, whose engine answers), format 4 (text)."""
+
+
+def default_engine_id(site: str) -> bytes:
+    """The agent's snmpEngineID unless `traps.engine_id` says otherwise: stable across restarts
+    (devices that send informs may be configured with it) and different per site."""
+    return ENGINE_ID_PREFIX + site.encode()[:27]
+
+
+def v3_credentials(snmp: SnmpConfig) -> Credentials:
+    """The credentials of v3 settings (a device's `snmp:` or a `traps.users` entry)."""
+    return Credentials(
+        version="3",
+        user=snmp.user or "",
+        auth_protocol=snmp.auth_protocol,
+        auth_key=snmp.auth_key,
+        priv_protocol=snmp.priv_protocol,
+        priv_key=snmp.priv_key,
+    )
 
 
 class TokenBucket:
@@ -72,6 +102,7 @@ class _Sender:
     malformed: int = 0
     last_poll: float = float("-inf")
     last_ts_ms: int = 0  # events of a device get distinct times: each is its own point
+    users: dict[str, Credentials] = field(default_factory=dict)  # SNMPv3 users it may use
 
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -83,10 +114,12 @@ class TrapReceiver(asyncio.DatagramProtocol):
         cfg: TrapsConfig,
         site: str,
         devices: Iterable[Device],
-        outbox: Outbox,
+        outbox: Outbox | None,  # None: a subclass delivers elsewhere (agent.traps.watch)
         poll_now: Callable[[str], None] = lambda device: None,
+        state_dir: Path | None = None,  # keeps snmpEngineBoots (agent.traps.engineboots)
     ) -> None:
         self.cfg = cfg
+        self.state_dir = state_dir
         self.site = site
         self.devices = [d for d in devices if d.snmp_enabled]
         self.outbox = outbox
@@ -94,9 +127,11 @@ class TrapReceiver(asyncio.DatagramProtocol):
         self.counters: Counter[str] = Counter()  # received, unknown_source, malformed, ...
         self.senders: dict[str, _Sender] = {}  # by IP address
         self._unknown_catalog = Catalog(p for d in self.devices for p in d.profiles)
-        self._queue: asyncio.Queue[tuple[_Sender, Trap, bytes, tuple[str, int]]] = asyncio.Queue(
-            cfg.queue
-        )
+        self._queue: asyncio.Queue[
+            tuple[_Sender, Trap, Callable[[], bytes] | None, tuple[str, int]]
+        ] = asyncio.Queue(cfg.queue)
+        self.users = {u.user or "": v3_credentials(u) for u in cfg.users}  # from every device
+        self.usm: UsmReceiver | None = None  # SNMPv3, when any user is configured
         self._transport: asyncio.DatagramTransport | None = None
         self._warn = RateLimitedLog(log, 30.0)
         self.bound: tuple[str, int] | None = None
@@ -121,6 +156,54 @@ class TrapReceiver(asyncio.DatagramProtocol):
                 out.setdefault(_normal(a), d)
         return out
 
+    def _device_users(self, d: Device) -> dict[str, Credentials]:
+        users = dict(self.users)
+        if d.snmp.version == "3" and d.snmp.user and d.snmp.user not in users:
+            users[d.snmp.user] = v3_credentials(d.snmp)
+        return users
+
+    def _start_usm(self) -> None:
+        """pysnmp (~30 MB) only when some SNMPv3 user is configured."""
+        from agent.traps.usm import UsmReceiver
+
+        engine_id = (
+            bytes.fromhex(self.cfg.engine_id)
+            if self.cfg.engine_id
+            else default_engine_id(self.site)
+        )
+        boots = None if self.state_dir is None else next_boots(self.state_dir, engine_id)
+        self.usm = UsmReceiver(engine_id, self._send, boots)
+        seen: dict[str, Credentials] = {}
+        for s in self.senders.values():
+            for name, creds in s.users.items():
+                if name in seen and seen[name] != creds:
+                    log.warning(
+                        "SNMPv3 user with other keys on another device: its informs are not "
+                        "accepted from device=%s user=%s",
+                        s.device,
+                        name,
+                    )
+                    continue
+                seen[name] = creds
+        for creds in seen.values():
+            self.usm.add_user(creds)  # under our engine ID: informs
+        log.info(
+            "SNMPv3 traps and informs: engine_id=%s engine_boots=%s users=%d",
+            engine_id.hex(),
+            boots if boots is not None else "not kept",
+            len(seen),
+        )
+
+    def _send(self, message: bytes, addr: tuple[str, int]) -> None:
+        if self._transport is not None:
+            self._transport.sendto(message, addr)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self.usm is not None:
+                self.usm.tick()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Listen until `stop` is set. Raises OSError when the address cannot be bound (port
         162 needs CAP_NET_BIND_SERVICE: docs/traps.md)."""
@@ -129,7 +212,10 @@ class TrapReceiver(asyncio.DatagramProtocol):
                 d.name,
                 Catalog((*d.profiles, *d.candidates)),
                 TokenBucket(self.cfg.rate, self.cfg.burst),
+                users=self._device_users(d),
             )
+        if self.users or any(s.users for s in self.senders.values()):
+            self._start_usm()
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             lambda: self, local_addr=(self.cfg.host, self.cfg.port)
@@ -139,15 +225,18 @@ class TrapReceiver(asyncio.DatagramProtocol):
         log.info("trap receiver listening on %s:%s", *self.bound)
         worker = asyncio.create_task(self._store_loop(), name="traps-store")
         stopped = asyncio.create_task(stop.wait())
+        ticker = asyncio.create_task(self._tick(), name="traps-usm-tick")
         try:
             await asyncio.wait({worker, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if worker.done():
                 worker.result()  # an OutboxError: the agent's supervision stops it
         finally:
             transport.close()
-            for task in (worker, stopped):
+            for task in (worker, stopped, ticker):
                 task.cancel()
-            await asyncio.gather(worker, stopped, return_exceptions=True)
+            await asyncio.gather(worker, stopped, ticker, return_exceptions=True)
+            if self.usm is not None:
+                self.usm.close()
 
     # -- the datagram path (event loop, no I/O) ---------------------------------------------
 
@@ -167,7 +256,10 @@ class TrapReceiver(asyncio.DatagramProtocol):
                 return
             name = "trap-" + _NOT_NAME.sub("-", host)[:57]
             sender = self.senders[host] = _Sender(
-                name, self._unknown_catalog, TokenBucket(self.cfg.rate, self.cfg.burst)
+                name,
+                self._unknown_catalog,
+                TokenBucket(self.cfg.rate, self.cfg.burst),
+                users=self.users,
             )
         if len(data) > self.cfg.max_datagram:
             sender.malformed += 1
@@ -183,9 +275,13 @@ class TrapReceiver(asyncio.DatagramProtocol):
                 sender.suppressed,
             )
             return
+        ack: Callable[[], bytes] | None = None
         try:
             trap = decode_trap(data)
         except ber.DecodeError as exc:
+            if "SNMPv3" in exc.what and self.usm is not None:
+                self._v3(sender, data, (str(addr[0]), int(addr[1])))
+                return
             reason = "unsupported_version" if "SNMPv3" in exc.what else "malformed"
             sender.malformed += 1
             self.counters[reason] += 1
@@ -205,11 +301,48 @@ class TrapReceiver(asyncio.DatagramProtocol):
                 "community", "trap with a community not accepted device=%s", sender.device
             )
             return
+        if trap.inform:
+            ack = partial(inform_response, data, trap)
+        self._enqueue(sender, trap, ack, (str(addr[0]), int(addr[1])))
+
+    def _enqueue(
+        self,
+        sender: _Sender,
+        trap: Trap,
+        ack: Callable[[], bytes] | None,
+        addr: tuple[str, int],
+    ) -> None:
         try:
-            self._queue.put_nowait((sender, trap, data, (str(addr[0]), int(addr[1]))))
+            self._queue.put_nowait((sender, trap, ack, addr))
         except asyncio.QueueFull:
             sender.suppressed += 1
             self.counters["queue_full"] += 1
+
+    def _v3(self, sender: _Sender, data: bytes, addr: tuple[str, int]) -> None:
+        """An SNMPv3 message through USM (agent.traps.usm). A wrong key or an unknown user is
+        `auth_failure`: counted and logged with the device, the user and what failed, never a
+        key; nothing is stored. An engine ID discovery probe is answered with a Report."""
+        from agent.traps.usm import UsmError
+
+        assert self.usm is not None
+        try:
+            received = self.usm.receive(data, addr, sender.device, sender.users)
+        except UsmError as exc:
+            self.counters[exc.reason] += 1
+            if exc.reason == "engine_discovery":
+                return
+            if exc.reason == "malformed":
+                sender.malformed += 1
+            self._warn.warning(
+                f"{exc.reason}:{sender.device}",
+                "SNMPv3 trap dropped reason=%s device=%s source=%s detail=%s",
+                exc.reason,
+                sender.device,
+                addr[0],
+                exc.detail,
+            )
+            return
+        self._enqueue(sender, received.trap, received.ack, addr)
 
     def error_received(self, exc: Exception) -> None:
         self.counters["socket_errors"] += 1
@@ -218,11 +351,17 @@ class TrapReceiver(asyncio.DatagramProtocol):
 
     async def _store_loop(self) -> None:
         while True:
-            sender, trap, data, addr = await self._queue.get()
-            self.store(sender, trap, data, addr)
+            sender, trap, ack, addr = await self._queue.get()
+            self.store(sender, trap, ack, addr)
             await asyncio.sleep(0)  # pollers and the publisher get their turn between stores
 
-    def store(self, sender: _Sender, trap: Trap, data: bytes, addr: tuple[str, int]) -> Event:
+    def store(
+        self,
+        sender: _Sender,
+        trap: Trap,
+        ack: Callable[[], bytes] | None,
+        addr: tuple[str, int],
+    ) -> Event:
         """Into the outbox (fsync); then the inform's acknowledgement, then the poll."""
         c = sender.catalog.classify(trap)
         key = event_key(sender.device)
@@ -230,7 +369,7 @@ class TrapReceiver(asyncio.DatagramProtocol):
         event = Event(
             site=self.site,
             device=sender.device,
-            seq=self.outbox.next_seq(key),
+            seq=self._next_seq(key),
             ts_ms=ts_ms,
             trap_oid=c.trap_oid,
             trap=c.trap,
@@ -243,17 +382,17 @@ class TrapReceiver(asyncio.DatagramProtocol):
             suppressed=sender.suppressed,
             malformed=sender.malformed,
         )
-        self.outbox.put(
-            event_topic(self.site, sender.device),
-            encode_event(event),
-            device=key,
-            seq=event.seq,
-            ts_ms=event.ts_ms,
-        )
+        self._deliver(event)
         self.counters["stored"] += 1
-        if trap.inform and self._transport is not None:
-            self._transport.sendto(inform_response(data, trap), addr)
-            self.counters["informs_acknowledged"] += 1
+        if ack is not None and self._transport is not None:
+            try:
+                self._transport.sendto(ack(), addr)
+                self.counters["informs_acknowledged"] += 1
+            except ValueError as exc:  # stored all the same: the sender tries again, counted once
+                self.counters["ack_failed"] += 1
+                self._warn.warning(
+                    "ack", "inform not acknowledged device=%s detail=%s", sender.device, exc
+                )
         log.info(
             "trap device=%s trap=%s severity=%s alarm=%s clears=%s",
             sender.device,
@@ -270,6 +409,21 @@ class TrapReceiver(asyncio.DatagramProtocol):
             else:
                 self.counters["polls_skipped"] += 1
         return event
+
+    def _next_seq(self, key: str) -> int:
+        assert self.outbox is not None
+        return self.outbox.next_seq(key)
+
+    def _deliver(self, event: Event) -> None:
+        """Durably: the outbox commits (fsync) before it returns."""
+        assert self.outbox is not None
+        self.outbox.put(
+            event_topic(self.site, event.device),
+            encode_event(event),
+            device=event_key(event.device),
+            seq=event.seq,
+            ts_ms=event.ts_ms,
+        )
 
 
 def _normal(host: str) -> str:

@@ -33,8 +33,17 @@ from pantau.wire.model import (
     EVENT_VERSION,
     MAX_DECODED_BYTES,
     MAX_EXPONENT,
+    MAX_HELP_CHARS,
+    MAX_NAMES_BYTES,
+    MAX_NAMES_DECODED,
+    MAX_NAMES_DEVICES,
+    MAX_NAMES_FIELDS,
+    MAX_NAMES_PROFILES,
     MAX_POINTS_PER_MESSAGE,
+    MAX_STATE_CHARS,
+    MAX_STATES,
     MAX_VALUES_PER_MESSAGE,
+    NAMES_VERSION,
     SAMPLE_SET_VERSION,
     SAMPLE_SET_VERSIONS,
     SCHEMA_VERSION,
@@ -47,6 +56,7 @@ from pantau.wire.model import (
     Gap,
     Group,
     Kind,
+    Names,
     SampleSet,
     Status,
     Value,
@@ -100,6 +110,56 @@ def encode_gap(gap: Gap) -> bytes:
 def decode_gap(payload: bytes) -> Gap:
     with _translated():
         return _gap_decoder.decode(_msgpack_body(payload, SCHEMA_VERSION, "schema"))
+
+
+def peek_seq(payload: bytes, max_inflated: int = MAX_DECODED_BYTES) -> int | None:
+    """The sequence number of a metrics payload that may fail every other check, read without
+    decoding its groups; None if even that cannot be read. The collector uses it to acknowledge
+    a message it set aside, so that the agent stops sending it."""
+    try:
+        if len(payload) < 3 or payload[0] not in (1, 2):
+            return None
+        if payload[0] == 2:
+            body = payload[V2_HEADER:]
+            if payload[1] != V2_PLAIN:
+                if payload[1] not in DICTIONARIES:
+                    return None
+                inflater = zlib.decompressobj(-15, zdict=DICTIONARIES[payload[1]])
+                body = _inflate(inflater, body, max_inflated, "deflate")
+            index = 0
+        else:
+            body = payload[2:]
+            if payload[1] == ENC_MSGPACK_ZLIB:
+                body = _inflate(zlib.decompressobj(), body, max_inflated, "zlib")
+            index = 2
+        items = _raw_list_decoder.decode(body)
+        seq = msgspec.msgpack.decode(items[index]) if len(items) > index else None
+    except (WireError, msgspec.DecodeError, ValueError):
+        return None
+    return seq if type(seq) is int and seq >= 0 else None
+
+
+def peek_gap(payload: bytes) -> tuple[int, int] | None:
+    """(first, last) of a gap payload that may fail its other checks; None if unreadable."""
+    try:
+        items = _raw_list_decoder.decode(_msgpack_body(payload, SCHEMA_VERSION, "schema"))
+        first, last = (msgspec.msgpack.decode(items[i]) for i in (2, 3))
+    except (WireError, msgspec.DecodeError, ValueError, IndexError):
+        return None
+    if type(first) is int and type(last) is int and 0 <= first <= last:
+        return first, last
+    return None
+
+
+def peek_event_seq(payload: bytes) -> int | None:
+    """The sequence number of an event payload that may fail its other checks; None if
+    unreadable. The collector acknowledges an event it set aside with it (collector/pipeline.py)."""
+    try:
+        items = _raw_list_decoder.decode(_msgpack_body(payload, EVENT_VERSION, "event"))
+        seq = msgspec.msgpack.decode(items[2])
+    except (WireError, msgspec.DecodeError, ValueError, IndexError):
+        return None
+    return seq if type(seq) is int and seq >= 0 else None
 
 
 def name_check(name: str) -> int:
@@ -292,7 +352,9 @@ def _inflate(inflater: zlib._Decompress, body: bytes, max_inflated: int, what: s
         out = inflater.decompress(body, max_inflated)
     except zlib.error as exc:
         raise WireError("malformed", f"{what}: {exc}") from None
-    if inflater.unconsumed_tail:
+    # At the bound with the stream not at its end: more would come out (the rest of the input
+    # may already be inside zlib, leaving no unconsumed tail).
+    if inflater.unconsumed_tail or (len(out) >= max_inflated and not inflater.eof):
         raise WireError("oversize", f"inflates beyond {max_inflated} bytes")
     if not inflater.eof:
         raise WireError("malformed", f"{what}: the compressed stream is truncated")
@@ -458,14 +520,16 @@ MAX_ACK_BYTES = 64 * 1024
 
 def encode_ack(ack: Ack) -> bytes:
     """Version byte, then the Ack as plain MessagePack (array-like: no field names), each
-    device's entry without its trailing defaults (a lone new number: [device, upto])."""
+    device's entry without its trailing defaults (a lone new number: [device, upto]), and
+    `events` only when true (one byte: older agents ignore it)."""
     entries: list[list[object]] = []
     for d in ack.devices:
         entry: list[object] = [d.device, d.upto, d.span, d.above, d.gaps]
         while len(entry) > 2 and not entry[-1]:
             entry.pop()
         entries.append(entry)
-    return bytes((ACK_VERSION,)) + _encoder.encode([entries])
+    body: list[object] = [entries, True] if ack.events else [entries]
+    return bytes((ACK_VERSION,)) + _encoder.encode(body)
 
 
 def decode_ack(payload: bytes) -> Ack:
@@ -505,3 +569,76 @@ def device_ack(
         return DeviceAck(device, 0, 0, [], flat_gaps)
     (lo, hi), rest = runs[0], runs[1:]
     return DeviceAck(device, hi, hi - lo, [n for run in rest for n in run], flat_gaps)
+
+
+_names_decoder = msgspec.msgpack.Decoder(Names)
+
+
+def encode_names(names: Names) -> bytes:
+    """Version byte, dictionary byte (as in a v2 sample set: 0 plain, else the id of the preset
+    dictionary), then the Names as MessagePack, raw DEFLATE unless that is not shorter."""
+    body = _encoder.encode(names)
+    deflater = zlib.compressobj(
+        9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict=DICTIONARIES[DICTIONARY_ID]
+    )
+    packed = deflater.compress(body) + deflater.flush()
+    if len(packed) >= len(body):
+        return bytes((NAMES_VERSION, V2_PLAIN)) + body
+    return bytes((NAMES_VERSION, DICTIONARY_ID)) + packed
+
+
+def _one_line(text: str) -> bool:
+    return not any(ord(c) < 0x20 or c == "\x7f" for c in text)
+
+
+def decode_names(payload: bytes) -> Names:
+    """Decode and check a names message; every bound (model.MAX_NAMES_*) is checked, and a
+    help text or state name must be one line of text (they end up in /metrics HELP lines and
+    on the status page)."""
+    if len(payload) < 3:
+        raise WireError("malformed", f"payload of {len(payload)} bytes is too short")
+    if len(payload) > MAX_NAMES_BYTES:
+        raise WireError("oversize", f"names message of {len(payload)} bytes > {MAX_NAMES_BYTES}")
+    if payload[0] != NAMES_VERSION:
+        raise WireError("unknown_version", f"names version {payload[0]}")
+    dictionary = payload[1]
+    body = payload[2:]
+    if dictionary != V2_PLAIN:
+        if dictionary not in DICTIONARIES:
+            raise WireError("unknown_dictionary", f"compressed with dictionary {dictionary}")
+        inflater = zlib.decompressobj(-15, zdict=DICTIONARIES[dictionary])
+        body = _inflate(inflater, body, MAX_NAMES_DECODED, "deflate")
+    with _translated():
+        names = _names_decoder.decode(body)
+    if len(names.devices) > MAX_NAMES_DEVICES:
+        raise WireError("too_many_points", f"{len(names.devices)} devices > {MAX_NAMES_DEVICES}")
+    fields = sum(map(len, names.profiles))
+    if fields > MAX_NAMES_FIELDS:
+        raise WireError("too_many_points", f"{fields} fields > {MAX_NAMES_FIELDS}")
+    for device, indexes in names.devices.items():
+        if len(indexes) > MAX_NAMES_PROFILES:
+            raise WireError("too_many_points", f"device {device[:64]!r}: {len(indexes)} profiles")
+        if not all(0 <= i < len(names.profiles) for i in indexes):
+            raise WireError(
+                "invalid_schema", f"device {device[:64]!r}: a profile index out of range"
+            )
+    for entries in names.profiles:
+        for f in entries:
+            what = f"{f.measurement[:64]!r} {f.field[:64]!r}"
+            if not 0 < len(f.measurement) <= 64 or not 0 < len(f.field) <= 64:
+                raise WireError("bad_name", f"{what}: names are 1 to 64 characters")
+            if len(f.help) > MAX_HELP_CHARS or not _one_line(f.help):
+                raise WireError(
+                    "bad_value",
+                    f"{what}: help is not one line of at most {MAX_HELP_CHARS} characters",
+                )
+            if len(f.states) > MAX_STATES:
+                raise WireError("bad_value", f"{what}: {len(f.states)} states > {MAX_STATES}")
+            for name in f.states.values():
+                if not name or len(name) > MAX_STATE_CHARS or not _one_line(name):
+                    raise WireError(
+                        "bad_value",
+                        f"{what}: a state name is not one line of "
+                        f"1 to {MAX_STATE_CHARS} characters",
+                    )
+    return names

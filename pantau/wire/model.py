@@ -132,9 +132,16 @@ class DeviceAck(msgspec.Struct, array_like=True, frozen=True):
 
 
 class Ack(msgspec.Struct, array_like=True, frozen=True):
-    """Acknowledgement from a collector to one site (its site is the topic's)."""
+    """Acknowledgement from a collector to one site (its site is the topic's).
+
+    `events`: this collector acknowledges trap events too, each device's under the entry
+    "<device>/event" (the events' own sequence numbers), so the agent keeps them until then.
+    A trailing element, sent only when true: collectors older than it leave it out (the agent
+    then takes an event as delivered at PUBACK) and agents older than it ignore it (msgspec
+    ignores extra trailing elements of an array-like struct)."""
 
     devices: list[DeviceAck]
+    events: bool = False
 
 
 class _Column(msgspec.Struct, array_like=True, frozen=True):
@@ -195,10 +202,65 @@ class Status(msgspec.Struct, frozen=True, omit_defaults=True):
     pending_from: dict[str, int] = {}  # device → lowest sequence number not yet published
     # How the agent knows a sample set is delivered (docs/delivery.md): "end-to-end" (the
     # collector confirms what InfluxDB stored, pantau/<site>/ack), "broker" (PUBACK), or
-    # "waiting" (broker.confirm: auto, no acknowledgement from a collector yet). "" from agents
-    # older than acknowledgements.
+    # "waiting" (broker.confirm: auto, no acknowledgement from a collector yet, or none for
+    # broker.confirm_timeout). "" from agents older than acknowledgements.
     confirm: str = ""
     unconfirmed: int = 0  # published (PUBACKed) sample sets the NOC has not confirmed yet
+    # Published, unconfirmed sample sets the outbox budget removed (perhaps stored, perhaps
+    # not: never counted as dropped; docs/delivery.md "Budget"). Persisted, like dropped_total.
+    forgotten_total: int = 0
+    # The trap receiver's running counters since the agent started (docs/traps.md: received,
+    # stored, unknown_source, suppressed, auth_failure, ...): the drops that no event carries.
+    # {} from agents without a receiver or older than this field.
+    traps: dict[str, int] = {}
+
+
+MAX_STATUS_TRAP_COUNTERS: Final = 32
+"""Trap receiver counters one status may carry; the collector refuses more (`bad_value`)."""
+
+
+NAMES_VERSION: Final = 1
+"""Version byte of names payloads (agent → collector, retained on pantau/<site>/names)."""
+MAX_NAMES_BYTES: Final = 64 * 1024
+"""Bytes of one encoded names message: larger ones are refused (`oversize`). The shipped
+profiles' names for a site with one device of every vendor take a few KB (docs/wire-format.md)."""
+MAX_NAMES_DECODED: Final = 256 * 1024
+"""Bytes a compressed names message may inflate to: what the collector keeps per site is
+bounded by it (one device per shipped profile inflates to 24 KB)."""
+MAX_NAMES_DEVICES: Final = 1_000
+"""Devices one names message may describe (the collector's default devices per site)."""
+MAX_NAMES_FIELDS: Final = 20_000
+"""Field entries over all the profiles of one names message."""
+MAX_NAMES_PROFILES: Final = 64
+"""Profiles one device may be polled with, as far as a names message says."""
+MAX_STATES: Final = 256
+"""Named values of one enumeration; the agent sends the lowest ones."""
+MAX_STATE_CHARS: Final = 64
+"""Characters of one state name; the agent cuts longer ones."""
+MAX_HELP_CHARS: Final = 200
+"""Characters of one help text (the profile format's own limit)."""
+
+
+class FieldNames(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True):
+    """What a profile says about one field that numbers cannot: its help text and, for an
+    enumeration (kind state), the name of each value. The same vendor-neutral field (a modem's
+    `lock_state`) is numbered differently per vendor, so names travel per device."""
+
+    measurement: str
+    field: str
+    help: str = ""
+    states: dict[int, str] = {}
+
+
+class Names(msgspec.Struct, array_like=True, frozen=True):
+    """A site's devices and the names of their fields (retained, pantau/<site>/names).
+
+    `profiles` holds each profile's named fields once, however many devices use it (20 radios
+    of one model, the `system` profile of every device); `devices` maps each device to the
+    indexes of its profiles, in poll order (the first profile naming a field wins)."""
+
+    profiles: list[list[FieldNames]]
+    devices: dict[str, list[int]]
 
 
 EVENT_VERSION: Final = 1

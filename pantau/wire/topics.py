@@ -33,6 +33,16 @@ def event_topic(site: str, device: str) -> str:
     return f"{TOPIC_PREFIX}/{site}/{device}/event"
 
 
+def event_gap_topic(site: str, device: str) -> str:
+    """Events the agent's outbox dropped (a Gap whose device is "<device>/event")."""
+    return f"{TOPIC_PREFIX}/{site}/{device}/event/gap"
+
+
+def names_topic(site: str) -> str:
+    """Agent → collector, retained: the names of the site's enumerations and help texts."""
+    return f"{TOPIC_PREFIX}/{site}/names"
+
+
 def ack_topic(site: str) -> str:
     """Collector → agent: what InfluxDB stored of the site's sample sets (see Ack)."""
     return f"{TOPIC_PREFIX}/{site}/ack"
@@ -46,13 +56,16 @@ class BadTopic(PantauError):
 
 
 def parse_topic(topic: str) -> tuple[str, str, str | None]:
-    """(kind, site, device): kind 'metrics', 'gap' or 'event' with a device, or ('status', site, None).
-    Raises BadTopic otherwise."""
+    """(kind, site, device): kind 'metrics', 'gap', 'event' or 'event_gap' with a device, or
+    ('status', site, None) or ('names', site, None). Raises BadTopic otherwise."""
     parts = topic.split("/")
+    if len(parts) == 5 and parts[0] == TOPIC_PREFIX and parts[3:] == ["event", "gap"]:
+        if IDENTIFIER.match(parts[1]) and IDENTIFIER.match(parts[2]):
+            return "event_gap", parts[1], parts[2]
     if len(parts) == 4 and parts[0] == TOPIC_PREFIX and parts[3] in ("metrics", "gap", "event"):
         if IDENTIFIER.match(parts[1]) and IDENTIFIER.match(parts[2]):
             return parts[3], parts[1], parts[2]
-    if len(parts) == 3 and parts[0] == TOPIC_PREFIX and parts[2] == "status":
+    if len(parts) == 3 and parts[0] == TOPIC_PREFIX and parts[2] in ("status", "names"):
         if IDENTIFIER.match(parts[1]):
-            return "status", parts[1], None
+            return parts[2], parts[1], None
     raise BadTopic(topic)
