@@ -7,6 +7,7 @@ from their files) is worked out here, so a bad config is refused before anything
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -322,8 +323,12 @@ class AgentFile(StrictModel):
     traps: TrapsConfig | None = None  # the trap receiver: off unless configured
 
 
-class Device(StrictModel):
-    """A device ready to poll: settings merged with defaults, profiles resolved."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Device:
+    """A device ready to poll: settings merged with defaults, profiles resolved. Only
+    load_agent_config builds one, from parts already validated: as a model it validated them
+    a second time and kept a validator and serializer for that (0.4 MiB with AgentConfig's,
+    docs/performance.md, Footprint)."""
 
     name: str
     host: str
@@ -343,7 +348,11 @@ class Device(StrictModel):
     fast_snmp: bool = True
 
 
-class AgentConfig(StrictModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConfig:
+    """The agent's settings; like Device, built only by load_agent_config from validated
+    parts."""
+
     path: Path
     site: str
     broker: BrokerConfig

@@ -74,7 +74,8 @@ def site_names(
 
 def names_payload(devices: Sequence[tuple[str, Sequence[Profile]]]) -> bytes | None:
     """The encoded message, within MAX_NAMES_BYTES: without help texts if it must be (logged),
-    None (logged) if even the state names do not fit."""
+    None (logged) if even the state names do not fit (the agent then publishes an empty
+    retained message, agent/service.py: the NOC's older names may be wrong now)."""
     payload = encode_names(site_names(devices))
     if len(payload) <= MAX_NAMES_BYTES:
         return payload
@@ -87,8 +88,8 @@ def names_payload(devices: Sequence[tuple[str, Sequence[Profile]]]) -> bytes | N
         )
         return lean
     log.error(
-        "names message not sent: %d bytes even without help texts > %d; the NOC shows "
-        "enumerations as numbers",
+        "names message not sent: %d bytes even without help texts > %d; an empty one "
+        "withdraws the older names, the NOC shows enumerations as numbers",
         len(lean),
         MAX_NAMES_BYTES,
     )

@@ -47,10 +47,15 @@ KIND_GAP = 1
 
 CONFIRMED_TOPICS = ("/metrics", "/gap")
 """Items on these topics wait for a collector's confirmation (end-to-end mode): sample sets and
-gap records (of sample sets and of events, ".../event/gap")."""
-EVENT_TOPIC = "/event"
-"""Trap events wait for one too, unless the collectors said they do not confirm events (an
-acknowledgement without `events`, from a collector older than that: see confirm_events)."""
+their gap records."""
+EVENT_TOPICS = ("/event", "/event/gap")
+"""Trap events and their gap records wait for one too, unless the collectors said they do not
+confirm events (an acknowledgement without `events`, from a collector older than that, which
+neither subscribes to event gap records nor acknowledges them: see confirm_events)."""
+NO_SUBSCRIBERS = 16
+"""MQTT 5 PUBACK reason code "No matching subscribers": the broker accepted the publish and threw
+it away, since no session (not even a stopped collector's persistent one) subscribes to it.
+Never delivery, whatever the mode: the item is kept and sent again later (see ack())."""
 MAX_UNCONFIRMED = 10_000
 """Published items waiting for a collector's confirmation, at most (a window, as TCP's): each
 costs ~280 bytes of memory here (measured: 100,000 → +26.9 MiB), so while no collector confirms
@@ -152,6 +157,7 @@ class Outbox:
         self.forgotten_total = 0  # published, unconfirmed items the budget made us forget
         self.resent = 0  # items handed out again after their resend deadline
         self.confirmed = 0  # items a collector confirmed
+        self.unrouted = 0  # PUBACKs "no matching subscribers": thrown away by the broker, kept
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.gap_encoder = gap_encoder
@@ -521,10 +527,20 @@ class Outbox:
         self._claimed_meta[row[0]] = (row[2], row[3], row[6]) if row[1] == KIND_SAMPLES else None
         return OutItem(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), live)
 
-    def ack(self, item: OutItem) -> None:
-        """The broker has it: delete (committed in batches, see the module docstring); with
-        end-to-end confirmation, keep it until a collector confirms it (see confirm())."""
-        if item.id in self._claimed and item.id in self._claimed_meta and self.waits(item.topic):
+    def ack(self, item: OutItem, code: int = 0) -> None:
+        """The broker's PUBACK (`code`: its MQTT 5 reason code, below 128 = taken) of an item:
+        delete it (committed in batches, see the module docstring); with end-to-end
+        confirmation, keep it until a collector confirms it (see confirm()). Code 16 (no
+        matching subscribers: the broker threw it away) is never delivery: the item waits for
+        its resend deadline as an unconfirmed one does, in every mode, counted (`unrouted`)."""
+        unrouted = code == NO_SUBSCRIBERS
+        if unrouted and item.id in self._claimed_meta:
+            self.unrouted += 1
+        if (
+            item.id in self._claimed
+            and item.id in self._claimed_meta
+            and (unrouted or self.waits(item.topic))
+        ):
             del self._claimed_meta[item.id]
             attempts = min(self._attempts.get(item.id, 0), 30)
             deadline = time.monotonic() + min(self.resend_max, self.resend_after * 2**attempts)
@@ -554,9 +570,9 @@ class Outbox:
         """Whether a PUBACKed item of this topic waits for a collector's confirmation."""
         if not self.end_to_end:
             return False
-        if topic.endswith(CONFIRMED_TOPICS):
-            return True
-        return topic.endswith(EVENT_TOPIC) and self.confirm_events is not False
+        if topic.endswith(EVENT_TOPICS):
+            return self.confirm_events is not False
+        return topic.endswith(CONFIRMED_TOPICS)
 
     def set_confirm_events(self, confirmed: bool) -> bool:
         """An acknowledgement said whether its collector confirms trap events (remembered on
@@ -578,40 +594,24 @@ class Outbox:
             self.db.execute("INSERT OR REPLACE INTO counters VALUES ('confirm_seen', 1)")
 
     def leave_end_to_end(self) -> int:
-        """No collector confirms any more (broker.confirm auto, agent/publisher.py): PUBACK is
-        delivery again, remembered on disk. What waits for a confirmation was PUBACKed, so it
-        is delivered in this mode and leaves now (no resend: VSAT bytes). Returns how many."""
+        """The collectors say they do not confirm (broker.confirm auto, agent/publisher.py):
+        PUBACK is delivery again, remembered on disk. What waits for a confirmation is pending
+        again, not deleted: its PUBACK proved nothing (the broker may have thrown it away,
+        code 16, or lost it since, unsaved), so it is sent once more and goes at that PUBACK.
+        Returns how many."""
         self.end_to_end = False
-        db = self.db
         if self.confirm_seen:
             self.confirm_seen = False
-            db.execute("INSERT OR REPLACE INTO counters VALUES ('confirm_seen', 0)")
+            self.db.execute("INSERT OR REPLACE INTO counters VALUES ('confirm_seen', 0)")
         waiting = [i for i in self._unconfirmed if i not in self._done]
-        rows: list[tuple[int, int, str, int, int, int]] = []
-        for start in range(0, len(waiting), 500):
-            chunk = waiting[start : start + 500]
-            rows += db.execute(
-                "SELECT id, kind, device, seq, ts_ms, length(payload) FROM outbox "
-                f"WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-        for item_id, kind, device, seq, ts, size in rows:
-            if kind == KIND_SAMPLES:
-                self._stat_remove(device, seq, ts)
-            else:
-                self._gaps -= 1
-            self._attempts.pop(item_id, None)
-            self._claimed.add(item_id)
-            self._acked.append(item_id)
-            self._done.add(item_id)
-            self._bytes -= size
-            self._count -= 1
+        self._claimed.difference_update(waiting)
         self._unconfirmed.clear()
         self._resend.clear()
-        self._flush_acks()
+        self._backlog.clear()
+        self._backlog_cursor = 0
         if not self.idle():
             self._ready.set()
-        return len(rows)
+        return len(waiting)
 
     def confirm(
         self,
@@ -632,10 +632,12 @@ class Outbox:
                 (device, lo, hi),
             ).fetchall()
         if self._gaps:
+            # Exactly the record written, never others inside its range: a record extended
+            # (merged) after it was published, or one the collector never saw, stays.
             for lo, hi in gaps:
                 rows += db.execute(
                     "SELECT id, kind, seq, ts_ms, length(payload) FROM outbox "
-                    "WHERE device=? AND kind=1 AND first>=? AND seq<=?",
+                    "WHERE device=? AND kind=1 AND first=? AND seq=?",
                     (device, lo, hi),
                 ).fetchall()
         removed = 0

@@ -28,7 +28,7 @@ from typing import Any, cast
 import aiomqtt
 
 from agent.config import AgentConfig
-from agent.outbox import Outbox, OutItem
+from agent.outbox import NO_SUBSCRIBERS, Outbox, OutItem
 from pantau.backoff import Backoff
 from pantau.logs import RateLimitedLog
 from pantau.wire import (
@@ -37,6 +37,7 @@ from pantau.wire import (
     ack_gaps,
     ack_ranges,
     ack_topic,
+    confirm_topic,
     decode_ack,
     encode_status,
     names_topic,
@@ -53,7 +54,7 @@ REFUSAL_LOG_PERIOD = 60.0
 class PubAck:
     """The broker's answer to a QoS 1 publish (MQTT 5 PUBACK)."""
 
-    code: int  # 0 accepted, 16 accepted without subscribers; >= 128 refused (135 not authorized)
+    code: int  # 0 accepted, 16 no subscribers (thrown away); >= 128 refused (135 not authorized)
     reason: str
 
     @property
@@ -213,6 +214,11 @@ class Publisher:
         # no acknowledgement arriving (None: not so); see check_silence()
         self._silent_since: float | None = None
         self.fallbacks = 0  # times auto went back to PUBACK for lack of acknowledgements
+        # What the collectors say of themselves on the retained pantau/confirm (collector/acks.py):
+        # True "on", False "off" (acks.enabled: false), None nothing (yet, or an older one). Only
+        # False lets auto go back to PUBACK: silence alone may be a stopped collector or InfluxDB.
+        self.collectors_confirm: bool | None = None
+        self._events_noted = float("-inf")  # when a change of Ack.events was last logged
 
     @property
     def confirm_mode(self) -> str:
@@ -239,7 +245,10 @@ class Publisher:
                 self.cfg.broker.confirm,
             )
             self.outbox.set_end_to_end()
-        if self.outbox.set_confirm_events(ack.events):
+        now = time.monotonic()
+        # logged at most once a minute: a shared group of old and new collectors flips it
+        if self.outbox.set_confirm_events(ack.events) and now - self._events_noted >= 60.0:
+            self._events_noted = now
             if ack.events:
                 log.info(
                     "the collector confirms trap events too: they wait for it like sample sets"
@@ -252,14 +261,31 @@ class Publisher:
         for entry in ack.devices:
             self.outbox.confirm(entry.device, ack_ranges(entry), ack_gaps(entry))
 
+    def on_confirm_flag(self, payload: bytes) -> None:
+        """The retained pantau/confirm: whether the collectors acknowledge ("on"/"off");
+        empty (cleared) or unknown: nothing said."""
+        said = {b"on": True, b"off": False}.get(payload.strip())
+        if said is None and payload.strip():
+            self._warn.warning("bad-flag", "unknown pantau/confirm %r ignored", payload[:32])
+        if said != self.collectors_confirm:
+            log.info(
+                "the collectors say acknowledgements are %s (pantau/confirm)",
+                {True: "on", False: "off", None: "unknown"}[said],
+            )
+        self.collectors_confirm = said
+
     def check_silence(self, now: float | None = None) -> bool:
         """`broker.confirm: auto` in end-to-end mode: connected, with published items waiting
-        for a confirmation, and no acknowledgement for `broker.confirm_timeout` seconds, the
-        collectors no longer acknowledge (turned off, or an older one took over): PUBACK is
-        delivery again, as before the first acknowledgement, until the next one arrives (then
-        on_ack switches back). Without this, such an agent would resend everything until its
-        budget forgot it, and its window of unconfirmed items would hold back live data.
-        The clock starts again with every connection. True when it switched."""
+        for a confirmation, no acknowledgement for `broker.confirm_timeout` seconds, and the
+        collectors saying they do not acknowledge (retained pantau/confirm "off": restarted
+        with `acks.enabled: false`): PUBACK is delivery again, as before the first
+        acknowledgement, until the next one arrives (then on_ack switches back). Without this,
+        such an agent would resend everything until its budget forgot it, and its window of
+        unconfirmed items would hold back live data. Silence without that "off" is a collector
+        (or its InfluxDB) that is down, with the broker queueing for it unsaved: nothing
+        changes then (a warning each confirm_timeout), and neither does it while the broker
+        answers "no matching subscribers" (_publish resets the clock). The clock starts again
+        with every connection. True when it switched."""
         now = time.monotonic() if now is None else now
         if (
             self.cfg.broker.confirm != "auto"
@@ -272,40 +298,64 @@ class Publisher:
             self._silent_since = now
         if now - self._silent_since < self.cfg.broker.confirm_timeout:
             return False
-        delivered = self.outbox.leave_end_to_end()
+        if self.collectors_confirm is not False:
+            self._silent_since = now  # warned once per confirm_timeout
+            log.warning(
+                "no acknowledgement from a collector for %.0fs (broker.confirm_timeout) while "
+                "%d items wait for one; the collectors do not say acknowledgements are off "
+                "(pantau/confirm: %s), so this is taken as a collector or InfluxDB outage and "
+                "everything is kept and sent again (if the collectors were replaced by ones "
+                "without acknowledgements, set broker.confirm: off)",
+                self.cfg.broker.confirm_timeout,
+                self.outbox.unconfirmed(),
+                {True: "on", None: "nothing"}[self.collectors_confirm],
+            )
+            return False
+        pending = self.outbox.leave_end_to_end()
         self._silent_since = None
         self.fallbacks += 1
         log.warning(
             "no acknowledgement from a collector for %.0fs (broker.confirm_timeout) while "
-            "items waited for one: the broker's PUBACK is delivery again until the next "
-            "acknowledgement (broker.confirm=auto); %d PUBACKed items taken as delivered",
+            "items waited for one, and the collectors say acknowledgements are off "
+            "(pantau/confirm): the broker's PUBACK is delivery again until the next "
+            "acknowledgement (broker.confirm=auto); %d waiting items are sent once more",
             self.cfg.broker.confirm_timeout,
-            delivered,
+            pending,
         )
         return True
 
     async def _acks(self, client: _Client) -> None:
-        """Receive acknowledgements; wake the pump when unconfirmed items are due again."""
-        if self.cfg.broker.confirm == "off":
-            return
+        """Receive acknowledgements and the collectors' pantau/confirm; wake the pump when
+        waiting items are due again (also with `off`: "no matching subscribers" items)."""
         topic = ack_topic(self.cfg.site)
-        try:
-            granted = await client.subscribe(topic, qos=1)
-        except aiomqtt.MqttError:
-            return  # the pump sees the same failure and reconnects
-        codes = granted if isinstance(granted, list | tuple) else [granted]
-        if any(int(getattr(c, "value", 0) or 0) >= 0x80 for c in codes):
-            log.error(
-                "the broker refuses the subscription to %s (%s): no end-to-end confirmation; "
-                "check the broker ACL (pattern read pantau/%%u/ack)",
-                topic,
-                codes,
-            )
+        flag = confirm_topic()
 
         async def receive() -> None:
+            if self.cfg.broker.confirm == "off":
+                await asyncio.Event().wait()  # nothing to receive; resends still need pokes
             async for message in client.messages:
-                if isinstance(message.payload, bytes | bytearray):
+                if not isinstance(message.payload, bytes | bytearray):
+                    continue
+                if message.topic.matches(flag):
+                    self.on_confirm_flag(bytes(message.payload))
+                else:
                     self.on_ack(bytes(message.payload))
+
+        if self.cfg.broker.confirm != "off":
+            try:
+                granted = await client.subscribe([(topic, 1), (flag, 1)])
+            except aiomqtt.MqttError:
+                return  # the pump sees the same failure and reconnects
+            codes = granted if isinstance(granted, list | tuple) else [granted]
+            if any(int(getattr(c, "value", 0) or 0) >= 0x80 for c in codes):
+                log.error(
+                    "the broker refuses the subscription to %s or %s (%s): no end-to-end "
+                    "confirmation; check the broker ACL (pattern read pantau/%%u/ack, "
+                    "pattern read pantau/confirm)",
+                    topic,
+                    flag,
+                    codes,
+                )
 
         receiver = asyncio.create_task(receive())
         self._silent_since = None  # a new connection: the silence is counted afresh
@@ -521,7 +571,21 @@ class Publisher:
             raise PublishRefused(item.topic, ack)
         self.publish_latency_s = time.monotonic() - t0
         self._note_accepted()
-        self.outbox.ack(item)
+        self.outbox.ack(item, ack.code)
+        if ack.code == NO_SUBSCRIBERS:
+            # Thrown away: no collector session exists to queue it (not even a stopped one's),
+            # so this is no "acknowledgements off" silence either: the fallback clock restarts.
+            self._silent_since = None
+            self._warn.warning(
+                "no-subscribers",
+                "the broker has no subscriber for %s (PUBACK 16, no matching subscribers: "
+                "thrown away); kept in the outbox and sent again later unrouted_total=%d; "
+                "is the collector's session gone (its session_expiry, a broker without "
+                "persistence)?",
+                item.topic,
+                self.outbox.unrouted,
+            )
+            return
         self.sent += 1
 
     async def _serve(self, client: _Client, stop: asyncio.Event) -> set[asyncio.Future[None]]:

@@ -97,7 +97,10 @@ class Agent:
 
     def names(self) -> tuple[object, bytes] | None:
         """(each device's profiles, the names message), None before polling starts. The
-        payload is built only when the profiles changed (agent/names.py)."""
+        payload is built only when the profiles changed (agent/names.py). When the message no
+        longer fits (names_payload gives None, logged), the payload is empty: published
+        retained, it deletes the broker's retained copy and withdraws the names at the NOC,
+        which would otherwise keep showing the old ones (maybe another vendor's numbering)."""
         if not self.pollers:
             return None
         key = tuple((p.device.name, p.plan.profiles) for p in self.pollers)
@@ -106,9 +109,8 @@ class Agent:
             for p in self.pollers:
                 known = {x.name: x for x in (*p.device.profiles, *p.device.candidates)}
                 chosen.append((p.device.name, [known[n] for n in p.plan.profiles if n in known]))
-            payload = names_payload(chosen)
-            self._names = (key, payload or b"")
-        return self._names if self._names[1] else None
+            self._names = (key, names_payload(chosen) or b"")
+        return self._names
 
     def status(self, outbox: Outbox, publish_latency_s: float) -> Status:
         stats = outbox.stats()

@@ -11,16 +11,23 @@ its interpreter do (pip compiles at install): a checkout run under PYTHONDONTWRI
 compile every module of agent/ and pantau/ at each start, about 0.5 MiB more RSS than any
 gateway has. The bytecode goes to a private cache (PYTHONPYCACHEPREFIX), written by a warm-up
 run that is not counted; the checkout's tree is left alone.
-Run: .venv/bin/python bench/footprint.py
+
+Before/after: `--before REF` also measures the agent/ and pantau/ of a git revision (taken with
+`git archive`, put first on PYTHONPATH, same interpreter, libraries, servers and cache), its
+runs interleaved with the checkout's, and prints the two side by side.
+Run: .venv/bin/python bench/footprint.py [--before HEAD]
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
 import sqlite3
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -115,34 +122,71 @@ def agent_rss(
         return rss_kib(agent.popen.pid)
 
 
+def revision(ref: str, into: Path) -> dict[str, str]:
+    """agent/ and pantau/ as they are at git revision `ref`, in `into`, compiled to bytecode
+    like the checkout's; the environment that makes `pantau-agent` import them."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref, "agent", "pantau"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    into.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return {"PYTHONPATH": str(into)}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", metavar="REF", help="also measure this git revision")
+    args = parser.parse_args()
     python = baseline("pass")
     # pysmi is blocked: pysnmp imports it only if installed, and production installs lack it
     stack = baseline(
         "import sys; sys.modules['pysmi'] = None\nimport pysnmp.hlapi.v3arch.asyncio, aiomqtt, yaml"
     )
-    results: dict[int, list[tuple[int, int]]] = {c: [] for c in COUNTS}
+    names = ["checkout"] + ([args.before] if args.before else [])
+    results = {n: {c: list[tuple[int, int]]() for c in COUNTS} for n in names}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         env = compiled(tmp)
+        envs = {"checkout": env}
+        if args.before:
+            envs[args.before] = {**env, **revision(args.before, tmp / "before")}
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", str(tmp / "before")],
+                env={**os.environ, **env},
+                check=True,
+            )
         recordings = [REPO / "tests" / "data" / "devices" / f"{c}.snmprec" for c in COMMUNITIES]
         with SnmpSim(tmp / "sim", recordings) as sim, Mosquitto(tmp / "mqtt") as broker:
-            (tmp / "warm-up").mkdir()
-            agent_rss(tmp / "warm-up", sim, broker, len(COMMUNITIES), env)  # fills the cache
+            for i, name in enumerate(names):
+                (tmp / f"warm-up{i}").mkdir()  # fills the cache
+                agent_rss(tmp / f"warm-up{i}", sim, broker, len(COMMUNITIES), envs[name])
             for run in range(RUNS):
                 for count in COUNTS:
-                    fresh = tmp / f"run{run}-n{count}"
-                    fresh.mkdir()
-                    results[count].append(agent_rss(fresh, sim, broker, count, env))
+                    for i, name in enumerate(names):  # interleaved: drift hits both alike
+                        fresh = tmp / f"run{run}-n{count}-{i}"
+                        fresh.mkdir()
+                        results[name][count].append(
+                            agent_rss(fresh, sim, broker, count, envs[name])
+                        )
     print(f"python alone:                                  {python / 1024:6.1f} MiB")
     print(f"pysnmp + aiomqtt + PyYAML imported (no pysmi): {stack / 1024:6.1f} MiB  (baseline)")
     goal = 45e6 / 2**20  # 45 MB = 42.9 MiB
+
+    def median(name: str, count: int, which: int) -> float:
+        return statistics.median(r[which] for r in results[name][count]) / 1024
+
     for count in COUNTS:
-        rss = statistics.median(r for r, _ in results[count]) / 1024
-        hwm = statistics.median(h for _, h in results[count]) / 1024
+        rss, hwm = median("checkout", count, 0), median("checkout", count, 1)
         target = f"  goal <= {goal:.1f} MiB: " + ("met" if rss <= goal else "NOT met")
+        before = ""
+        if args.before:
+            was = median(args.before, count, 0)
+            before = f" (at {args.before}: {was:6.1f} MiB, {rss - was:+5.2f})"
         print(
-            f"agent, {count:3d} devices, after two poll rounds: RSS {rss:6.1f} MiB, "
+            f"agent, {count:3d} devices, after two poll rounds: RSS {rss:6.1f} MiB{before}, "
             f"peak {hwm:6.1f} MiB, {rss * 1024 / stack:4.2f}x baseline"
             + (target if count == 50 else "")
         )

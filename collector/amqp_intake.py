@@ -92,6 +92,8 @@ class AmqpIntake:
         self.epoch = 0
         self.subscribed = threading.Event()
         self.consuming: set[str] = set()  # queues this collector subscribed to (active or not)
+        self.reading: set[str] = set()  # of those, the ones that delivered (it is their reader)
+        self._queues: dict[str, str] = {}  # consumer tag → queue, on the current channel
         self._bound: set[str] = set()  # sites this collector bound to their partition
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,6 +101,7 @@ class AmqpIntake:
         self._channel: BlockingChannel | None = None
         self._confirm: BlockingChannel | None = None
         self._next_host = 0
+        self._connected = False  # the current attempt got as far as subscribing
 
     # -- the surface the service uses ------------------------------------------------------
     def start(self) -> None:
@@ -161,9 +164,9 @@ class AmqpIntake:
     def _run(self) -> None:
         delay = self.cfg.reconnect_min
         while not self._stop.is_set():
+            self._connected = False
             try:
                 self._session()
-                delay = self.cfg.reconnect_min
             except pika.exceptions.AMQPError as exc:
                 log.warning("AMQP connection lost or refused: %s: %s", type(exc).__name__, exc)
             except OSError as exc:
@@ -171,11 +174,15 @@ class AmqpIntake:
             finally:
                 self.subscribed.clear()
                 self.consuming.clear()
+                self.reading.clear()
+                self._queues.clear()
                 self._channel = self._confirm = None
                 conn, self._conn = self._conn, None
                 if conn is not None and conn.is_open:
                     with _closed_ok():
                         conn.close()
+            if self._connected:  # a connection that worked: retry soon, then back off
+                delay = self.cfg.reconnect_min
             if self._stop.wait(delay * random.uniform(0.5, 1.0)):
                 break
             delay = min(delay * 2, self.cfg.reconnect_max)
@@ -200,6 +207,7 @@ class AmqpIntake:
         else:
             self._consume_all(ch, rest)
         self.subscribed.set()
+        self._connected = True
         while not self._stop.is_set():
             conn.process_data_events(time_limit=0.5)
         self.subscribed.clear()
@@ -226,9 +234,10 @@ class AmqpIntake:
 
     def _consume(self, ch: BlockingChannel, name: str) -> None:
         handler = self._on_unrouted if name == UNROUTED else self._on_message
-        ch.basic_consume(name, functools.partial(handler, self.epoch), auto_ack=False)
+        tag = ch.basic_consume(name, functools.partial(handler, self.epoch), auto_ack=False)
+        self._queues[tag] = name
         self.consuming.add(name)
-        log.info("consuming queue=%s", name)
+        log.info("subscribed queue=%s (active, or waiting behind another collector)", name)
 
     def _on_message(
         self,
@@ -238,6 +247,12 @@ class AmqpIntake:
         properties: pika.BasicProperties,
         body: bytes,
     ) -> None:
+        queue_name = self._queues.get(method.consumer_tag)
+        if queue_name is not None and queue_name not in self.reading:
+            # AMQP 0-9-1 does not tell a waiting consumer it became the active one: its first
+            # delivery does. (An active consumer of a silent partition is not seen.)
+            self.reading.add(queue_name)
+            log.info("reading queue=%s (this collector is its active consumer)", queue_name)
         self.inbox.put(Inbound(topic_of(method.routing_key), body, method.delivery_tag, 1, epoch))
 
     def _on_unrouted(

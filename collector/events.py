@@ -38,6 +38,7 @@ from collector.validate import (
 )
 from pantau.wire import Event, Gap, decode_event
 from pantau.wire.model import MAX_EVENT_VARBINDS, MAX_TAG_CHARS
+from pantau.wire.topics import IDENTIFIER
 
 log = logging.getLogger("pantau.collector.events")
 
@@ -88,7 +89,9 @@ def check_event(
     _same_origin("event for", event.site, event.device, topic_site, topic_device)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if not MIN_TS_MS <= event.ts_ms <= now_ms + FUTURE_SLACK_MS:
-        raise Rejected("bad_timestamp", f"ts_ms {event.ts_ms} is implausible")
+        raise Rejected(  # before 2000 is final; "in the future" may be the collector's clock
+            "bad_timestamp", f"ts_ms {event.ts_ms} is implausible", final=event.ts_ms < MIN_TS_MS
+        )
     for n in (event.seq, event.suppressed, event.malformed):
         if not 0 <= n <= INT64_MAX:
             raise Rejected("bad_value", "seq or a count out of range")
@@ -160,6 +163,7 @@ class Alarm:
     severity: str
     since_ms: int = 0  # the agent's time of that event (0: from a state file without it)
     trap: str = ""  # the trap (name, else OID) of the event that raised it
+    seq_ms: int = 0  # the agent's time of event `seq` (0: unknown, from an older state file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +197,7 @@ class DeviceEvents:
     alarms: dict[str, Alarm] = field(default_factory=dict)
     suppressed: int = 0  # the agent's running counts, the highest seen
     malformed: int = 0
-    seen: set[int] = field(default_factory=set)
+    seen: dict[int, int] = field(default_factory=dict)  # seq → the event's time
     order: deque[int] = field(default_factory=deque)
     lost: int = 0  # events the agent dropped (its gap records), counted once per record
     lost_gaps: set[tuple[int, int]] = field(default_factory=set)
@@ -225,6 +229,8 @@ class EventState:
         self.cut = 0  # events (or alarms) left out of state by a bound
         self.path: Path | None = None  # alarm_state_file
         self.save_errors = 0
+        self.renumbered = 0  # events that showed a device's numbering restarted (logged)
+        self._save_lock = threading.Lock()  # the service's loop and the pipeline's writer save
         self._changed = False  # alarms changed since the last save
         self._recent: dict[str, list[RecentEvent]] = {}  # site → its newest events, oldest first
 
@@ -259,13 +265,18 @@ class EventState:
             dev = self._device(key)
             if dev is None:
                 return
-            if event.seq in dev.seen:
+            seen_ms = dev.seen.get(event.seq)
+            if seen_ms == event.ts_ms:  # a redelivery carries the event's own time
                 self.duplicates += 1
                 return
-            dev.seen.add(event.seq)
+            restarted = seen_ms is not None  # the number again, another event
+            if restarted:
+                dev.seen.clear()
+                dev.order.clear()
+            dev.seen[event.seq] = event.ts_ms
             dev.order.append(event.seq)
             if len(dev.order) > MAX_SEEN:
-                dev.seen.discard(dev.order.popleft())
+                dev.seen.pop(dev.order.popleft(), None)
             label = trap_label(event)
             if label in dev.traps or len(dev.traps) < self.max_alarms:
                 dev.traps[label] = dev.traps.get(label, 0) + 1
@@ -275,9 +286,11 @@ class EventState:
             dev.malformed = max(dev.malformed, event.malformed)
             label_ts = (label, event.ts_ms)
             if event.alarm:
-                self._set(dev, event.alarm, event.seq, True, event.severity, label_ts)
+                restarted |= self._set(dev, event.alarm, event.seq, True, event.severity, label_ts)
             for alarm in event.clears:
-                self._set(dev, alarm, event.seq, False, "", label_ts)
+                restarted |= self._set(dev, alarm, event.seq, False, "", label_ts)
+            if restarted:
+                self._renumbered(event)
             # The newest by the agent's time, not by arrival: a drained backlog comes newest first.
             recent = self._recent.get(event.site)
             if recent is None:
@@ -308,25 +321,43 @@ class EventState:
         raised: bool,
         severity: str,
         by: tuple[str, int] = ("", 0),
-    ) -> None:
-        """`by`: (trap label, time) of the event, kept as what raised the alarm and since when."""
+    ) -> bool:
+        """`by`: (trap label, time) of the event, kept as what raised the alarm and since when.
+
+        An event with a lower (or the same) number than the alarm's but a later time than the
+        alarm's event is no late backlog (within one outbox numbers and times rise together):
+        the agent's numbering restarted (its outbox was recreated). It changes the alarm, and
+        True says so; otherwise no later event of that device would change it again."""
         alarm = dev.alarms.get(name)
         if alarm is None:
             # A clear is remembered too: the event it clears may still be on its way (older
             # events come after the newest one when an outbox drains).
             if len(dev.alarms) >= self.max_alarms:
                 self.cut += 1
-                return
-            dev.alarms[name] = Alarm(seq, raised, severity, by[1], by[0] if raised else "")
+                return False
+            dev.alarms[name] = Alarm(seq, raised, severity, by[1], by[0] if raised else "", by[1])
             self._changed = True
-        elif seq > alarm.seq:
+            return False
+        restarted = seq <= alarm.seq and 0 < alarm.seq_ms < by[1]
+        if seq > alarm.seq or restarted:
             if raised and not alarm.raised:  # raised again: since this event
                 alarm.since_ms, alarm.trap = by[1], by[0]
             elif not raised:
                 alarm.since_ms, alarm.trap = by[1], ""
-            alarm.seq, alarm.raised = seq, raised
+            alarm.seq, alarm.raised, alarm.seq_ms = seq, raised, by[1]
             alarm.severity = severity or alarm.severity
             self._changed = True
+        return restarted
+
+    def _renumbered(self, event: Event) -> None:
+        self.renumbered += 1
+        log.warning(
+            "event numbers of a device restarted (its agent's outbox recreated?): its newer "
+            "events count, not the old numbers site=%s device=%s seq=%d",
+            event.site,
+            event.device,
+            event.seq,
+        )
 
     def forget_site(self, site: str) -> None:
         with self._lock:
@@ -344,15 +375,21 @@ class EventState:
         self.path = path
         try:
             doc = json.loads(path.read_text())
+            if not isinstance(doc, dict):  # valid JSON all the same: null, [], a number
+                raise ValueError(f"a JSON {type(doc).__name__}, not an object")
             if doc.get("version") != 1:
                 raise ValueError(f"version {doc.get('version')!r}")
             devices: dict[tuple[str, str], DeviceEvents] = {}
             for entry in doc["devices"][: self.max_devices]:
                 dev = DeviceEvents()
                 for item in entry["alarms"][: self.max_alarms]:
-                    # [name, seq, raised, severity] (+ [since_ms, trap] since the status page)
+                    # [name, seq, raised, severity] (+ [since_ms, trap] since the status page,
+                    # + [seq_ms] since numbering restarts are recognised)
                     name, seq, raised, severity = item[:4]
-                    since_ms, trap = (*item[4:6], 0, "")[:2]
+                    extra = list(item[4:7])  # 4 to 7 elements
+                    since_ms = extra[0] if extra else 0
+                    trap = extra[1] if len(extra) > 1 else ""
+                    seq_ms = extra[2] if len(extra) > 2 else 0
                     if not (isinstance(name, str) and _ALARM.match(name)):
                         raise ValueError(f"alarm {str(name)[:64]!r}")
                     if not isinstance(seq, int) or not isinstance(raised, bool):
@@ -361,8 +398,14 @@ class EventState:
                         raise ValueError(f"severity {str(severity)[:64]!r}")
                     if not isinstance(since_ms, int) or not isinstance(trap, str):
                         raise ValueError("alarm time or trap of the wrong type")
-                    dev.alarms[name] = Alarm(seq, raised, severity, since_ms, trap[:200])
-                devices[(str(entry["site"]), str(entry["device"]))] = dev
+                    if not isinstance(seq_ms, int):
+                        raise ValueError("alarm event time of the wrong type")
+                    dev.alarms[name] = Alarm(seq, raised, severity, since_ms, trap[:200], seq_ms)
+                site, device = entry["site"], entry["device"]
+                for what in (site, device):  # they become metric labels and page text
+                    if not (isinstance(what, str) and IDENTIFIER.match(what)):
+                        raise ValueError(f"site or device {str(what)[:64]!r}")
+                devices[(site, device)] = dev
         except FileNotFoundError:
             log.info("no alarm state yet file=%s", path)
             return
@@ -386,7 +429,12 @@ class EventState:
 
     def save(self) -> bool:
         """Write the alarms if they changed since the last save (atomically: a temporary file,
-        fsync, rename). False when it failed (logged, counted, tried again next time)."""
+        fsync, rename, fsync of the directory). False when it failed (logged, counted, tried
+        again next time)."""
+        with self._save_lock:
+            return self._save()
+
+    def _save(self) -> bool:
         if self.path is None or not self._changed:
             return True
         with self._lock:
@@ -398,7 +446,7 @@ class EventState:
                         "site": site,
                         "device": device,
                         "alarms": [
-                            [n, a.seq, a.raised, a.severity, a.since_ms, a.trap]
+                            [n, a.seq, a.raised, a.severity, a.since_ms, a.trap, a.seq_ms]
                             for n, a in d.alarms.items()
                         ],
                     }
@@ -413,6 +461,12 @@ class EventState:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
+            # The rename survives a power cut only once the directory is on disk.
+            fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             self._changed = True
             self.save_errors += 1

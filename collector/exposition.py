@@ -36,6 +36,7 @@ from collector.events import (
 )
 from collector.inventory import Inventory
 from collector.maintenance.manager import Maintenance
+from collector.names import DeviceNames
 from collector.state import UNKNOWN, State
 from collector.topology import Family
 from collector.topology import build as build_topology
@@ -367,6 +368,7 @@ class StateCollector(Collector):
             labels=["site", "what"],
         )
         values: dict[tuple[str, Kind], Metric] = {}
+        helps: dict[tuple[str, Kind], str | None] = {}  # the text all its devices agree on
         for site_name, site in sorted(sites.items()):
             online.add_metric([site_name], 1.0 if site.online else 0.0)
             heard.add_metric([site_name], site.heard)
@@ -417,8 +419,12 @@ class StateCollector(Collector):
                         group.measurement,
                         group.tags,
                         group.fields,
-                        dev.names.help if dev.names is not None else None,
+                        dev.names,
+                        helps,
                     )
+        for family_key, text in helps.items():
+            if text:
+                values[family_key].documentation = text
         yield from (
             online,
             offline_reason,
@@ -459,11 +465,13 @@ class StateCollector(Collector):
         measurement: str,
         tags: dict[str, str],
         fields: list[Field],
-        helps: dict[tuple[str, str], str] | None = None,
+        profile_names: DeviceNames | None = None,
+        helps: dict[tuple[str, Kind], str | None] | None = None,
     ) -> None:
-        """`helps`: the device's profile help texts (collector/names.py) by (measurement,
-        field); the first device to bring a family names its HELP line (sites and devices in
-        name order), else it is "<measurement> <field>"."""
+        """`profile_names`: the device's profile names (collector/names.py); `helps` collects, per
+        family, the help text every device bringing it gives (None once two differ, or one
+        gives none). The caller makes that the HELP line, else it stays "<measurement>
+        <field>": one site's agent must not set the HELP line of every site's family."""
         names = ["site", "device", *tags]
         labels = [site, device, *tags.values()]
         info: dict[str, str] = {}
@@ -472,16 +480,23 @@ class StateCollector(Collector):
                 info[f.name] = str(f.value)
                 continue
             name = f"{PREFIX}_{measurement}_{f.name}"
-            family = values.get((name, f.kind))
+            key = (name, f.kind)
+            family = values.get(key)
+            text = (
+                profile_names.help_text(measurement, f.name) if profile_names is not None else None
+            )
             if family is None:
-                text = helps.get((measurement, f.name)) if helps else None
                 if f.kind is Kind.COUNTER:
                     family = CounterMetricFamily(
-                        name, text or f"{measurement} {f.name} (counter)", labels=None
+                        name, f"{measurement} {f.name} (counter)", labels=None
                     )
                 else:
-                    family = GaugeMetricFamily(name, text or f"{measurement} {f.name}", labels=None)
-                values[(name, f.kind)] = family
+                    family = GaugeMetricFamily(name, f"{measurement} {f.name}", labels=None)
+                values[key] = family
+                if helps is not None:
+                    helps[key] = text
+            elif helps is not None and helps.get(key) != text:
+                helps[key] = None
             family.samples.append(_sample(family, names, labels, float(f.value)))
         if info:
             name = f"{PREFIX}_{measurement}"

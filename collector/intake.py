@@ -36,6 +36,14 @@ SUBSCRIPTIONS = (
     f"{TOPIC_PREFIX}/+/names",  # after status: a site's names are checked against its status
 )
 
+EVERY_MEMBER = (f"{TOPIC_PREFIX}/+/status", f"{TOPIC_PREFIX}/+/names")
+"""Subscribed outside a shared-subscription group: every member gets every site's status and
+names. A shared subscription gets no retained messages (MQTT 5 §4.8.2), and a site's names are
+checked against its status, so in the group they would reach a member that never saw that
+site's status (`unknown_site`) or nobody at all after a restart. Births and heartbeats carry
+their own timestamp, so each member writes the identical point (InfluxDB keeps one); only a
+will, stamped when received, is written once per member."""
+
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
@@ -80,7 +88,10 @@ class Intake:
 
     def topics(self) -> list[str]:
         if self.cfg.shared_group:
-            return [f"$share/{self.cfg.shared_group}/{t}" for t in SUBSCRIPTIONS]
+            return [
+                t if t in EVERY_MEMBER else f"$share/{self.cfg.shared_group}/{t}"
+                for t in SUBSCRIPTIONS
+            ]
         return list(SUBSCRIPTIONS)
 
     def start(self) -> None:

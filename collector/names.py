@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from collector.validate import Rejected
 from pantau.wire import Names, WireError, decode_names
@@ -25,18 +25,39 @@ FieldKey = tuple[str, str]
 """(measurement, field)"""
 
 
+ProfileNames = tuple[dict[FieldKey, dict[int, str]], dict[FieldKey, str]]
+"""One profile's (state names, help texts) by field."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceNames:
-    """The names one device's profiles give its fields (the first profile naming one wins)."""
+    """The names one device's profiles give its fields: the profiles it is polled with, in
+    order, each looked up in turn (the first profile naming a field wins).
 
-    states: dict[FieldKey, dict[int, str]] = field(default_factory=dict)
-    help: dict[FieldKey, str] = field(default_factory=dict)
+    The profiles' maps are shared by every device that uses them, never copied: a names
+    message of a few KB listing many devices, each with another order of many profiles, must
+    not cost the collector a copy of every profile per device (review of issue 12: 8.5 KB
+    made 240 MB that way). What is kept is the decoded message plus a tuple per device."""
+
+    profiles: tuple[ProfileNames, ...] = ()
 
     def state_name(self, measurement: str, name: str, value: float) -> str | None:
-        states = self.states.get((measurement, name))
-        if states is None or value != int(value):
+        if value != int(value):
             return None
-        return states.get(int(value))
+        key = (measurement, name)
+        for states, _ in self.profiles:
+            named = states.get(key)
+            if named is not None:
+                return named.get(int(value))
+        return None
+
+    def help_text(self, measurement: str, name: str) -> str | None:
+        key = (measurement, name)
+        for _, helps in self.profiles:
+            text = helps.get(key)
+            if text is not None:
+                return text
+        return None
 
 
 def check_names(site: str, payload: bytes) -> Names:
@@ -49,22 +70,26 @@ def check_names(site: str, payload: bytes) -> Names:
 
 
 def per_device(names: Names) -> dict[str, DeviceNames]:
-    """Each device's names; devices sharing profiles share one DeviceNames."""
-    out: dict[str, DeviceNames] = {}
+    """Each device's names. Each profile's maps are built once (bounded by the codec's
+    MAX_NAMES_FIELDS and MAX_NAMES_STATES over the whole message) and shared; a device holds
+    a tuple of references to them."""
+    profiles: list[ProfileNames] = []
+    for entries in names.profiles:
+        states: dict[FieldKey, dict[int, str]] = {}
+        helps: dict[FieldKey, str] = {}
+        for f in entries:
+            k = (f.measurement, f.field)
+            if f.states:
+                states.setdefault(k, f.states)
+            if f.help:
+                helps.setdefault(k, f.help)
+        profiles.append((states, helps))
     built: dict[tuple[int, ...], DeviceNames] = {}
+    out: dict[str, DeviceNames] = {}
     for device, indexes in names.devices.items():
         key = tuple(indexes)
         if key not in built:
-            states: dict[FieldKey, dict[int, str]] = {}
-            helps: dict[FieldKey, str] = {}
-            for i in indexes:
-                for f in names.profiles[i]:
-                    k = (f.measurement, f.field)
-                    if f.states:
-                        states.setdefault(k, dict(f.states))
-                    if f.help:
-                        helps.setdefault(k, f.help)
-            built[key] = DeviceNames(states, helps)
+            built[key] = DeviceNames(tuple(profiles[i] for i in indexes))
         out[device] = built[key]
     return out
 

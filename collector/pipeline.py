@@ -178,6 +178,7 @@ class Pipeline:
         (beyond them it is rejected as `too_many_points`, before its groups are built)."""
         self.sink = sink
         self.acks = acks
+        self._event_acks: list[Callable[[], None]] = []  # the writer's, until the state is saved
         self.settle_holes = settle_holes
         self.state = state
         self.metrics = metrics
@@ -281,7 +282,7 @@ class Pipeline:
                 after = functools.partial(self.state.events.on_event, event)
                 if self.acks is not None:  # under the events' own key and numbers
                     acked = functools.partial(self.acks.stored, site, events_key(device), event.seq)
-                    after = _both(after, acked)
+                    after = _both(after, functools.partial(self._event_acks.append, acked))
             elif kind == "event_gap":
                 # Events the agent dropped: counted (collector.events), nothing to write; the
                 # record is acknowledged like a sample sets' gap, under its "<device>/event".
@@ -327,7 +328,8 @@ class Pipeline:
             )
             self.rejected.add(msg, exc.reason, exc.detail)
             self.ack(msg)
-            self._confirm_set_aside(msg)
+            if exc.final:
+                self._confirm_set_aside(msg)
             return
         batch = self._batch
         if not batch.msgs:
@@ -339,11 +341,17 @@ class Pipeline:
         self.metrics.pending(len(batch.lines) + self._handed)
 
     def _confirm_set_aside(self, msg: Inbound) -> None:
-        """A sample set, event or gap record set aside (rejected: counted, logged, in the
-        rejected file) is accounted for: acknowledge it to its site as if stored, so the agent stops
-        sending it again (it would be refused again, at the cost of VSAT bytes, until its
-        budget forgot it). Its number still counts as lost in the sequence accounting once the
-        agent's heartbeat shows it gone. Read leniently: the message failed its checks."""
+        """A sample set, event or gap record set aside because its payload is at fault
+        (Rejected.final: counted, logged, in the rejected file) is accounted for: acknowledge
+        it to its site as if stored, so the agent stops sending it again (it would be refused
+        again, at the cost of VSAT bytes, until its budget forgot it). Its number still counts
+        as lost in the sequence accounting once the agent's heartbeat shows it gone.
+
+        Only then: a refusal that depends on this collector (a kind another site sent first,
+        a full registry, InfluxDB's field types, an unknown version) is not acknowledged, or one
+        site could make another site's agent delete good data. Read leniently (the message
+        failed its checks), but only a number the payload gives for the topic's own site and
+        device (pantau.wire.codec.peek_seq): another device's payload confirms nothing."""
         if self.acks is None:
             return
         try:
@@ -353,17 +361,23 @@ class Pipeline:
         if device is None:
             return
         if kind == "metrics":
-            seq = peek_seq(msg.payload, min(self.max_message_bytes * 16, MAX_DECODED_BYTES))
+            seq = peek_seq(
+                msg.payload,
+                min(self.max_message_bytes * 16, MAX_DECODED_BYTES),
+                site=site,
+                device=device,
+            )
             if seq is not None:
                 self.acks.stored(site, device, seq)
                 return
         elif kind in ("gap", "event_gap"):
-            run = peek_gap(msg.payload)
+            key = events_key(device) if kind == "event_gap" else device
+            run = peek_gap(msg.payload, site=site, device=key)
             if run is not None:
-                self.acks.gap(site, events_key(device) if kind == "event_gap" else device, *run)
+                self.acks.gap(site, key, *run)
                 return
         elif kind == "event":
-            seq = peek_event_seq(msg.payload)
+            seq = peek_event_seq(msg.payload, site=site, device=device)
             if seq is not None:
                 self.acks.stored(site, events_key(device), seq)
                 return
@@ -434,6 +448,7 @@ class Pipeline:
             if refused is None:
                 for account in part.after:
                     account()
+                self._acknowledge_saved_events()
             elif len(part.msgs) > 1:
                 first, second = part.split()
                 todo += (second, first)  # first half first: acks stay in order
@@ -455,10 +470,24 @@ class Pipeline:
                 )
                 self.metrics.rejected("influx_refused")
                 self.rejected.add(msg, "influx_refused", refused.detail)
-                self._confirm_set_aside(msg)
+                # Not acknowledged to the site: a field type InfluxDB refuses depends on what
+                # its shard holds already (another site's data, or a shard that expires).
             for msg in part.msgs:
                 self.ack(msg)
         return True
+
+    def _acknowledge_saved_events(self) -> None:
+        """Events' acknowledgements once the alarm state they changed is saved (when
+        `alarm_state_file` is set): the agent deletes an acknowledged event, so a crash between
+        the two must not lose its raise or clear. A failed save (logged, counted) holds them
+        back: the agent sends those events again (counted once) and they are acknowledged
+        after a save that succeeds."""
+        if not self._event_acks:
+            return
+        acks, self._event_acks = self._event_acks, []
+        if self.state.events.save():
+            for ack in acks:
+                ack()
 
     def _write(
         self, batch: Batch, stop: threading.Event, attempts: int | None

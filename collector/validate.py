@@ -47,7 +47,19 @@ FUTURE_SLACK_MS = 86400 * 1000
 
 
 class Rejected(PantauError):
-    """A message set aside; `reason` labels pantau_collector_messages_rejected_total."""
+    """A message set aside; `reason` labels pantau_collector_messages_rejected_total.
+
+    `final`: the payload itself is at fault, so sending it again cannot change the answer, and
+    the collector acknowledges it to its site (collector/pipeline.py) to stop the resends. A
+    refusal that depends on the collector (what other sites sent first, its limits, its
+    version, its clock) is not final: acknowledging it would make the agent delete data that
+    a repaired collector would store."""
+
+    FINAL_REASONS = frozenset({"malformed", "invalid_schema", "bad_name", "bad_value"})
+
+    def __init__(self, reason: str, detail: str, *, final: bool | None = None) -> None:
+        super().__init__(reason, detail)
+        self.final = reason in self.FINAL_REASONS if final is None else final
 
 
 def parse_topic(topic: str) -> tuple[str, str, str | None]:
@@ -91,7 +103,10 @@ def check_sample_set(
     _same_origin("payload", ss.site, ss.device, topic_site, topic_device)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if not MIN_TS_MS <= ss.ts_ms <= now_ms + FUTURE_SLACK_MS:
-        raise Rejected("bad_timestamp", f"ts_ms {ss.ts_ms} is implausible")
+        # Before 2000 is final; "in the future" may be the collector's clock.
+        raise Rejected(
+            "bad_timestamp", f"ts_ms {ss.ts_ms} is implausible", final=ss.ts_ms < MIN_TS_MS
+        )
     if not 0 <= ss.seq <= INT64_MAX or not 0 <= ss.duration_ms <= INT64_MAX:
         raise Rejected("bad_value", "seq or duration_ms out of range")
     # The hot path (every value of every message): names are checked against the sets of

@@ -9,6 +9,7 @@ a server name (the MQTT listener needs one, and JetStream). All nodes list all r
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -18,9 +19,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from devstack.servers import HOST, free_port, tcp_port_open
+from devstack.rabbitmq import listen_port
+from devstack.servers import HOST, tcp_port_open
 
 BINARY = "/usr/sbin/nats-server"
+
+
+_LIVE: set[NatsCluster] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for cluster in list(_LIVE):
+        cluster.close()
 
 
 class NatsNode:
@@ -29,9 +40,9 @@ class NatsNode:
         self.index = index
         self.name = f"pantau-nats-{index}"
         self.dir = cluster.workdir / f"node{index}"
-        self.client_port = free_port()
-        self.route_port = free_port()
-        self.mqtt_port = free_port()
+        self.client_port = listen_port()
+        self.route_port = listen_port()
+        self.mqtt_port = listen_port()
         self.log_path = self.dir / "nats.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -135,6 +146,7 @@ class NatsCluster:
         return [n.mqtt_port for n in self.nodes]
 
     def start(self) -> Self:
+        _LIVE.add(self)
         try:
             for node in self.nodes:
                 node.start(wait=False)
@@ -146,6 +158,7 @@ class NatsCluster:
         return self
 
     def close(self) -> None:
+        _LIVE.discard(self)
         for node in self.nodes:
             node.kill()
 

@@ -15,29 +15,36 @@ meets another test's or the system's RabbitMQ. `/usr/lib/rabbitmq/bin/…` is ru
 `/usr/sbin/…`: Debian's wrapper there switches to the `rabbitmq` user, which could not write
 the temp dirs.
 
-What was seen on this machine (2 cores, shared): a node's first start takes 8–25 s, a
-restart with its data about as long; the first node starts alone, the others are told by
-`cluster_formation.classic_config` to join it at their first boot and start together. A node
-killed with SIGKILL comes back with its data and rejoins on its own. `rabbitmqctl` costs
-1–2 s of Erlang start-up per call, so the readiness check is the node's MQTT port (the MQTT
-listener starts after the core, the plugins and the cluster join).
+What was seen on this machine (2 cores, shared): the first node starts alone, the others are
+told by `cluster_formation.classic_config` to join it at their first boot and start together;
+the three serve about 27 s after the start. A node killed with SIGKILL comes back with its data
+in about 5 s and rejoins on its own. `rabbitmqctl` costs 1–2 s of Erlang start-up per call, so
+the readiness check is the node's MQTT and AMQP ports (the MQTT listener opens after the core,
+the plugins and the cluster join). After a SIGKILL the script this module started is reaped at
+once but beam.smp, its child, lets go of its ports a moment later (and, orphaned, stays a
+zombie where PID 1 does not reap): kill() waits for the ports to close. The consistent-hash
+exchange plugin is enabled for experiments; pantau's routing binds sites explicitly
+(collector/amqp_intake.py says why).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from devstack.servers import HOST, free_port, tcp_port_open
+from devstack.servers import HOST, tcp_port_open
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 EPMD = "/usr/bin/epmd"
@@ -62,10 +69,55 @@ def _epmd() -> str:
     return found
 
 
+_LIVE: set[RabbitCluster] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A test that crashed past its fixture leaves no node behind (as devstack/servers.py)."""
+    for cluster in list(_LIVE):
+        cluster.close()
+
+
 def _kill_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
+
+
+_TAKEN: set[int] = set()
+
+
+def listen_port() -> int:
+    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range, for a listener that
+    must come back on the same port after a kill.
+
+    Why not free_port(): it hands out ephemeral ports, and while a killed node is down its
+    port is free for any outgoing connection to take as its local port, and polling it with
+    connect() can even connect the socket to itself (TCP simultaneous open) and leave it in
+    TIME_WAIT: the restarted node then failed with eaddrinuse (seen here, 1 restart in ~10).
+    Ports below the ephemeral range are never picked for outgoing connections."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    floor = max(1024, low - 12000)
+    for _ in range(1000):
+        port = random.randrange(floor, low)
+        if port not in _TAKEN and _bindable(port):
+            _TAKEN.add(port)
+            return port
+    raise RuntimeError(f"no free port in [{floor}, {low})")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
 
 
 class RabbitNode:
@@ -76,9 +128,9 @@ class RabbitNode:
         self.index = index
         self.name = f"pantau{index}@localhost"
         self.dir = cluster.workdir / f"node{index}"
-        self.amqp_port = free_port()
-        self.mqtt_port = free_port()
-        self.dist_port = free_port()
+        self.amqp_port = listen_port()
+        self.mqtt_port = listen_port()
+        self.dist_port = listen_port()
         self.log_path = self.dir / "stdout.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -178,10 +230,18 @@ vm_memory_high_watermark.relative = 0.9
     def _wait_ports_closed(self, timeout: float = 20.0) -> None:
         # The script that was started is reaped first; beam.smp, its child, lets go of its
         # sockets a moment later: until then the node would look ready to a new start.
+        # Likewise epmd forgets the node's name only once it sees the node's connection
+        # close, and the distribution port must be free again: a restart before that fails
+        # ("name … seems to be in use", or the port taken).
         deadline = time.monotonic() + timeout
-        while tcp_port_open(self.mqtt_port) or tcp_port_open(self.amqp_port):
+        while (
+            tcp_port_open(self.mqtt_port)
+            or tcp_port_open(self.amqp_port)
+            or self.name.split("@")[0] in self.cluster.epmd_names()
+            or not _bindable(self.dist_port)
+        ):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name}: ports still open {timeout} s after it ended")
+                raise TimeoutError(f"{self.name}: still holding on {timeout} s after it ended")
             time.sleep(0.05)
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -238,7 +298,7 @@ class RabbitCluster:
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.extra_conf = extra_conf
-        self.epmd_port = free_port()
+        self.epmd_port = listen_port()
         self._epmd: subprocess.Popen[bytes] | None = None
         self.nodes: list[RabbitNode] = []
         self.nodes = [RabbitNode(self, i) for i in range(1, size + 1)]
@@ -265,6 +325,7 @@ class RabbitCluster:
     def start(self) -> Self:
         """Start epmd, the first node, then the others together; return once all serve."""
         self._prepare()
+        _LIVE.add(self)
         try:
             self._epmd = subprocess.Popen(
                 [_epmd(), "-port", str(self.epmd_port), "-address", HOST],
@@ -289,6 +350,22 @@ class RabbitCluster:
             self.close()
             raise
         return self
+
+    def epmd_names(self) -> set[str]:
+        """Node names (without @host) registered with this cluster's epmd right now."""
+        done = subprocess.run(
+            [_epmd(), "-port", str(self.epmd_port), "-names"],
+            env=self.env(),
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        # "name pantau1 at port 41234" lines
+        return {
+            line.split()[1]
+            for line in done.stdout.decode(errors="replace").splitlines()
+            if line.startswith("name ")
+        }
 
     def running_nodes(self, via: RabbitNode | None = None) -> list[str]:
         node = via or next(n for n in self.nodes if n.running)
@@ -317,6 +394,7 @@ class RabbitCluster:
 
     def close(self) -> None:
         """Stop every node (SIGKILL: a test's data is thrown away) and the epmd."""
+        _LIVE.discard(self)
         for node in self.nodes:
             node.kill()
         if self._epmd is not None:

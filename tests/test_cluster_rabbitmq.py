@@ -147,6 +147,12 @@ class Site(threading.Thread):
         )
         self.send(status_topic(self.site), encode_status(status))
 
+    def goodbye(self) -> None:
+        """What the agent's Last Will says when it vanishes."""
+        status = Status(v=1, site=self.site, online=False, ts_ms=int(time.time() * 1000))
+        self.send(status_topic(self.site), encode_status(status))
+        self._drop_client()
+
     def poll_round(self) -> None:
         for device in DEVICES:
             self.seq[device] += 1
@@ -219,6 +225,14 @@ class Collector:
 
     def received(self) -> float:
         return sum(self.counter("pantau_samples_received_total").values())
+
+
+def site_online(c: Collector) -> dict[str, float]:
+    return {
+        dict(labels)["site"]: value
+        for (name, labels), value in procs.scrape(c.http).items()
+        if name == "pantau_site_online"
+    }
 
 
 def stored(victoria: VictoriaMetrics) -> dict[str, list[int]]:
@@ -294,7 +308,16 @@ def test_nothing_lost_or_doubled_when_a_node_and_a_collector_die(
 
         victim = reader(collectors)
         victim.proc.kill()
-        time.sleep(5)  # the other collector's waiting subscriptions take over
+        survivor = next(c for c in collectors if c is not victim)
+        # the survivor's waiting subscriptions take over: it says so for every partition
+        procs.wait_until(
+            lambda: all(
+                f"reading queue=pantau.part.{p} (" in survivor.proc.log() for p in range(4)
+            ),
+            20,
+            "the survivor reading every partition",
+        )
+        time.sleep(2)
         victim.start()
         time.sleep(3)
         assert reader(collectors).received() > 0
@@ -332,6 +355,15 @@ def test_nothing_lost_or_doubled_when_a_node_and_a_collector_die(
             assert len(seqs) == len(set(seqs)), f"{key}: a sequence number stored twice"
         assert got == want
         assert sum(s.reconnects for s in sites) >= 1  # node 3's site had to move
+        # every site is online on the collector that reads it now; one says goodbye (the
+        # status its Last Will would publish) and goes offline there
+        assert all(max(site_online(c).get(s, 0) for c in collectors) == 1 for s in SITES)
+        sites[0].goodbye()
+        procs.wait_until(
+            lambda: any(site_online(c).get(SITES[0]) == 0 for c in collectors),
+            20,
+            "the site offline on its collector",
+        )
         assert all(s.acks > 0 for s in sites), [s.acks for s in sites]  # AMQP → MQTT acks
         logs = c1.proc.log() + c2.proc.log()
         assert "site bound to partition" in logs
@@ -339,3 +371,22 @@ def test_nothing_lost_or_doubled_when_a_node_and_a_collector_die(
     finally:
         for c in collectors:
             c.proc.stop()
+
+
+def test_a_collector_without_its_cluster_is_not_ready_and_says_why(tmp_path: Path):
+    nobody = free_port()  # nothing listens there
+    cfg = procs.collector_config(
+        tmp_path / "c.yaml",
+        broker_port=1,
+        influx_url="http://127.0.0.1:1",
+        http_port=(http := free_port()),
+        broker="amqp",
+        amqp={"hosts": [f"127.0.0.1:{nobody}"], "reconnect_min": 0.2, "reconnect_max": 1},
+    )
+    with procs.collector(cfg, tmp_path / "c.log") as proc:
+        procs.wait_until(
+            lambda: "AMQP connection lost or refused" in proc.log(), 30, "the failure logged"
+        )
+        code, body = procs.http_get(f"http://127.0.0.1:{http}/readyz")
+        assert code == 503 and "not subscribed to the broker" in body, (code, body)
+        assert proc.running  # it keeps trying

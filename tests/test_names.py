@@ -4,7 +4,9 @@ status page and /metrics make of it. tests/test_names_live.py runs it through re
 
 from __future__ import annotations
 
+import random
 import time
+import tracemalloc
 import zlib
 
 import msgspec
@@ -14,7 +16,9 @@ from prometheus_client import generate_latest
 from agent.names import names_payload, profile_fields, site_names
 from agent.profiles.model import builtin_profiles
 from collector.exposition import SelfMetrics, StateCollector
-from collector.names import check_names
+from collector.intake import Inbound
+from collector.names import NameBook, check_names, per_device
+from collector.pipeline import Pipeline, RejectedStore
 from collector.state import State
 from collector.statuspage import key_readings, render
 from collector.validate import Rejected
@@ -35,6 +39,7 @@ from pantau.wire import (
 )
 from pantau.wire.dictionaries import DICTIONARIES
 from pantau.wire.model import DICTIONARY_ID, MAX_NAMES_BYTES, MAX_NAMES_DECODED
+from tests.support.recording import RecordingMetrics
 
 PROFILES = builtin_profiles()
 BASE = [PROFILES["system"], PROFILES["if-mib"]]
@@ -79,6 +84,11 @@ def plain(names: object) -> bytes:
         (plain([[[["m", "f", "", {1: "x" * 65}]]], {"d": [0]}]), "bad_value"),
         (plain([[[["m", "f", "", {i: "s" for i in range(257)}]]], {"d": [0]}]), "bad_value"),
         (plain([[], {f"d{i}": [] for i in range(1001)}]), "too_many_points"),
+        # 10,250 state names: what the collector keeps of a site is bounded by them
+        (
+            plain([[[["m", f"f{j}", "", {i: "s" for i in range(250)}] for j in range(41)]], {}]),
+            "too_many_points",
+        ),
         (plain([[[["m" * 65, "f", "h"]]], {"d": [0]}]), "bad_name"),
         (plain([[[["m", "", "h"]]], {"d": [0]}]), "bad_name"),
         (b"\x01\x00" + b"\x90" * (MAX_NAMES_BYTES), "oversize"),
@@ -206,12 +216,68 @@ def test_names_for_devices_the_site_does_not_have_are_refused() -> None:
 
 def test_names_are_bounded_by_sites() -> None:
     state = State(900, max_sites=2)
-    for site in ("a", "b"):
+    for site in ("a", "b", "c"):
         state.on_status(Status(v=1, site=site, online=True, ts_ms=1, devices=["modem"]))
+    for site in ("a", "b"):
         state.on_names(site, site_names([("modem", BASE)]))
+    with pytest.raises(Rejected) as err:  # a third site is left out of state: no status
+        state.on_names("c", site_names([("modem", BASE)]))
+    assert err.value.reason == "unknown_site"
     assert len(state.names) == 2
     state.forget_site("a")
     assert len(state.names) == 1 and state.names.device("a", "modem") is None
+    # the book's own bound, whatever the state in front of it lets through
+    book = NameBook(max_sites=2)
+    names = site_names([("modem", BASE)])
+    book.put("a", names, ["modem"])
+    book.put("b", names, ["modem"])
+    book.put("a", names, ["modem"])  # a site already kept is replaced, not counted twice
+    with pytest.raises(Rejected) as err:
+        book.put("c", names, ["modem"])
+    assert err.value.reason == "too_many_sites"
+    assert len(book) == 2 and book.device("c", "modem") is None
+    book.forget_site("b")
+    book.put("c", names, ["modem"])
+    assert book.device("c", "modem") is not None
+
+
+def test_a_small_names_message_keeps_little_memory() -> None:
+    """Review of issue 12: each device's own order of 64 profiles used to copy every
+    profile's state names per device (100 devices in 8.5 KB made 240 MB). Now a device holds
+    references to the profiles' maps, built once."""
+    rng = random.Random(7)
+    profiles = [[FieldNames("m", f"f{p}", "", {i: "s" for i in range(156)})] for p in range(64)]
+    devices = {}
+    for d in range(300):
+        order = list(range(64))
+        rng.shuffle(order)
+        devices[f"d{d}"] = order
+    payload = encode_names(Names(profiles, devices))
+    assert len(payload) < 20_000
+    state = State(900)
+    state.on_status(status(list(devices)))
+    tracemalloc.start()
+    try:
+        state.on_names(SITE, check_names(SITE, payload))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000, f"{peak / 1e6:.1f} MB for a {len(payload)} byte message"
+    # and it still names by the device's first profile naming the field
+    names = state.names.device(SITE, "d0")
+    assert names is not None and names.state_name("m", f"f{devices['d0'][0]}", 3) == "s"
+    assert names.state_name("m", "f0", 200) is None and names.state_name("m", "f0", 1.5) is None
+
+
+def test_the_first_profile_naming_a_field_wins() -> None:
+    first = [FieldNames("signal", "lock_state", "", {1: "locked"})]
+    second = [FieldNames("signal", "lock_state", "Lock", {1: "searching", 2: "lost"})]
+    book = per_device(Names([first, second], {"a": [0, 1], "b": [1, 0]}))
+    assert book["a"].state_name("signal", "lock_state", 1) == "locked"
+    assert book["a"].state_name("signal", "lock_state", 2) is None  # the first one's map only
+    assert book["a"].help_text("signal", "lock_state") == "Lock"  # the first with a text
+    assert book["b"].state_name("signal", "lock_state", 1) == "searching"
+    assert book["a"].help_text("signal", "other") is None
 
 
 def test_the_status_page_names_enumerations_by_the_devices_profile() -> None:
@@ -269,3 +335,57 @@ def test_metrics_help_lines_carry_the_profiles_help() -> None:
     assert "initialization" in help_line
     # fields the profile gives no help keep the generic line
     assert "# HELP pantau_signal_lock_state signal lock_state\n" in text
+
+
+def help_of(state: State, family: str) -> str:
+    metrics = SelfMetrics()
+    metrics.registry.register(StateCollector(state))
+    text = generate_latest(metrics.registry).decode()
+    return next(line for line in text.splitlines() if line.startswith(f"# HELP {family} "))
+
+
+def test_one_site_does_not_set_the_help_line_of_every_site() -> None:
+    """A family's HELP line is a profile's text only when every device bringing it gives that
+    text: a site whose names say otherwise (or nothing) leaves the generic line (review of
+    issue 12: the first site in name order set it for all)."""
+
+    def site_with_help(state: State, site: str, text: str | None) -> None:
+        state.on_status(Status(v=1, site=site, online=True, ts_ms=1, devices=["modem"]))
+        state.on_sample_set(msgspec.structs.replace(modem_poll(1, 17), site=site))
+        if text is not None:
+            entry = FieldNames("signal", "snr_db", text)
+            state.on_names(site, Names([[entry]], {"modem": [0]}))
+
+    generic = "# HELP pantau_signal_snr_db signal snr_db"
+    agreed = State(900)
+    site_with_help(agreed, "a", "Signal to noise")
+    site_with_help(agreed, "b", "Signal to noise")
+    assert help_of(agreed, "pantau_signal_snr_db") == "# HELP pantau_signal_snr_db Signal to noise"
+    differ = State(900)
+    site_with_help(differ, "a", "Whatever site a says")
+    site_with_help(differ, "b", "Signal to noise")
+    assert help_of(differ, "pantau_signal_snr_db") == generic
+    silent = State(900)
+    site_with_help(silent, "a", "Whatever site a says")
+    site_with_help(silent, "b", None)
+    assert help_of(silent, "pantau_signal_snr_db") == generic
+
+
+def test_an_empty_names_message_withdraws_the_sites_names() -> None:
+    """What an agent publishes (retained) when its names no longer fit (agent/service.py)."""
+    state = State(900)
+    pipe = Pipeline(
+        sink=None,  # type: ignore[arg-type]  # names are state: nothing is written
+        state=state,
+        metrics=RecordingMetrics(),
+        ack=lambda m: None,
+        rejected=RejectedStore(None, 0),
+        max_message_bytes=65536,
+        batch_size=1000,
+        flush_interval=60.0,
+    )
+    state.on_status(status(["modem"]))
+    pipe.handle(Inbound(names_topic(SITE), encode_names(uhp_names()), 1, 1, 0))
+    assert state.names.device(SITE, "modem") is not None
+    pipe.handle(Inbound(names_topic(SITE), b"", 2, 1, 0))
+    assert state.names.device(SITE, "modem") is None and len(state.names) == 0

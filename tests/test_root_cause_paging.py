@@ -49,6 +49,7 @@ from devstack import procs
 from devstack.prometheus import (
     Alertmanager,
     Prometheus,
+    PrometheusError,
     redirected_alertmanager_config,
     shortened_rules,
 )
@@ -314,6 +315,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             rule_files=[shortened_rules(RULES, tmp / "pantau.rules.yml", for_=f"{FOR_:g}s")],
             alertmanagers=[am.address],
         )
+        started = time.time()
         try:
             prom.start()
             with Sites(broker.port) as sites:
@@ -329,10 +331,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 )
                 yield {"prom": prom, "am": am, "hook": hook, "sites": sites, "http": http}
         finally:
-            hook.dump(tmp / "notifications.json")  # kept with the servers' logs
+            # kept with the servers' logs, for the post-mortem of a failed assertion
+            hook.dump(tmp / "notifications.json")
+            _dump_history(prom, started, tmp / "history.json")
             prom.stop()
             am.stop()
             collector.stop()
+
+
+def _dump_history(prom: Prometheus, since: float, path: Path) -> None:
+    """What Prometheus saw, second by second: the alerts, the sites' state and their causes."""
+    if not prom.running:
+        return
+    try:
+        history = prom.query_range(
+            'ALERTS{alertname=~"SiteOffline|LinkDown"} or pantau_site_online or pantau_site_cause'
+            " or pantau_link_state == 1",
+            since,
+            time.time(),
+            1,
+        )
+    except (PrometheusError, OSError) as exc:
+        print(f"no Prometheus history for the post-mortem: {exc}")
+        return
+    path.write_text(json.dumps(history))
 
 
 def _firing(prom: Prometheus, alertname: str) -> dict[str, dict[str, str]]:

@@ -16,6 +16,7 @@ outbox). What is faked, and why:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -293,11 +294,10 @@ def test_a_broker_that_never_acknowledges_makes_the_publisher_overdue(tmp_path, 
     async def main() -> None:
         port = await broker.start()
         nonlocal cfg
-        cfg = cfg.model_copy(
-            update={
-                "broker": cfg.broker.model_copy(update={"port": port}),
-                "outbox": cfg.outbox.model_copy(update={"shutdown_timeout": 0.5}),
-            }
+        cfg = dataclasses.replace(
+            cfg,
+            broker=cfg.broker.model_copy(update={"port": port}),
+            outbox=cfg.outbox.model_copy(update={"shutdown_timeout": 0.5}),
         )
         with open_outbox(cfg) as outbox:
             agent = Agent(cfg, outbox)

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,20 +82,32 @@ def _user(user: str, auth: str, priv: str, engine: str | None = None) -> list[st
     return [*args, "-e", engine] if engine else args
 
 
-def _run(tmp_path: Path, scenario: Any) -> dict[str, Any]:
+def _run(
+    tmp_path: Path,
+    scenario: Any,
+    registration_interval: float = 0.0,
+    state_dir: Path | None = None,
+    cfg: AgentConfig | None = None,
+    setup: Callable[[TrapReceiver], None] = lambda receiver: None,
+) -> dict[str, Any]:
     """Run the receiver of `_config` with a real outbox while `scenario(port)` sends; return
-    its counters and the stored events."""
-    cfg = _config(tmp_path)
-    assert cfg.traps is not None
+    its counters and the stored events. Tests that send from several new sender engine IDs at
+    once lift the per-device registration interval (its own test keeps it)."""
+    cfg = _config(tmp_path) if cfg is None else cfg
+    traps, devices = cfg.traps, cfg.devices
+    assert traps is not None
     out: dict[str, Any] = {}
 
     async def run() -> None:
         with Outbox(tmp_path / "o.sqlite", max_bytes=1 << 20, max_age_s=3600) as box:
-            receiver = TrapReceiver(cfg.traps, "s1", cfg.devices, box)  # type: ignore[arg-type]
+            receiver = TrapReceiver(traps, "s1", devices, box, state_dir=state_dir)
             stop = asyncio.Event()
             task = asyncio.create_task(receiver.run(stop))
             while receiver.bound is None:
                 await asyncio.sleep(0.01)
+            if receiver.usm is not None:
+                receiver.usm.registration_interval = registration_interval
+            setup(receiver)
             out["results"] = await scenario(receiver.bound[1])
             await asyncio.sleep(0.2)
             stop.set()

@@ -333,7 +333,8 @@ class TrapVarbind(_ProfileModel):
 class ClearWhen(_ProfileModel):
     """An alarm trap that also says when its condition ends (vendors' one trap with an on/off
     varbind, e.g. Eltek SP2-MIB alarmSubsysStatusOnOff): with `varbind` equal to one of
-    `values` it clears its own alarm instead of raising it."""
+    `values` it clears its own alarm instead of raising it. Compared as text: the profile
+    cannot know whether a device sends the on/off as INTEGER or OCTET STRING ("0" is 0)."""
 
     varbind: TagName
     values: list[int | str] = pydantic.Field(min_length=1)
@@ -376,6 +377,11 @@ class TrapSpec(_ProfileModel):
                 raise ValueError("clear_when is for a trap that raises an alarm")
             if self.clear_when.varbind not in names:
                 raise ValueError(f"clear_when names no varbind: {self.clear_when.varbind}")
+            if self.clear_when.varbind in self.key:  # on and off would be two alarms
+                raise ValueError(
+                    f"clear_when's varbind {self.clear_when.varbind} is in key: the raise and "
+                    "the clear would name different alarms and never pair"
+                )
         return self
 
 

@@ -57,7 +57,7 @@ class Catalog:
             return Classified(trap.trap_oid, "", "info", varbinds, "", [], False)
         instance = alarm_instance(spec.key, varbinds)
         cw = spec.clear_when
-        if cw is not None and varbinds.get(cw.varbind) in cw.values:
+        if cw is not None and _clearing(varbinds.get(cw.varbind), cw.values):
             return Classified(
                 trap.trap_oid,
                 spec.name,
@@ -76,6 +76,12 @@ class Catalog:
             [alarm_name(c, instance) for c in spec.clears],
             spec.poll,
         )
+
+
+def _clearing(value: Value | None, values: list[int | str]) -> bool:
+    """Whether a clear_when varbind says "cleared": as text, since an INTEGER 0 and an OCTET
+    STRING "0" mean the same on/off (a missing varbind never clears)."""
+    return value is not None and str(value) in {str(v) for v in values}
 
 
 def alarm_instance(key: list[str], varbinds: dict[str, Value]) -> str:

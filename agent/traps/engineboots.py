@@ -6,8 +6,8 @@ snmpEngineID stays the same: a restarted engine that reported the same boots aga
 back near zero, would be outside the time window of a sender that cached the old time, and a
 message recorded before the restart could be replayed into the new one. So the agent counts its
 starts in a small file beside its outbox (`trap-engine-boots.json`), per engine ID, written
-atomically (temporary file, fsync, rename) before the receiver listens. An engine ID that
-changed starts again at 1, as the RFC allows. A file that cannot be read is moved aside
+atomically (temporary file, fsync, rename, fsync of the directory) before the receiver
+listens. An engine ID that changed starts again at 1, as the RFC allows. A file that cannot be read is moved aside
 (`.bad`) and logged, and the count starts again at 1 (there is no value known to be higher); a
 file that cannot be written stops the receiver (the agent's state directory is broken: its outbox
 would fail too).
@@ -75,4 +75,12 @@ def next_boots(state_dir: Path, engine_id: bytes) -> int:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    # The rename is on disk only once the directory is: lost in a power cut, the next start
+    # would count from the old value and reuse this boots value (reopening the time window of
+    # informs recorded under it).
+    fd = os.open(state_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return boots

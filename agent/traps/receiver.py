@@ -2,8 +2,10 @@
 
 Work on the event loop is bounded per datagram before anything is decoded: the sender is looked
 up (traps from addresses that are no configured device are counted and dropped unless
-`accept_unknown`), then its device's token bucket is asked (a flood is counted as `suppressed`
-and dropped: an inform over the limit is not acknowledged, so its sender tries again later).
+`accept_unknown`, when all unknown addresses share one bucket), then its device's token bucket
+is asked (a flood is counted as `suppressed` and dropped: an inform over the limit is not
+acknowledged, so its sender tries again later). SNMPv3 messages ask one more bucket, shared by
+all senders (V3_RATE), before pysnmp's work.
 Only then is the datagram decoded (malformed ones are counted) and queued; one worker task
 stores events in the outbox (fsync), then sends the inform's acknowledgement and, for a trap
 defined with `poll: true`, asks the device's loop for a poll now (at most every
@@ -34,6 +36,7 @@ from agent.snmp.values import Credentials
 from agent.traps.catalog import Catalog
 from agent.traps.decode import Trap, decode_trap, inform_response
 from agent.traps.engineboots import next_boots
+from agent.traps.timeline import TIMELINE_FILE
 from pantau.logs import RateLimitedLog
 from pantau.wire import Event, encode_event, event_topic
 
@@ -63,6 +66,13 @@ def default_engine_id(site: str) -> bytes:
     """The agent's snmpEngineID unless `traps.engine_id` says otherwise: stable across restarts
     (devices that send informs may be configured with it) and different per site."""
     return ENGINE_ID_PREFIX + site.encode()[:27]
+
+
+V3_RATE = 200.0
+V3_BURST = 200
+"""SNMPv3 messages per second (and at once) handed to pysnmp, all senders together: each costs
+~1-2 ms of the event loop (a new sender engine ID ~5 ms more), so per-device limits alone let
+many sources (accept_unknown: up to 10,000) take the loop. Over it: counted as suppressed."""
 
 
 def v3_credentials(snmp: SnmpConfig) -> Credentials:
@@ -134,6 +144,9 @@ class TrapReceiver(asyncio.DatagramProtocol):
         self.usm: UsmReceiver | None = None  # SNMPv3, when any user is configured
         self._transport: asyncio.DatagramTransport | None = None
         self._warn = RateLimitedLog(log, 30.0)
+        self._v3_bucket = TokenBucket(V3_RATE, V3_BURST)
+        # All unknown sources share one bucket: a device's budget, not one per address.
+        self._unknown_bucket = TokenBucket(cfg.rate, cfg.burst)
         self.bound: tuple[str, int] | None = None
 
     # -- setup ------------------------------------------------------------------------------
@@ -172,7 +185,8 @@ class TrapReceiver(asyncio.DatagramProtocol):
             else default_engine_id(self.site)
         )
         boots = None if self.state_dir is None else next_boots(self.state_dir, engine_id)
-        self.usm = UsmReceiver(engine_id, self._send, boots)
+        timelines = None if self.state_dir is None else self.state_dir / TIMELINE_FILE
+        self.usm = UsmReceiver(engine_id, self._send, boots, timelines)
         seen: dict[str, Credentials] = {}
         for s in self.senders.values():
             for name, creds in s.users.items():
@@ -258,7 +272,7 @@ class TrapReceiver(asyncio.DatagramProtocol):
             sender = self.senders[host] = _Sender(
                 name,
                 self._unknown_catalog,
-                TokenBucket(self.cfg.rate, self.cfg.burst),
+                self._unknown_bucket,
                 users=self.users,
             )
         if len(data) > self.cfg.max_datagram:
@@ -280,6 +294,13 @@ class TrapReceiver(asyncio.DatagramProtocol):
             trap = decode_trap(data)
         except ber.DecodeError as exc:
             if "SNMPv3" in exc.what and self.usm is not None:
+                if not self._v3_bucket.take(time.monotonic()):
+                    sender.suppressed += 1
+                    self.counters["suppressed"] += 1
+                    self._warn.warning(
+                        "v3flood", "SNMPv3 messages over the receiver's limit, dropped"
+                    )
+                    return
                 self._v3(sender, data, (str(addr[0]), int(addr[1])))
                 return
             reason = "unsupported_version" if "SNMPv3" in exc.what else "malformed"

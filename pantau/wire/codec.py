@@ -39,6 +39,7 @@ from pantau.wire.model import (
     MAX_NAMES_DEVICES,
     MAX_NAMES_FIELDS,
     MAX_NAMES_PROFILES,
+    MAX_NAMES_STATES,
     MAX_POINTS_PER_MESSAGE,
     MAX_STATE_CHARS,
     MAX_STATES,
@@ -112,14 +113,21 @@ def decode_gap(payload: bytes) -> Gap:
         return _gap_decoder.decode(_msgpack_body(payload, SCHEMA_VERSION, "schema"))
 
 
-def peek_seq(payload: bytes, max_inflated: int = MAX_DECODED_BYTES) -> int | None:
+def peek_seq(
+    payload: bytes, max_inflated: int = MAX_DECODED_BYTES, *, site: str, device: str
+) -> int | None:
     """The sequence number of a metrics payload that may fail every other check, read without
-    decoding its groups; None if even that cannot be read. The collector uses it to acknowledge
-    a message it set aside, so that the agent stops sending it."""
+    decoding its groups; None if even that cannot be read, or if the payload is not the topic's
+    `site` and `device` (a version 2 header's checks, a version 1 payload's names). The
+    collector uses it to acknowledge a message it set aside, so that the agent stops sending
+    it: a payload published under another device's topic must not confirm that device's
+    number."""
     try:
         if len(payload) < 3 or payload[0] not in (1, 2):
             return None
         if payload[0] == 2:
+            if len(payload) <= V2_HEADER or not _same_checks(payload, site, device):
+                return None
             body = payload[V2_HEADER:]
             if payload[1] != V2_PLAIN:
                 if payload[1] not in DICTIONARIES:
@@ -133,16 +141,38 @@ def peek_seq(payload: bytes, max_inflated: int = MAX_DECODED_BYTES) -> int | Non
                 body = _inflate(zlib.decompressobj(), body, max_inflated, "zlib")
             index = 2
         items = _raw_list_decoder.decode(body)
+        if payload[0] == 1 and not _same_names(items, site, device):
+            return None
         seq = msgspec.msgpack.decode(items[index]) if len(items) > index else None
     except (WireError, msgspec.DecodeError, ValueError):
         return None
     return seq if type(seq) is int and seq >= 0 else None
 
 
-def peek_gap(payload: bytes) -> tuple[int, int] | None:
-    """(first, last) of a gap payload that may fail its other checks; None if unreadable."""
+def _same_checks(payload: bytes, site: str, device: str) -> bool:
+    """A version 2 header carries the CRC-16 of the site and device it was encoded for."""
+    return int.from_bytes(payload[2:4], "big") == name_check(site) and int.from_bytes(
+        payload[4:6], "big"
+    ) == name_check(device)
+
+
+def _same_names(items: list[msgspec.Raw], site: str, device: str) -> bool:
+    """The first two items of a version 1 sample set, a gap record or an event are its site
+    and device."""
+    if len(items) < 2:
+        return False
+    return bool(
+        msgspec.msgpack.decode(items[0]) == site and msgspec.msgpack.decode(items[1]) == device
+    )
+
+
+def peek_gap(payload: bytes, *, site: str, device: str) -> tuple[int, int] | None:
+    """(first, last) of a gap payload that may fail its other checks; None if unreadable or
+    not the topic's `site` and `device` (for events' gaps: "<device>/event")."""
     try:
         items = _raw_list_decoder.decode(_msgpack_body(payload, SCHEMA_VERSION, "schema"))
+        if not _same_names(items, site, device):
+            return None
         first, last = (msgspec.msgpack.decode(items[i]) for i in (2, 3))
     except (WireError, msgspec.DecodeError, ValueError, IndexError):
         return None
@@ -151,11 +181,14 @@ def peek_gap(payload: bytes) -> tuple[int, int] | None:
     return None
 
 
-def peek_event_seq(payload: bytes) -> int | None:
+def peek_event_seq(payload: bytes, *, site: str, device: str) -> int | None:
     """The sequence number of an event payload that may fail its other checks; None if
-    unreadable. The collector acknowledges an event it set aside with it (collector/pipeline.py)."""
+    unreadable or not the topic's `site` and `device`. The collector acknowledges an event it
+    set aside with it (collector/pipeline.py)."""
     try:
         items = _raw_list_decoder.decode(_msgpack_body(payload, EVENT_VERSION, "event"))
+        if not _same_names(items, site, device):
+            return None
         seq = msgspec.msgpack.decode(items[2])
     except (WireError, msgspec.DecodeError, ValueError, IndexError):
         return None
@@ -615,6 +648,9 @@ def decode_names(payload: bytes) -> Names:
     fields = sum(map(len, names.profiles))
     if fields > MAX_NAMES_FIELDS:
         raise WireError("too_many_points", f"{fields} fields > {MAX_NAMES_FIELDS}")
+    states = sum(len(f.states) for entries in names.profiles for f in entries)
+    if states > MAX_NAMES_STATES:
+        raise WireError("too_many_points", f"{states} state names > {MAX_NAMES_STATES}")
     for device, indexes in names.devices.items():
         if len(indexes) > MAX_NAMES_PROFILES:
             raise WireError("too_many_points", f"device {device[:64]!r}: {len(indexes)} profiles")

@@ -233,6 +233,9 @@ MAX_NAMES_FIELDS: Final = 20_000
 """Field entries over all the profiles of one names message."""
 MAX_NAMES_PROFILES: Final = 64
 """Profiles one device may be polled with, as far as a names message says."""
+MAX_NAMES_STATES: Final = 10_000
+"""State names over all the profiles of one names message (what the collector keeps of a site
+is bounded by it): the 41 shipped profiles name 453."""
 MAX_STATES: Final = 256
 """Named values of one enumeration; the agent sends the lowest ones."""
 MAX_STATE_CHARS: Final = 64

@@ -48,6 +48,13 @@ def ack_topic(site: str) -> str:
     return f"{TOPIC_PREFIX}/{site}/ack"
 
 
+def confirm_topic() -> str:
+    """Collector → every agent, retained: "on" or "off", whether the collectors acknowledge
+    (collector/acks.py; an agent in broker.confirm auto goes back to PUBACK only on "off").
+    Two levels, so no site's topic (three or more) is ever this one."""
+    return f"{TOPIC_PREFIX}/confirm"
+
+
 class BadTopic(PantauError):
     """A topic that is not one of pantau's."""
 
