@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from pantau.wire import Ack, ack_topic, device_ack, encode_ack
+from pantau.wire import Ack, ack_topic, confirm_topic, device_ack, encode_ack
 
 log = logging.getLogger("pantau.collector.acks")
 
@@ -34,6 +34,19 @@ def events_key(device: str) -> str:
     """The entry a device's trap events are acknowledged under: the agent's outbox key of them
     (agent/traps/receiver.py), which their gap records carry as device too."""
     return f"{device}/event"
+
+
+def announce(publish: Callable[[str, bytes, bool], bool], enabled: bool) -> None:
+    """Say on the retained pantau/confirm whether this collector acknowledges, after each
+    connection (a broker killed before its autosave forgets retained messages). An agent in
+    `broker.confirm: auto` goes back to the broker's PUBACK only on "off": silence alone may
+    be this collector or its InfluxDB down while the broker queues for it, unsaved. A stopped
+    collector says nothing new, so its last word stays. docs/delivery.md."""
+    flag = b"on" if enabled else b"off"
+    if publish(confirm_topic(), flag, True):
+        log.info("said pantau/confirm %s (retained)", flag.decode())
+    else:
+        log.error("could not publish pantau/confirm %s: agents keep their mode", flag.decode())
 
 
 def runs(seqs: set[int]) -> list[tuple[int, int]]:

@@ -14,6 +14,7 @@ import logging
 import queue
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -64,6 +65,9 @@ class Intake:
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         self._pending_sub: int | None = None
+        # Called (on paho's thread) after each connection's subscription: what must be said
+        # again to a broker that may have lost it (the retained pantau/confirm, service.py).
+        self.on_subscribed: Callable[[], None] | None = None
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
@@ -112,11 +116,11 @@ class Intake:
         thread = self._client._thread  # paho keeps no public handle on it
         return thread is not None and thread.is_alive()
 
-    def publish(self, topic: str, payload: bytes) -> bool:
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> bool:
         """QoS 1 publish (acknowledgements to the sites); False when not connected."""
         if not self.subscribed.is_set():
             return False
-        info = self._client.publish(topic, payload, qos=1)
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def ack(self, msg: Inbound) -> None:
@@ -169,6 +173,8 @@ class Intake:
         if mid == self._pending_sub:
             self.subscribed.set()
             log.info("subscribed topics=%s", ",".join(self.topics()))
+            if self.on_subscribed is not None:
+                self.on_subscribed()
 
     def _on_disconnect(
         self,

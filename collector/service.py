@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 
-from collector.acks import Acker
+from collector.acks import Acker, announce
 from collector.amqp_intake import AmqpIntake
 from collector.availability import live as availability
 from collector.config import CollectorFile
@@ -58,6 +58,9 @@ class Collector:
             if cfg.acks.enabled
             else None
         )
+        if isinstance(self.intake, Intake):  # RabbitMQ: no retained flag, agents never fall back
+            intake = self.intake
+            intake.on_subscribed = lambda: announce(intake.publish, cfg.acks.enabled)
         self.pipeline = Pipeline(
             acks=self.acker,
             sink=self.sink,

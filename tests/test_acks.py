@@ -3,6 +3,7 @@ and the collector's Acker (docs/delivery.md, "Confirmation by the NOC")."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import AgentConfig, load_agent_config
-from agent.outbox import Dropped, Outbox
-from agent.publisher import Publisher
+from agent.outbox import NO_SUBSCRIBERS, Dropped, Outbox
+from agent.publisher import PubAck, Publisher
 from agent.service import Agent
 from collector.acks import Acker, runs
 from collector.config import InfluxConfig
@@ -409,27 +410,60 @@ def test_forgotten_items_reach_the_status_metrics_and_influx(
 # -- broker.confirm: auto goes back to PUBACK when acknowledgements stop, and returns -------
 
 
-def test_auto_falls_back_to_puback_after_confirm_timeout_and_returns_on_the_next_ack(
+def silent_publisher(tmp_path: Path, clock: list[float], **broker: object) -> Publisher:
+    """An auto agent in end-to-end mode with three items PUBACKed and waiting."""
+    cfg = agent_config(tmp_path, **broker)
+    box = open_box(cfg.outbox.path)
+    box.set_end_to_end()
+    publisher = Publisher(cfg, box, lambda o, s: None)  # type: ignore[arg-type,return-value]
+    put(box, "a", 3)
+    drain(box)
+    assert box.unconfirmed() == 3
+    return publisher
+
+
+@pytest.mark.parametrize("flag", [None, b"on", b"", b"bogus"])
+def test_silence_alone_never_falls_back(
+    tmp_path: Path, clock: list[float], flag: bytes | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No acknowledgement for hours may be a stopped collector (or InfluxDB) with the broker
+    queueing for it, unsaved: without the collectors' "off", everything is kept and resent."""
+    publisher = silent_publisher(tmp_path, clock, confirm_timeout=600)
+    box = publisher.outbox
+    with box:
+        if flag is not None:
+            publisher.on_confirm_flag(flag)
+        for t in (0, 600, 1200, 100_000):
+            assert not publisher.check_silence(clock[0] + t)
+        assert box.end_to_end and publisher.confirm_mode == "end-to-end"
+        assert len(box) == 3 and publisher.fallbacks == 0
+        assert "taken as a collector or InfluxDB outage" in caplog.text
+        clock[0] += 700
+        assert len(drain(box)) == 3  # resent, still waiting
+        assert box.unconfirmed() == 3
+
+
+def test_auto_falls_back_when_the_collectors_say_off_and_returns_on_the_next_ack(
     tmp_path: Path, clock: list[float]
 ) -> None:
-    cfg = agent_config(tmp_path, confirm_timeout=600)
-    with open_box(cfg.outbox.path) as box:
-        box.set_end_to_end()
-        publisher = Publisher(cfg, box, lambda o, s: None)  # type: ignore[arg-type,return-value]
-        assert publisher.confirm_mode == "end-to-end"
-        assert not publisher.check_silence(clock[0])  # nothing waits: no silence to count
-        put(box, "a", 3)
-        drain(box)
-        assert box.unconfirmed() == 3
+    publisher = silent_publisher(tmp_path, clock, confirm_timeout=600)
+    box = publisher.outbox
+    cfg = publisher.cfg
+    with box:
+        publisher.on_confirm_flag(b"off")
+        assert publisher.collectors_confirm is False
         assert not publisher.check_silence(clock[0])
         assert not publisher.check_silence(clock[0] + 599)
         publisher.on_ack(encode_ack(Ack([device_ack("a", [(1, 1)])])))  # an ack: clock resets
         assert not publisher.check_silence(clock[0] + 700)
         assert not publisher.check_silence(clock[0] + 1299)
         assert publisher.check_silence(clock[0] + 1300)
-        # PUBACK is delivery again: what waited was PUBACKed, so it is gone; no resend
         assert publisher.confirm_mode == "waiting" and not box.end_to_end
-        assert box.empty() and box.unconfirmed() == 0 and box.dropped_total == 0
+        # What waited is pending again, not deleted (its PUBACK proved nothing): sent once
+        # more, and that PUBACK is delivery
+        assert len(box) == 2 and box.unconfirmed() == 0 and not box.idle()
+        assert sorted(drain(box)) == [("a", 2), ("a", 3)]
+        assert box.empty() and box.dropped_total == 0 and box.forgotten_total == 0
         put(box, "a", 2)
         drain(box)
         assert box.empty()
@@ -446,16 +480,15 @@ def test_auto_falls_back_to_puback_after_confirm_timeout_and_returns_on_the_next
 
 
 def test_the_fallback_is_remembered_across_a_restart(tmp_path: Path, clock: list[float]) -> None:
-    cfg = agent_config(tmp_path, confirm_timeout=60)
-    with open_box(cfg.outbox.path) as box:
-        box.set_end_to_end()
-        publisher = Publisher(cfg, box, lambda o, s: None)  # type: ignore[arg-type,return-value]
-        put(box, "a", 1)
-        drain(box)
+    publisher = silent_publisher(tmp_path, clock, confirm_timeout=60)
+    cfg = publisher.cfg
+    with publisher.outbox:
+        publisher.on_confirm_flag(b"off")
         publisher.check_silence(clock[0])
         assert publisher.check_silence(clock[0] + 60)
     with Outbox(cfg.outbox.path, max_bytes=10**12, max_age_s=HOUR) as box:
         assert Publisher(cfg, box, lambda o, s: None).confirm_mode == "waiting"  # type: ignore[arg-type,return-value]
+        assert len(box) == 3  # still to be sent once more
 
 
 @pytest.mark.parametrize("confirm", ["on", "off"])
@@ -464,11 +497,101 @@ def test_only_auto_falls_back(tmp_path: Path, clock: list[float], confirm: str) 
     with open_box(cfg.outbox.path) as box:
         box.end_to_end = confirm == "on"
         publisher = Publisher(cfg, box, lambda o, s: None)  # type: ignore[arg-type,return-value]
+        publisher.on_confirm_flag(b"off")
         put(box, "a", 2)
         drain(box)
         for t in (0, 61, 10_000):
             assert not publisher.check_silence(clock[0] + t)
         assert box.end_to_end is (confirm == "on")
+
+
+# -- PUBACK 16 "no matching subscribers": thrown away by the broker, never delivery ----------
+
+
+@pytest.mark.parametrize("end_to_end", [True, False])
+def test_no_matching_subscribers_is_never_delivery(
+    tmp_path: Path, clock: list[float], end_to_end: bool
+) -> None:
+    with open_box(tmp_path / "o.sqlite") as box:
+        box.end_to_end = end_to_end
+        put(box, "a", 2)
+        first = box.take()
+        assert first is not None
+        box.ack(first, NO_SUBSCRIBERS)
+        assert box.unrouted == 1 and len(box) == 2 and box.unconfirmed() == 1
+        second = box.take()
+        assert second is not None and box.take() is None
+        box.ack(second, NO_SUBSCRIBERS)
+        assert box.unrouted == 2 and len(box) == 2 and box.idle()
+        clock[0] += 59
+        assert box.take() is None  # a resend deadline, not a hot loop
+        clock[0] += 2
+        again = [box.take(), box.take()]
+        assert sorted(i.seq for i in again if i is not None) == [1, 2]
+        for item in again:
+            assert item is not None
+            box.ack(item)  # code 0: the broker routed it
+        assert box.unrouted == 2
+        assert box.empty() is not end_to_end  # end to end: now waits for the collector
+        assert box.confirm("a", [(1, 2)]) == (2 if end_to_end else 0)
+        assert box.empty()
+
+
+def test_no_matching_subscribers_restarts_the_fallback_clock(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    """A 16 proves no collector session exists: the silence is not "acknowledgements off"."""
+
+    class Broker:  # answers every publish "no matching subscribers", as Mosquitto does then
+        async def publish_acked(self, topic: str, payload: bytes, **kw: object) -> PubAck:
+            return PubAck(NO_SUBSCRIBERS, "No matching subscribers")
+
+    publisher = silent_publisher(tmp_path, clock, confirm_timeout=600)
+    box = publisher.outbox
+    with box:
+        publisher.on_confirm_flag(b"off")
+        assert not publisher.check_silence(clock[0])
+        put(box, "a", 1)
+        item = box.take()
+        assert item is not None
+        clock[0] += 500
+        asyncio.run(publisher._publish(Broker(), item))  # type: ignore[arg-type]
+        assert box.unrouted == 1 and publisher.sent == 0 and len(box) == 4
+        assert not publisher.check_silence(clock[0])  # the clock starts again here
+        assert not publisher.check_silence(clock[0] + 599)
+        assert publisher.check_silence(clock[0] + 600)
+
+
+# -- gap records: only the exact range acknowledged ------------------------------------------
+
+
+def test_a_wide_acknowledged_range_deletes_no_gap_record_inside_it(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    """Review 1213 item 2: a set-aside gap record with a wide range (another device's payload)
+    must not delete this device's records that were never sent."""
+    with open_box(tmp_path / "o.sqlite", max_bytes=25) as box:
+        put(box, "a", 5)  # 3 dropped: record 1..3, never taken
+        assert box.confirm("a", [], [(1, 1000)]) == 0
+        assert box.confirm("a", [], [(2, 3)]) == 0
+        assert len(box) == 3
+        assert box.confirm("a", [], [(1, 3)]) == 1
+
+
+@pytest.mark.parametrize(("events", "waits"), [(None, True), (True, True), (False, False)])
+def test_event_gap_records_wait_as_events_do(
+    tmp_path: Path, events: bool | None, waits: bool
+) -> None:
+    """Review 1213 item 6: a collector that does not confirm events neither subscribes to their
+    gap records nor acknowledges them: waiting would resend them until forgotten."""
+    with open_box(tmp_path / "o.sqlite") as box:
+        if events is not None:
+            box.set_confirm_events(events)
+        assert box.waits("pantau/s/a/event/gap") is waits
+        assert box.waits("pantau/s/a/event") is waits
+        assert box.waits("pantau/s/a/gap") and box.waits("pantau/s/a/metrics")
+        box.end_to_end = False
+        assert not box.waits("pantau/s/a/event/gap") and not box.waits("pantau/s/a/gap")
 
 
 # -- messages the collector sets aside are acknowledged, so the agent stops sending them -----
