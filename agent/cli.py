@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from pantau.settings import ConfigError
+from pantau.errors import ConfigError
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, Device
@@ -57,10 +57,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.outbox import OutboxError
+    from agent.runtime import ValidatorFailed, load_validated
     from agent.service import Agent, AgentFailed, open_outbox
     from pantau.logs import setup_logging
 
-    cfg = _load(args.config)
+    # Validated in a process of its own: the running agent never loads pydantic (agent/runtime.py).
+    try:
+        cfg = load_validated(args.config)
+    except ValidatorFailed as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
     setup_logging(cfg.log.level, cfg.log.format)
     for line in cfg.warnings:
         logging.getLogger("pantau.agent.config").warning("config warning: %s", line)
@@ -113,12 +119,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def _probe_traps(args: argparse.Namespace, cfg: AgentConfig) -> int:
     """`probe --traps [SECONDS]`: print the traps that arrive (agent.traps.watch); exit 1 when
     none did."""
-    from agent.config import TrapsConfig
+    from dataclasses import replace
+
+    from agent.config_file import TrapsConfig, plain_traps
     from agent.traps.watch import summary, watch
 
-    traps = cfg.traps or TrapsConfig()
+    traps = cfg.traps or plain_traps(TrapsConfig())
     if args.listen:
-        traps = TrapsConfig.model_validate({**traps.model_dump(), "listen": args.listen})
+        traps = replace(traps, listen=TrapsConfig.model_validate({"listen": args.listen}).listen)
     try:
         w = asyncio.run(watch(traps, cfg.site, cfg.devices, args.traps, args.json))
     except OSError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from agent.profiles.model import Profile, ValueSpec
+from agent.profiles.spec import Profile, ValueSpec
 from pantau.wire import FieldNames, Names, encode_names
 from pantau.wire.model import MAX_NAMES_BYTES, MAX_STATE_CHARS, MAX_STATES
 

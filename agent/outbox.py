@@ -763,7 +763,9 @@ class Outbox:
         return self._count - len(self._unconfirmed) <= 0 or self.window_full()
 
     def window_full(self) -> bool:
-        return self.end_to_end and len(self._unconfirmed) >= self.max_unconfirmed
+        """As many wait as the window allows: end to end for a confirmation, or in any mode
+        after a PUBACK 16 (only those wait outside end-to-end mode): memory stays bounded."""
+        return len(self._unconfirmed) >= self.max_unconfirmed
 
     def stats(self, now_ms: int | None = None) -> OutboxStats:
         """Health figures from memory, with at most an indexed look-up per device whose lowest

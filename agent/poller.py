@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from agent.config import Device
 from agent.icmp import Pinger
 from agent.limits import MESSAGE_CAPPED, fit_groups
-from agent.profiles.model import Profile
 from agent.profiles.plan import (
     BAD_VALUE,
     MAX_TEXT_CHARS,
@@ -30,6 +29,7 @@ from agent.profiles.plan import (
     decode_text,
     wire_number,
 )
+from agent.profiles.spec import Profile
 from agent.snmp import (
     END_OF_MIB,
     Missing,

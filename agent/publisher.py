@@ -223,8 +223,8 @@ class Publisher:
     @property
     def confirm_mode(self) -> str:
         """For the status: "end-to-end", "broker" (PUBACK is delivery) or "waiting" (auto,
-        no acknowledgement from a collector yet, or none for broker.confirm_timeout: PUBACK
-        is delivery meanwhile)."""
+        no acknowledgement from a collector yet, or gone back to PUBACK after the collectors
+        said "off": see check_silence)."""
         if self.outbox.end_to_end:
             return "end-to-end"
         return "broker" if self.cfg.broker.confirm == "off" else "waiting"

@@ -244,18 +244,20 @@ class Agent:
         Disconnected or idle, the publisher promises nothing."""
         bound = self.cfg.broker.stall_timeout
         step = min(1.0, bound / 4)
-        sent = self.publisher.sent
+        # PUBACKs "no matching subscribers" count too: the broker answers, the item waits
+        answered = self.publisher.sent + self.outbox.unrouted
         stalled = 0.0  # seconds connected, with something to send, and nothing acknowledged
         busy = False
         at = time.monotonic()
         try:
             while not stop.is_set():
                 now = time.monotonic()
-                if self.publisher.sent != sent or self.outbox.idle():
+                progress = self.publisher.sent + self.outbox.unrouted
+                if progress != answered or self.outbox.idle():
                     stalled = 0.0
                 elif busy:
                     stalled += now - at
-                sent, at = self.publisher.sent, now
+                answered, at = progress, now
                 # Items waiting for the collector's confirmation are not the broker's to take.
                 busy = self.publisher.ready and not self.outbox.idle()
                 self.liveness.expect(PUBLISHER, bound - stalled if busy else None)

@@ -11,28 +11,18 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import pydantic
 import yaml
 
-from pantau.errors import PantauError
+# Both defined without pydantic (the running agent holds secrets and catches ConfigError).
+from pantau.errors import ConfigError as ConfigError
+from pantau.secret import Secret as Secret
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=pydantic.BaseModel)
-
-
-class ConfigError(PantauError):
-    """A config that cannot be used; `errors` holds one readable line per problem."""
-
-    def __init__(self, errors: Iterable[str]) -> None:
-        self.errors = list(errors)
-        super().__init__("config", "\n".join(self.errors))
-
-    def __str__(self) -> str:
-        return "\n".join(self.errors)
 
 
 class StrictModel(pydantic.BaseModel):
@@ -165,32 +155,6 @@ def validate(model: type[M], data: Any, lines: LineMap, path: Path, context: Any
 def _is_union_tag(part: str | int) -> bool:
     # pydantic inserts validator names such as "function-after[...]" into loc; not a key.
     return isinstance(part, str) and part.startswith("function-")
-
-
-class Secret:
-    """A password, community, key or token read from a file or the environment.
-
-    It prints as `<secret>` in every repr, str, f-string and traceback; only reveal() gives the
-    value, at the one place that hands it to a library."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 def read_secret(*, file: Path | None, env: str | None, what: str) -> Secret | None:

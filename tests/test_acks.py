@@ -364,8 +364,9 @@ def test_a_full_window_is_not_a_stalled_publisher(tmp_path: Path) -> None:
         put(box, "a", 5)
         drain(box)
         assert box.idle()  # agent.service's publisher watch reads idle(): no watchdog restart
-        box.end_to_end = False  # acks off: PUBACK is delivery, nothing waits
-        assert not box.window_full()
+        assert box.leave_end_to_end() == 3  # acks off: PUBACK is delivery, nothing waits
+        assert not box.window_full() and not box.idle()
+        assert len(drain(box)) == 5 and box.empty()  # sent once more, gone at PUBACK
 
 
 # -- the forgotten count, end to end (agent status → collector → /metrics, InfluxDB) ---------
@@ -535,6 +536,23 @@ def test_no_matching_subscribers_is_never_delivery(
         assert box.empty() is not end_to_end  # end to end: now waits for the collector
         assert box.confirm("a", [(1, 2)]) == (2 if end_to_end else 0)
         assert box.empty()
+
+
+def test_items_the_broker_threw_away_are_a_bounded_window_in_every_mode(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    """Days without a collector session under `off`: memory stays bounded as end to end."""
+    with open_box(tmp_path / "o.sqlite", max_unconfirmed=2) as box:
+        box.end_to_end = False
+        put(box, "a", 3)
+        for _ in range(2):
+            item = box.take()
+            assert item is not None
+            box.ack(item, NO_SUBSCRIBERS)
+        assert box.window_full() and box.idle() and box.take() is None
+        assert len(box) == 3
+        clock[0] += 61
+        assert box.take() is not None  # the deadline opens it again
 
 
 def test_no_matching_subscribers_restarts_the_fallback_clock(

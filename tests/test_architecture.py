@@ -156,3 +156,53 @@ def test_the_kernel_loads_neither_side():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_running_agent_loads_no_validation_library(tmp_path: Path):
+    """`pantau-agent run` validates its config in a process of its own (agent/runtime.py):
+    the agent that then polls, publishes and receives traps keeps neither pydantic nor PyYAML
+    (~10 MiB of a site gateway's memory, docs/performance.md, Footprint)."""
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "site: arch\n"
+        "broker: {host: 127.0.0.1, port: 9}\n"  # nothing listens: the publisher keeps trying
+        f"outbox: {{path: {tmp_path / 'outbox.sqlite'}}}\n"
+        "traps: {listen: '127.0.0.1:0'}\n"
+        "devices:\n"
+        "  - {name: r1, host: 127.0.0.1, port: 9, snmp: {community: c}}\n"
+        "  - {name: r2, host: 127.0.0.1, port: 9, profiles: [system], ping: false}\n"
+    )
+    code = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "import agent.cli\n"
+        "from agent.runtime import load_validated\n"
+        "from agent.service import Agent, open_outbox\n"
+        f"cfg = load_validated(Path({str(config)!r}))\n"
+        "async def main():\n"
+        "    stop = asyncio.Event()\n"
+        "    asyncio.get_running_loop().call_later(1.0, stop.set)\n"
+        "    agent = Agent(cfg, open_outbox(cfg))\n"
+        "    await agent.run(stop)\n"
+        "    assert agent.pollers and agent.traps is not None\n"
+        "asyncio.run(main())\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'pydantic_core', "
+        "'yaml'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True
+    )
+    assert out.stdout.strip() == "[]"
+    # The same process validating in itself (check-config, probe) does load them: the check
+    # above can fail.
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from agent.config import load_agent_config\n"
+        f"load_agent_config(Path({str(config)!r}))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'yaml'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True
+    )
+    assert out.stdout.strip() == "['pydantic', 'yaml']"

@@ -332,11 +332,16 @@ def test_nothing_lost_or_doubled_when_a_node_and_a_collector_die(
             30,
             "the losses published and heartbeats past them",
         )
+    except BaseException:
+        for c in collectors:  # a failure above: leave no collector behind
+            c.proc.kill()
+        raise
     finally:
         for s in sites:
             s.halt.set()
         for s in sites:
-            s.join(30)
+            if s.ident is not None:  # started
+                s.join(30)
     try:
         want = {f"{s.site}/{d}": sorted(s.expected(d)) for s in sites for d in DEVICES}
         try:
@@ -364,7 +369,11 @@ def test_nothing_lost_or_doubled_when_a_node_and_a_collector_die(
             20,
             "the site offline on its collector",
         )
-        assert all(s.acks > 0 for s in sites), [s.acks for s in sites]  # AMQP → MQTT acks
+        # the collectors' acknowledgements reach the sites (AMQP → amq.topic → MQTT plugin);
+        # not asserted for node 3's site: RabbitMQ 3.10 keeps a QoS 1 subscription in a durable
+        # classic queue on the node the client first used, and refuses the same client id's
+        # subscription on another node while that one is down (docs/scaling.md)
+        assert all(s.acks > 0 for s in sites[:3]), [s.acks for s in sites]
         logs = c1.proc.log() + c2.proc.log()
         assert "site bound to partition" in logs
         assert "AMQP connection lost" in c1.proc.log()  # collector-1 lost node 3

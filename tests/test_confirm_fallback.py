@@ -20,10 +20,10 @@ from devstack import procs
 from devstack.servers import Mosquitto, free_port
 from pantau.wire import confirm_topic
 from tests.test_delivery import DEVICES
+from tests.test_delivery import victoria_raw as victoria_raw
 from tests.test_end_to_end_acks import AckStack
 from tests.test_end_to_end_acks import lazy_broker as lazy_broker  # fixtures
 from tests.test_end_to_end_acks import stack as stack
-from tests.test_end_to_end_acks import victoria_raw as victoria_raw
 
 pytestmark = pytest.mark.servers
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -107,3 +109,120 @@ def test_devices_and_the_agent_config_are_plain_immutable_objects(tmp_path):
     assert dataclasses.replace(device, interval=5.0).interval == 5.0
     assert cfg.client_id == "pantau-agent-fp"
     assert device == load_agent_config(_config(tmp_path, ping=False)).devices[0]
+
+
+def _secret_config(tmp_path: Path) -> Path:
+    """Every kind of secret the agent holds: a community and v3 keys from files, the MQTT
+    password from the environment, a trap user's key."""
+    secrets = {}
+    for name, value in (("community", "c0mmunity"), ("auth", "auth-key-1"), ("priv", "priv-key-1")):
+        secrets[name] = tmp_path / name
+        secrets[name].write_text(value + "\n")
+        secrets[name].chmod(0o600)
+    devices = [
+        {
+            **procs.snmpsim_device(f"d{i}", "uhp", 16100),
+            "snmp": {"community_file": str(secrets["community"])},
+        }
+        for i in range(3)
+    ]
+    devices.append(
+        {
+            "name": "v3",
+            "host": "127.0.0.1",
+            "port": 16100,
+            "snmp": {
+                "version": 3,
+                "user": "noc",
+                "auth_protocol": "SHA",
+                "auth_key_file": str(secrets["auth"]),
+                "priv_protocol": "AES",
+                "priv_key_file": str(secrets["priv"]),
+            },
+        }
+    )
+    return procs.agent_config(
+        tmp_path / "agent.yaml",
+        site="fp",
+        broker_port=1883,
+        devices=devices,
+        defaults={"ping": False},
+        broker={"username": "fp", "password_env": "FP_MQTT_PASSWORD"},
+        traps={
+            "users": [{"user": "trapper", "auth_protocol": "SHA", "auth_key_env": "FP_TRAP_KEY"}]
+        },
+    )
+
+
+def test_run_validates_in_a_process_of_its_own_and_gets_the_same_config(tmp_path, monkeypatch):
+    """What `pantau-agent run` takes from its validating process (agent/runtime.py) is what
+    validating in-process gives, secrets included, and the devices still share their
+    profiles (one plan compiled per set of profiles, Plan.of)."""
+    from agent.runtime import load_validated
+
+    monkeypatch.setenv("FP_MQTT_PASSWORD", "mqtt-password")
+    monkeypatch.setenv("FP_TRAP_KEY", "trap-key-12")
+    config = _secret_config(tmp_path)
+    here = load_agent_config(config)
+    there = load_validated(config)
+    assert there == here
+    assert there.broker.password == "mqtt-password"
+    assert there.devices[0].snmp.community_value == "c0mmunity"
+    assert (there.devices[3].snmp.auth_key, there.devices[3].snmp.priv_key) == (
+        "auth-key-1",
+        "priv-key-1",
+    )
+    assert there.traps is not None and there.traps.users[0].auth_key == "trap-key-12"
+    first, second = there.devices[0], there.devices[1]
+    assert all(a is b for a, b in zip(first.candidates, second.candidates, strict=True))
+    assert all(a is b for a, b in zip(first.profiles, second.profiles, strict=True))
+    assert not any(isinstance(p, pydantic.BaseModel) for p in first.candidates)
+    assert "c0mmunity" not in repr(there)  # secrets stay unprinted in the plain objects too
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
+    )
+
+
+def test_run_refuses_an_invalid_config_with_the_errors_check_config_gives(tmp_path):
+    config = _config(tmp_path, ping=False)
+    text = config.read_text()
+    config.write_text(text.replace("site: fp", "site: f/p") + "unknown_key: 1\n")
+    checked = _cli("check-config", "-c", str(config))
+    ran = _cli("run", "-c", str(config))
+    assert checked.returncode == ran.returncode == 2
+    assert "config invalid (2 error(s)):" in ran.stderr
+    assert f"{config}:1: site:" in ran.stderr and "unknown_key" in ran.stderr
+    assert ran.stderr == checked.stderr
+    assert not (tmp_path / "fp-outbox.sqlite").exists()  # nothing started
+
+
+def test_run_stops_when_its_validating_process_gives_no_answer(tmp_path):
+    """A validating process that dies (here: the module that validates is broken) is a failed
+    start (cli: exit 1, said on stderr), never an agent running on half a config."""
+    broken = tmp_path / "lib" / "agent"
+    shutil.copytree(REPO / "agent", broken, ignore=shutil.ignore_patterns("__pycache__"))
+    (broken / "config_file.py").write_text("raise RuntimeError('broken install')\n")
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(broken.parent)!r})\n"
+        "from pathlib import Path\n"
+        "from agent.runtime import ValidatorFailed, load_validated\n"
+        "try:\n"
+        f"    load_validated(Path({str(_config(tmp_path, ping=False))!r}))\n"
+        "except ValidatorFailed as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused: validating ") and "exit status 1" in out.stdout
+    assert "broken install" in out.stderr  # the validating process's traceback is shown

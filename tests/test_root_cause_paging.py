@@ -26,7 +26,13 @@ Inventory (three sites one behind another, behind a PoP, the first by a microwav
 2. The hop's PoP-end radio reports its interface down, then the three sites behind it go dark:
    one LinkDown for the link (root="true", both ends named), the sites root="false" with cause
    mw-pop-s1; exactly one page, the link's. The radio's port does not page on its own (it is
-   an inventory link's end).
+   an inventory link's end). Back: the link's resolution only.
+
+The recoveries are where inhibition is fragile (a root resolving before the alerts it holds back
+releases them for a moment): with LinkDown evaluated in another rule group than SiteOffline,
+this test caught the three sites behind the hop paged "firing" as it came back. Every
+notification (notifications.json) and Prometheus' view second by second (history.json) are
+left in the test's temporary directory for the post-mortem of a failure.
 """
 
 from __future__ import annotations

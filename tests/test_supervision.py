@@ -296,8 +296,8 @@ def test_a_broker_that_never_acknowledges_makes_the_publisher_overdue(tmp_path, 
         nonlocal cfg
         cfg = dataclasses.replace(
             cfg,
-            broker=cfg.broker.model_copy(update={"port": port}),
-            outbox=cfg.outbox.model_copy(update={"shutdown_timeout": 0.5}),
+            broker=dataclasses.replace(cfg.broker, port=port),
+            outbox=dataclasses.replace(cfg.outbox, shutdown_timeout=0.5),
         )
         with open_outbox(cfg) as outbox:
             agent = Agent(cfg, outbox)

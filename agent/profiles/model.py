@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
+from agent.profiles import spec
 from agent.profiles.mibs import is_symbolic, resolve
 from pantau.settings import (
     ConfigError,
@@ -292,23 +293,8 @@ class Match(_ProfileModel):
     def matches(
         self, sys_object_id: str, sys_descr: str, values: dict[str, str] | None = None
     ) -> int:
-        """0 if no match; else a score: sysObjectID prefixes (longer first), then answering
-        OIDs (`oid_value`), then sysDescr."""
-        oid = sys_object_id.strip(".")
-        best = 0
-        for prefix in self.sys_object_id:
-            if oid == prefix or oid.startswith(prefix + "."):
-                best = max(best, 1000 + prefix.count("."))
-        if (
-            not best
-            and self.oid_value
-            and values is not None
-            and all(o in values and re.search(p, values[o]) for o, p in self.oid_value.items())
-        ):
-            best = 500
-        if not best and any(re.search(p, sys_descr) for p in self.sys_descr):
-            best = 1
-        return best
+        """0 if no match; else a score (agent.profiles.spec.match_score)."""
+        return spec.match_score(self, sys_object_id, sys_descr, values)
 
 
 def _regex(pattern: str) -> None:
@@ -626,3 +612,37 @@ def merge_profiles(
     known = {s.profile.name: s.profile for s in effective}
     known.update((name, s.profile) for name, s in own.items())
     return MergedProfiles(known, own, replaced, errors)
+
+
+_PLAIN: dict[type[pydantic.BaseModel], type[Any]] = {
+    ValueSpec: spec.ValueSpec,
+    TableSpec: spec.TableSpec,
+    Match: spec.Match,
+    TrapVarbind: spec.TrapVarbind,
+    ClearWhen: spec.ClearWhen,
+    TrapSpec: spec.TrapSpec,
+    Profile: spec.Profile,
+}
+
+
+def plain_profile(profile: Profile, memo: dict[int, Any] | None = None) -> spec.Profile:
+    """The validated profile as the running agent keeps it (agent.profiles.spec): the same
+    fields, as plain objects. `memo` (by id) keeps one plain object per model, so profiles
+    that devices share stay shared (Plan.of compiles once per set of profile objects)."""
+    out: spec.Profile = _plain(profile, {} if memo is None else memo)
+    return out
+
+
+def _plain(value: Any, memo: dict[int, Any]) -> Any:
+    if isinstance(value, pydantic.BaseModel):
+        done = memo.get(id(value))
+        if done is None:
+            target = _PLAIN[type(value)]
+            done = target(**{f.name: _plain(getattr(value, f.name), memo) for f in fields(target)})
+            memo[id(value)] = done
+        return done
+    if isinstance(value, list):
+        return [_plain(v, memo) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v, memo) for k, v in value.items()}
+    return value

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agent.profiles.model import Profile, TableSpec, ValueSpec
+from agent.profiles.spec import Profile, TableSpec, ValueSpec
 from agent.profiles.transforms import TRANSFORMS
 from agent.snmp.values import Missing, Oid, SnmpValue, oid_tuple
 from pantau.wire import Field, Kind

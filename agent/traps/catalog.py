@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.profiles.model import Profile, TrapSpec
+from agent.profiles.spec import Profile, TrapSpec
 from agent.snmp.values import Missing, Oid, SnmpValue, oid_str, oid_tuple
 from agent.traps.decode import Trap
 from pantau.wire import Value

@@ -29,7 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config import Device, SnmpConfig, TrapsConfig
+from agent.config import Device, SnmpSettings, TrapsSettings
 from agent.outbox import Outbox
 from agent.snmp import ber
 from agent.snmp.values import Credentials
@@ -75,7 +75,7 @@ V3_BURST = 200
 many sources (accept_unknown: up to 10,000) take the loop. Over it: counted as suppressed."""
 
 
-def v3_credentials(snmp: SnmpConfig) -> Credentials:
+def v3_credentials(snmp: SnmpSettings) -> Credentials:
     """The credentials of v3 settings (a device's `snmp:` or a `traps.users` entry)."""
     return Credentials(
         version="3",
@@ -121,7 +121,7 @@ _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 class TrapReceiver(asyncio.DatagramProtocol):
     def __init__(
         self,
-        cfg: TrapsConfig,
+        cfg: TrapsSettings,
         site: str,
         devices: Iterable[Device],
         outbox: Outbox | None,  # None: a subclass delivers elsewhere (agent.traps.watch)

@@ -16,9 +16,10 @@ import json
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TextIO
 
-from agent.config import Device, TrapsConfig
+from agent.config import Device, TrapsSettings
 from agent.traps.receiver import TrapReceiver
 from pantau.wire import Event
 
@@ -28,13 +29,13 @@ class TrapWatch(TrapReceiver):
 
     def __init__(
         self,
-        cfg: TrapsConfig,
+        cfg: TrapsSettings,
         site: str,
         devices: Iterable[Device],
         out: TextIO,
         as_json: bool = False,
     ) -> None:
-        super().__init__(cfg.model_copy(update={"accept_unknown": True}), site, devices, None)
+        super().__init__(replace(cfg, accept_unknown=True), site, devices, None)
         self.out = out
         self.as_json = as_json
         self.known = {d.name for d in self.devices}
@@ -79,7 +80,7 @@ class TrapWatch(TrapReceiver):
 
 
 async def watch(
-    cfg: TrapsConfig,
+    cfg: TrapsSettings,
     site: str,
     devices: Iterable[Device],
     seconds: float,

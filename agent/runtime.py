@@ -1,0 +1,82 @@
+"""`pantau-agent run` validates its config in a short-lived process and keeps only the result.
+
+Validating the YAML file (pydantic, with every error's file:line) loads about 10 MiB that a
+running agent would keep for as long as it runs and never use again: pydantic-core's library
+pages, its schema machinery, the models of the config and of 41 profiles, PyYAML
+(docs/performance.md, Footprint). So `run` starts `python -m agent.runtime CONFIG`, which
+validates exactly as `check-config` does and writes the plain objects of agent.config (or the
+list of errors) to its stdout, a pipe; the agent unpickles them and never imports pydantic.
+
+Secrets (communities, v3 keys, the MQTT password) are read by the validating process from their
+files or the environment, as before, and travel in that pipe only: never through a file or the
+command line. The pickle comes from a child of ours that ran our own code, so it is trusted like
+the code itself. systemd's NOTIFY_SOCKET and WATCHDOG_* stay with the agent: the validating
+process must not say READY for it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import agent
+from agent.config import AgentConfig
+from pantau.errors import ConfigError
+
+_ROOT = str(Path(agent.__file__).resolve().parent.parent)
+"""Where the `agent` package is imported from: the validating process imports the same one."""
+_SYSTEMD = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+class ValidatorFailed(RuntimeError):
+    """The validating process ended without an answer (a bug there: its traceback is on
+    stderr), or with one this process cannot read."""
+
+
+def load_validated(path: Path) -> AgentConfig:
+    """The config at `path`, validated in a process of its own: the plain AgentConfig, or
+    ConfigError with every problem (the same lines `check-config` prints)."""
+    env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.runtime", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ValidatorFailed(f"validating {path} failed (exit status {done.returncode})")
+    try:
+        answer = pickle.loads(done.stdout)  # our own child's output (module docstring)
+    except Exception as exc:
+        raise ValidatorFailed(f"validating {path}: unreadable answer ({exc})") from None
+    match answer:
+        case ("ok", AgentConfig() as cfg):
+            return cfg
+        case ("invalid", list() as errors):
+            raise ConfigError(errors)
+    raise ValidatorFailed(f"validating {path}: unexpected answer {type(answer).__name__}")
+
+
+def main(argv: list[str]) -> int:
+    """The validating process: one config path in, one pickled answer out on stdout."""
+    from agent.config import load_agent_config
+
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # whatever else prints must not corrupt the answer
+    answer: tuple[str, object]
+    try:
+        answer = ("ok", load_agent_config(Path(argv[0])))
+    except ConfigError as exc:
+        answer = ("invalid", exc.errors)
+    out.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
