@@ -54,6 +54,26 @@ Identifier = Annotated[str, pydantic.StringConstraints(pattern=IDENTIFIER.patter
 Seconds = Annotated[float, pydantic.Field(gt=0, le=86400)]
 
 
+def split_address(text: str) -> tuple[str, int]:
+    """host:port or [v6]:port → (host, port)."""
+    host, _, port = text.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _check_address(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{text!r} is not host:port")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} out of range 1-65535")
+    if any(c.isspace() for c in host) or (":" in host and not host.startswith("[")):
+        raise ValueError(f"bad host in {text!r} (an IPv6 address goes in brackets: [::1]:1883)")
+    return text
+
+
+BrokerAddress = Annotated[str, pydantic.AfterValidator(_check_address)]
+
+
 class BrokerConfig(MqttLogin):
     host: str = "127.0.0.1"
     port: int = pydantic.Field(1883, ge=1, le=65535)
@@ -75,11 +95,25 @@ class BrokerConfig(MqttLogin):
     # acknowledge ("off"): the broker's PUBACK is delivery again, until the next
     # acknowledgement. Silence alone (a collector or InfluxDB down) never does (docs/delivery.md).
     confirm_timeout: Seconds = 21600.0
+    # Several addresses of one broker cluster (docs/scaling.md), instead of host/port: on a
+    # connection failure the agent goes on with the next; the backoff is per round of them.
+    hosts: Annotated[list[BrokerAddress], pydantic.Field(min_length=1)] | None = None
+    # MQTT version: 5 (PUBACK reason codes say a publish was refused) or 3.1.1 (RabbitMQ 3.10's
+    # MQTT plugin, which closes an MQTT 5 CONNECT; a refused publish shows as the broker
+    # closing the connection: agent/publisher.py, docs/scaling.md).
+    protocol: Literal["5", "3.1.1"] = "5"
+
+    @pydantic.field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_text(cls, value: object) -> object:
+        return str(value) if type(value) is int else value  # protocol: 5 is an int in YAML
 
     @pydantic.model_validator(mode="after")
     def _backoff(self) -> BrokerConfig:
         if self.reconnect_min > self.reconnect_max:
             raise ValueError("reconnect_min must not exceed reconnect_max")
+        if self.hosts is not None and {"host", "port"} & self.model_fields_set:
+            raise ValueError("give either hosts or host/port, not both")
         return self
 
 
@@ -540,6 +574,8 @@ def plain_broker(broker: BrokerConfig) -> BrokerSettings:
         confirm_timeout=broker.confirm_timeout,
         username=broker.username,
         password_secret=broker._password,
+        hosts=tuple(split_address(a) for a in broker.hosts or ()),
+        protocol=broker.protocol,
     )
 
 

@@ -541,14 +541,7 @@ class Outbox:
             and item.id in self._claimed_meta
             and (unrouted or self.waits(item.topic))
         ):
-            del self._claimed_meta[item.id]
-            attempts = min(self._attempts.get(item.id, 0), 30)
-            deadline = time.monotonic() + min(self.resend_max, self.resend_after * 2**attempts)
-            self._attempts[item.id] = attempts + 1
-            self._unconfirmed[item.id] = deadline
-            heapq.heappush(self._resend, (deadline, item.id))
-            if self._newest.get(item.device) == item.id:
-                del self._newest[item.device]
+            self._hold(item)
             return
         if item.id in self._claimed and item.id in self._claimed_meta:
             meta = self._claimed_meta.pop(item.id)
@@ -565,6 +558,23 @@ class Outbox:
             self._bytes -= len(item.payload)
             self._count -= 1
             self._maybe_flush_acks()
+
+    def defer(self, item: OutItem) -> None:
+        """A claimed item the broker would not take (MQTT 3.1.1: it closed the connection on
+        it, agent/publisher.py): not delivered; kept, and held back until a resend deadline
+        that grows as an unconfirmed item's does, so the items behind it keep going out."""
+        if item.id in self._claimed and item.id in self._claimed_meta:
+            self._hold(item)
+
+    def _hold(self, item: OutItem) -> None:
+        del self._claimed_meta[item.id]
+        attempts = min(self._attempts.get(item.id, 0), 30)
+        deadline = time.monotonic() + min(self.resend_max, self.resend_after * 2**attempts)
+        self._attempts[item.id] = attempts + 1
+        self._unconfirmed[item.id] = deadline
+        heapq.heappush(self._resend, (deadline, item.id))
+        if self._newest.get(item.device) == item.id:
+            del self._newest[item.device]
 
     def waits(self, topic: str) -> bool:
         """Whether a PUBACKed item of this topic waits for a collector's confirmation."""

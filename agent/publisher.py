@@ -12,6 +12,18 @@ still gets a plain PUBACK (Mosquitto drops it silently): under MQTT 5 the PUBACK
 reason code, and a refused item stays in the outbox, is counted (`refused`), makes the publisher
 not ready (`refusing`) and is retried with backoff. On stop, the outbox is drained only until
 `outbox.shutdown_timeout`; what is left stays on disk for the next start.
+
+`broker.protocol: 3.1.1` is for brokers without MQTT 5 (RabbitMQ 3.10's MQTT plugin closes an
+MQTT 5 CONNECT). There a PUBACK carries no reason code, and RabbitMQ answers a publish it does
+not authorize by closing the connection (measured: docs/scaling.md). So a connection lost with
+publishes in flight is a suspect: what was in flight is released (sent again, never taken as
+delivered), the next connection sends one item at a time until `window` items are PUBACKed,
+and an item that is alone in flight when the connection drops twice in a row is taken as
+refused: counted (`refused`), logged, the publisher `refusing`, and the item deferred
+(Outbox.defer, a growing delay) so it does not wedge the items behind it.
+
+`broker.hosts` lists the addresses of one broker cluster: on a connection failure the agent
+goes on with the next; the reconnect backoff grows per round of all of them, not per host.
 """
 
 from __future__ import annotations
@@ -48,6 +60,10 @@ log = logging.getLogger("pantau.agent.publisher")
 
 REFUSAL_LOG_PERIOD = 60.0
 """Seconds between two log lines about refused publishes with the same reason code."""
+
+CLOSED_ON_PUBLISH = 0x87
+"""MQTT 3.1.1 has no reason codes: a publish that makes the broker close the connection (twice,
+alone in flight) is reported as 135, "not authorized", the code MQTT 5 would have sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +128,23 @@ class _Client(aiomqtt.Client):
         confirmation = asyncio.Event()
         try:
             with self._pending_call(info.mid, confirmation, self._pending_publishes):
-                await self._wait_for(confirmation.wait(), timeout=timeout)
+                await self._wait_for(self._acked_or_gone(confirmation), timeout=timeout)
         finally:
             ack = self._acks.pop(info.mid, None)
         return ack or PubAck(0, "Success")
+
+    async def _acked_or_gone(self, confirmation: asyncio.Event) -> None:
+        """The PUBACK, or MqttError as soon as the connection is gone: aiomqtt would wait for
+        its timeout (10 s) instead, and a publish lost with its connection is not delivered."""
+        waiter = asyncio.ensure_future(confirmation.wait())
+        try:
+            either: set[asyncio.Future[Any]] = {waiter, self._disconnected}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not confirmation.is_set():
+            cause = self._disconnected.exception() if self._disconnected.done() else None
+            raise aiomqtt.MqttError("connection lost before the PUBACK") from cause
 
 
 class _AsError:
@@ -219,6 +248,16 @@ class Publisher:
         # False lets auto go back to PUBACK: silence alone may be a stopped collector or InfluxDB.
         self.collectors_confirm: bool | None = None
         self._events_noted = float("-inf")  # when a change of Ack.events was last logged
+        self.host = ""  # host:port of the broker connected to now ("" while none)
+        # Publishes sent and not answered on this connection: (topic, outbox item or None);
+        # what is left in it when the connection is lost was in flight then (see _lost()).
+        self._flying: dict[int, tuple[str, OutItem | None]] = {}
+        self._fly_token = 0
+        self._single_file = 0  # 3.1.1: PUBACKs still to get one publish at a time
+        self._suspect: object = None  # 3.1.1: what was alone in flight at the last loss
+        # 3.1.1: topics whose publish closed the connection → (their backoff, when to try one
+        # again); until then their items are deferred unsent (see _held_back()).
+        self._refused_topics: dict[str, tuple[Backoff, float]] = {}
 
     @property
     def confirm_mode(self) -> str:
@@ -343,7 +382,12 @@ class Publisher:
 
         if self.cfg.broker.confirm != "off":
             try:
-                granted = await client.subscribe([(topic, 1), (flag, 1)])
+                # QoS 0 on 3.1.1 (RabbitMQ): the plugin keeps a QoS 1 subscription in a
+                # queue on one node, and refuses the client id's subscription elsewhere while
+                # that node is down; acknowledgements are resent every acks.interval and
+                # idempotent, so one lost costs nothing (docs/scaling.md).
+                qos = 0 if self.cfg.broker.protocol == "3.1.1" else 1
+                granted = await client.subscribe([(topic, qos), (flag, qos)])
             except aiomqtt.MqttError:
                 return  # the pump sees the same failure and reconnects
             codes = granted if isinstance(granted, list | tuple) else [granted]
@@ -386,24 +430,27 @@ class Publisher:
                 f"is the site name {self.cfg.site!r} and the broker ACL), keeping sample sets "
                 "in the outbox"
             )
-        return "broker connected"
+        return f"broker connected ({self.host})"
 
     def _will(self) -> aiomqtt.Will:
         status = Status(v=1, site=self.cfg.site, online=False, ts_ms=0, reason="connection lost")
         return aiomqtt.Will(status_topic(self.cfg.site), encode_status(status), qos=1, retain=True)
 
-    def _client(self) -> _Client:
+    def _client(self, host: str, port: int) -> _Client:
         b = self.cfg.broker
         client = _Client(
-            hostname=b.host,
-            port=b.port,
+            hostname=host,
+            port=port,
             identifier=self.cfg.client_id,
             username=b.username,
             password=b.password,
             keepalive=b.keepalive,
             will=self._will(),
             tls_context=tls_context(self.cfg),
-            protocol=aiomqtt.ProtocolVersion.V5,  # PUBACK reason codes: see the docstring
+            # MQTT 5 for PUBACK reason codes; 3.1.1 where the broker has no 5 (see the docstring)
+            protocol=aiomqtt.ProtocolVersion.V311
+            if b.protocol == "3.1.1"
+            else aiomqtt.ProtocolVersion.V5,
             timeout=10,
             max_inflight_messages=self.window,
         )
@@ -413,18 +460,24 @@ class Publisher:
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff(self.cfg.broker.reconnect_min, self.cfg.broker.reconnect_max)
-        b = self.cfg.broker
+        addresses = self.cfg.broker.addresses
+        index = 0
+        failed = 0  # attempts failed since the last good connection: a round is len(addresses)
         while not stop.is_set():
+            host, port = addresses[index % len(addresses)]
             try:
-                async with self._client() as client:
+                async with self._client(host, port) as client:
+                    self._flying.clear()
+                    self.host = f"{host}:{port}"
                     log.info(
                         "connected to broker host=%s port=%s pending=%d",
-                        b.host,
-                        b.port,
+                        host,
+                        port,
                         len(self.outbox),
                     )
-                    backoff.reset()
                     await self._publish_status(client)
+                    backoff.reset()  # after the status: a broker refusing it is no good one
+                    failed = 0
                     self.connected.set()
                     self.attempted.set()
                     heartbeat = asyncio.create_task(self._heartbeat(client))
@@ -440,13 +493,28 @@ class Publisher:
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
+                self.host = ""
                 self.attempted.set()
+                self._lost()
                 self.outbox.release()
+                failed += 1
+                index += 1
+                if failed % len(addresses):  # the rest of the round first, without waiting
+                    nxt = addresses[index % len(addresses)]
+                    log.warning(
+                        "broker unavailable host=%s port=%s error=%r next_host=%s:%s pending=%d",
+                        host,
+                        port,
+                        str(exc),
+                        *nxt,
+                        len(self.outbox),
+                    )
+                    continue
                 delay = backoff.next()
                 log.warning(
                     "broker unavailable host=%s port=%s error=%r retry_in=%.1fs pending=%d",
-                    b.host,
-                    b.port,
+                    host,
+                    port,
                     str(exc),
                     delay,
                     len(self.outbox),
@@ -454,7 +522,82 @@ class Publisher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
         self.connected.clear()
+        self.host = ""
         self.outbox.release()
+
+    async def _send(
+        self,
+        client: _Client,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        item: OutItem | None = None,
+        timeout: float | None = None,
+    ) -> PubAck:
+        """publish_acked, remembering what is in flight: an entry is left behind when the
+        connection fails (MqttError) or the publish is cancelled with it (see _lost())."""
+        self._fly_token += 1
+        token = self._fly_token
+        self._flying[token] = (topic, item)
+        ack = await client.publish_acked(topic, payload, qos=1, retain=retain, timeout=timeout)
+        del self._flying[token]
+        if not ack.refused:
+            if self._single_file:
+                self._single_file -= 1
+            if self._suspect in (topic, None if item is None else item.id):
+                self._suspect = None
+            if self._refused_topics.pop(topic, None) is not None:
+                log.info("the broker takes publishes to %s again", topic)
+        return ack
+
+    def _held_back(self, item: OutItem) -> bool:
+        """3.1.1: an item of a topic the broker refused is deferred unsent until that topic's
+        next try (one item then), so the other topics' items keep going out."""
+        refused = self._refused_topics.get(item.topic)
+        if refused is None:
+            return False
+        backoff, retry_at = refused
+        now = time.monotonic()
+        if now >= retry_at:
+            self._refused_topics[item.topic] = (backoff, now + backoff.next())
+            return False  # this one is the try
+        self.outbox.defer(item)
+        return True
+
+    def _lost(self) -> None:
+        """The connection is gone (called before the outbox's release()). MQTT 3.1.1 only: the
+        broker may have closed it on a publish it refuses (RabbitMQ does), with no reason code
+        to say so. Several publishes in flight: send one at a time for a while, to find out
+        which; one alone in flight twice in a row: refused (see the module docstring)."""
+        flying = list(self._flying.values())
+        self._flying.clear()
+        if self.cfg.broker.protocol != "3.1.1" or not flying:
+            return
+        if len(flying) > 1:
+            self._single_file = self.window
+            log.warning(
+                "connection lost with %d publishes in flight (MQTT 3.1.1: a broker closes the "
+                "connection on a publish it refuses); they are sent again, one at a time for a "
+                "while",
+                len(flying),
+            )
+            return
+        topic, item = flying[0]
+        key: object = topic if item is None else item.id
+        if key != self._suspect and topic not in self._refused_topics:
+            self._suspect = key
+            self._single_file = self.window
+            return
+        self._suspect = None
+        if topic not in self._refused_topics:
+            backoff = Backoff(self.cfg.broker.reconnect_min, self.cfg.broker.reconnect_max)
+            self._refused_topics[topic] = (backoff, time.monotonic() + backoff.next())
+        self._note_refusal(
+            topic, PubAck(CLOSED_ON_PUBLISH, "connection closed on this publish (MQTT 3.1.1)")
+        )
+        if item is not None:
+            self.outbox.defer(item)  # kept, not delivered; the items behind it go on
 
     async def _shutdown(self, client: _Client, inflight: set[asyncio.Future[None]]) -> None:
         """Stop within `outbox.shutdown_timeout`: drain what fits (the rest stays on disk),
@@ -485,10 +628,10 @@ class Publisher:
         )
         topic = status_topic(self.cfg.site)
         try:
-            ack = await client.publish_acked(
+            ack = await self._send(
+                client,
                 topic,
                 encode_status(offline),
-                qos=1,
                 retain=True,
                 timeout=max(0.1, end - time.monotonic()),
             )
@@ -501,7 +644,7 @@ class Publisher:
     async def _publish_status(self, client: _Client) -> None:
         status = self.status(self.outbox, self.publish_latency_s)
         topic = status_topic(self.cfg.site)
-        ack = await client.publish_acked(topic, encode_status(status), qos=1, retain=True)
+        ack = await self._send(client, topic, encode_status(status), retain=True)
         if ack.refused:
             self._note_refusal(topic, ack)  # the data items will be held back and retried
         else:
@@ -520,7 +663,7 @@ class Publisher:
             if current is not None and current[0] != published:
                 key, payload = current
                 try:
-                    ack = await client.publish_acked(topic, payload, qos=1, retain=True)
+                    ack = await self._send(client, topic, payload, retain=True)
                 except aiomqtt.MqttError:
                     return  # the pump sees the same failure and reconnects
                 if ack.refused:
@@ -558,14 +701,14 @@ class Publisher:
         )
 
     def _note_accepted(self) -> None:
-        if self.refusing:
+        if self.refusing and not self._refused_topics:  # 3.1.1: until every topic is taken
             log.info("broker accepts publishes again refused_total=%d", self.refused)
             self.refusing = False
         self._refusal_backoff.reset()
 
     async def _publish(self, client: _Client, item: OutItem) -> None:
         t0 = time.monotonic()
-        ack = await client.publish_acked(item.topic, item.payload, qos=1)
+        ack = await self._send(client, item.topic, item.payload, item=item)
         if ack.refused:  # not taken: the item stays in the outbox (released, not acked)
             self._note_refusal(item.topic, ack)
             raise PublishRefused(item.topic, ack)
@@ -615,7 +758,7 @@ class Publisher:
                 waits: set[asyncio.Future[Any]] = {stopping, *inflight}
                 getter = None
                 refill: asyncio.Future[None] | None = None
-                if len(inflight) < self.window:
+                if len(inflight) < (1 if self._single_file else self.window):
                     backlog_ok = self.bucket.ready()
                     getter = asyncio.ensure_future(self.outbox.next(backlog=backlog_ok))
                     waits.add(getter)
@@ -636,6 +779,8 @@ class Publisher:
                         await getter
                 if getter.done() and not getter.cancelled():
                     item = getter.result()  # claimed: publish it even when stopping
+                    if self._held_back(item):
+                        continue
                     if not item.live and item.kind == 0:
                         self.bucket.spend(len(item.payload))
                     inflight.add(asyncio.ensure_future(self._publish(client, item)))
@@ -666,10 +811,13 @@ class Publisher:
         complete = False
         try:
             while True:
-                while len(pending) < self.window and not self.refusing:
+                # 3.1.1 refuses per topic (held back in _held_back), MQTT 5 the whole site
+                while len(pending) < self.window and (not self.refusing or self._refused_topics):
                     item = self.outbox.take()
                     if item is None:
                         break
+                    if self._held_back(item):
+                        continue
                     pending.add(asyncio.ensure_future(self._publish(client, item)))
                 remaining = deadline - time.monotonic()
                 if not pending:

@@ -68,10 +68,17 @@ class BrokerSettings:
     confirm_timeout: float
     username: str | None
     password_secret: Secret | None
+    # Every address of the broker (cluster), in the order tried: `hosts`, or (host, port).
+    hosts: tuple[tuple[str, int], ...] = ()
+    protocol: Literal["5", "3.1.1"] = "5"
 
     @property
     def password(self) -> str | None:
         return self.password_secret.reveal() if self.password_secret else None
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        return self.hosts or ((self.host, self.port),)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -116,6 +116,17 @@ class AmqpIntake:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def shares(self) -> tuple[list[int], list[int]]:
+        """The partitions this collector reads now (it is their active consumer: it had a
+        delivery from them on this connection) and those it waits on (subscribed behind
+        another collector, or active on a partition that has been silent since)."""
+        consuming, reading = set(self.consuming), set(self.reading)  # the AMQP thread's sets
+        parts = [p for p in range(self.cfg.partitions) if PARTITION.format(p) in consuming]
+        return (
+            [p for p in parts if PARTITION.format(p) in reading],
+            [p for p in parts if PARTITION.format(p) not in reading],
+        )
+
     def ack(self, msg: Inbound) -> None:
         conn = self._conn
         if conn is None or msg.epoch != self.epoch:

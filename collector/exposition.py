@@ -95,6 +95,13 @@ class SelfMetrics:
             "1 while connected and subscribed to the broker",
             registry=registry,
         )
+        self._partitions = Gauge(
+            "pantau_collector_partition_reading",
+            "broker: amqp: 1 for a partition this collector reads now (its active consumer), "
+            "0 for one it is subscribed to and waits on (another collector reads it)",
+            ["partition"],
+            registry=registry,
+        )
         # Not per site: a global labelled series would outlive a decommissioned site (per-site
         # state, pantau_agent_confirm_end_to_end{site}, comes from State on each scrape).
         self._acks = Counter(
@@ -138,6 +145,14 @@ class SelfMetrics:
 
     def connected(self, subscribed: bool) -> None:
         self._connected.set(1 if subscribed else 0)
+
+    def partitions(self, reading: Iterable[int], waiting: Iterable[int]) -> None:
+        """broker: amqp: which partitions this collector holds (collector/amqp_intake.py)."""
+        self._partitions.clear()
+        for p in reading:
+            self._partitions.labels(str(p)).set(1)
+        for p in waiting:
+            self._partitions.labels(str(p)).set(0)
 
     def ack_sent(self, site: str) -> None:
         self._acks.inc()

@@ -118,14 +118,26 @@ class Collector:
             if dead
         ]
 
+    def _shares(self) -> str:
+        """broker: amqp: the partitions held, for /readyz and /metrics ("" for MQTT)."""
+        if not isinstance(self.intake, AmqpIntake):
+            return ""
+        reading, waiting = self.intake.shares()
+        self.metrics.partitions(reading, waiting)
+        return (
+            f" (partitions reading: {' '.join(map(str, reading)) or 'none'}; "
+            f"waiting: {' '.join(map(str, waiting)) or 'none'})"
+        )
+
     def ready(self) -> tuple[bool, str]:
         subscribed = self.intake.subscribed.is_set()
         self.metrics.connected(subscribed)
+        shares = self._shares()
         dead = self.dead_threads()
         auth = self.pipeline.auth_failure
         influx = self.pipeline.influx_ok.is_set() or self._influx_reachable()
         if subscribed and influx and not dead and auth is None:
-            return True, "ready"
+            return True, "ready" + shares
         why = [
             w
             for w, bad in (
@@ -136,7 +148,7 @@ class Collector:
             )
             if bad
         ]
-        return False, "; ".join(why)
+        return False, "; ".join(why) + shares
 
     def _influx_reachable(self) -> bool:
         at, ok = self._ping_cache
@@ -185,6 +197,7 @@ class Collector:
         try:
             while not stop.wait(min(1.0, supervisor.period) if supervisor.is_ready else 0.1):
                 self.metrics.connected(self.intake.subscribed.is_set())
+                self._shares()
                 supervisor.tick(self.intake.subscribed.is_set())
                 self.state.events.save()  # alarm_state_file, when alarms changed
         finally:

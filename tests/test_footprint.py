@@ -2,7 +2,9 @@
 
 Each test guards one cut of docs/performance.md (Footprint) against coming back unnoticed: a
 library loaded although the config does not use it, an executor thread per poll to look up an
-address that needs no lookup, a validator kept for objects the agent builds itself.
+address that needs no lookup, a validator kept for objects the agent builds itself, pydantic
+in the running agent (`run` validates in a process of its own, agent/runtime.py; that the agent
+then loads no pydantic is checked in tests/test_architecture.py).
 """
 
 from __future__ import annotations
