@@ -37,6 +37,7 @@ from collector.events import (
 from collector.inventory import Inventory
 from collector.maintenance.manager import Maintenance
 from collector.names import DeviceNames
+from collector.rootcause import CauseHold
 from collector.state import UNKNOWN, State
 from collector.topology import Family
 from collector.topology import build as build_topology
@@ -172,12 +173,16 @@ def metrics_app(
     state: State,
     maintenance: Maintenance | None = None,
     inventory: Inventory | None = None,
+    cause_hold: CauseHold | None = None,
 ) -> WsgiApp:
-    """The WSGI app serving /metrics: the self-metrics and, on every scrape, current state."""
+    """The WSGI app serving /metrics: the self-metrics and, on every scrape, current state.
+    `cause_hold`: the collector's one CauseHold, shared with the status page."""
     if maintenance is not None:
         metrics.registry.register(MaintenanceCollector(maintenance))
     taken = {name for family in metrics.registry.collect() for name in exposed_names(family)}
-    metrics.registry.register(StateCollector(state, reserved=taken, inventory=inventory))
+    metrics.registry.register(
+        StateCollector(state, reserved=taken, inventory=inventory, cause_hold=cause_hold)
+    )
     return make_wsgi_app(metrics.registry)
 
 
@@ -207,11 +212,16 @@ class StateCollector(Collector):
     """
 
     def __init__(
-        self, state: State, reserved: Iterable[str] = (), inventory: Inventory | None = None
+        self,
+        state: State,
+        reserved: Iterable[str] = (),
+        inventory: Inventory | None = None,
+        cause_hold: CauseHold | None = None,
     ) -> None:
         self.state = state
         self.reserved = frozenset(reserved)
         self.inventory = inventory  # sites and links (collector/topology.py); None: none
+        self.cause_hold = cause_hold  # dependents' causes kept after recovery (rootcause.py)
 
     def collect(self) -> Iterator[Metric]:
         taken = set(self.reserved)
@@ -363,6 +373,13 @@ class StateCollector(Collector):
             "confirmed them (perhaps stored: not counted as dropped)",
             labels=["site"],
         )
+        unrouted = CounterMetricFamily(
+            f"{PREFIX}_agent_outbox_unrouted",
+            "Items the broker answered with PUBACK 16 'no matching subscribers' (no collector "
+            "session there: thrown away by the broker, kept in the outbox and sent again), "
+            "since the agent started",
+            labels=["site"],
+        )
         receivers: dict[str, dict[str, int]] = {}  # site → its trap receiver's counters
         future = CounterMetricFamily(
             f"{PREFIX}_site_future_samples",
@@ -405,6 +422,7 @@ class StateCollector(Collector):
                     family.add_metric([site_name], float(value))
                 dropped.add_metric([site_name], float(st.dropped_total))
                 forgotten.add_metric([site_name], float(st.forgotten_total))
+                unrouted.add_metric([site_name], float(st.unrouted_total))
                 confirm.add_metric([site_name], 1.0 if st.confirm == "end-to-end" else 0.0)
                 if st.traps:
                     receivers[site_name] = st.traps
@@ -457,6 +475,7 @@ class StateCollector(Collector):
             received,
             dropped,
             forgotten,
+            unrouted,
             confirm,
             *health.values(),
             future,
@@ -466,7 +485,8 @@ class StateCollector(Collector):
         yield from _receiver_families(receivers)
         # Sites, links and root cause (collector/topology.py), before the polled values: a
         # fixed family wins a name conflict.
-        yield from _gauges(topology_families(build_topology(self.inventory, sites)))
+        topo = build_topology(self.inventory, sites, self.cause_hold)
+        yield from _gauges(topology_families(topo))
         yield from values.values()
         events: EventState | None = getattr(self.state, "events", None)  # stand-ins may lack it
         if events is not None:
@@ -527,6 +547,45 @@ class StateCollector(Collector):
             )
 
 
+def _alarm_family(events: EventsSnapshot) -> Metric:
+    """pantau_device_alarm: on /metrics with everything else, and alone on /metrics/alarms."""
+    alarm = GaugeMetricFamily(
+        f"{PREFIX}_device_alarm",
+        "1 while the alarm a trap raised (e.g. linkDown:ifIndex=3) is not cleared by its "
+        "clearing trap",
+        labels=["site", "device", "alarm", "severity"],
+    )
+    for (site, device, name), severity in sorted(events.alarms.items()):
+        alarm.add_metric([site, device, name, severity], 1)
+    return alarm
+
+
+class AlarmsCollector(Collector):
+    """Only the alarms traps raised, for /metrics/alarms.
+
+    A trap is in the collector within a fraction of a second, but an alert on it waits for the
+    next scrape and the next rule evaluation: up to 30 s at the 15 s that suit the full
+    /metrics (every site's every reading). This page is a few lines however big the NOC, so
+    Prometheus can scrape it every few seconds (deploy/prometheus/prometheus.yml, job
+    pantau-alarms) and the pantau-traps group can be evaluated as often (docs/traps.md)."""
+
+    def __init__(self, events: EventState) -> None:
+        self.events = events
+
+    def collect(self) -> Iterator[Metric]:
+        yield _alarm_family(self.events.snapshot())
+
+
+def alarms_app(state: State) -> WsgiApp | None:
+    """The WSGI app serving /metrics/alarms, or None for a state without event tracking."""
+    events: EventState | None = getattr(state, "events", None)
+    if events is None:
+        return None
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AlarmsCollector(events))
+    return make_wsgi_app(registry)
+
+
 def _event_families(events: EventsSnapshot) -> Iterator[Metric]:
     """Traps and informs (collector.events): counts by trap, and the alarms raised now."""
     traps = CounterMetricFamily(
@@ -536,14 +595,7 @@ def _event_families(events: EventsSnapshot) -> Iterator[Metric]:
     )
     for (site, device, trap), n in sorted(events.traps.items()):
         traps.add_metric([site, device, trap], n)
-    alarm = GaugeMetricFamily(
-        f"{PREFIX}_device_alarm",
-        "1 while the alarm a trap raised (e.g. linkDown:ifIndex=3) is not cleared by its "
-        "clearing trap",
-        labels=["site", "device", "alarm", "severity"],
-    )
-    for (site, device, name), severity in sorted(events.alarms.items()):
-        alarm.add_metric([site, device, name, severity], 1)
+    alarm = _alarm_family(events)
     suppressed = CounterMetricFamily(
         f"{PREFIX}_device_traps_suppressed",
         "Traps of the device the agent dropped over its rate limit (the agent's running count)",
@@ -575,7 +627,15 @@ def _event_families(events: EventsSnapshot) -> Iterator[Metric]:
         "Failed writes of alarm_state_file (retried each second; the error is logged)",
         value=events.save_errors,
     )
-    yield from (traps, alarm, suppressed, malformed, duplicates, lost, save_errors)
+    renumbered = CounterMetricFamily(
+        f"{PREFIX}_device_events_renumbered",
+        "Events that showed a device's event numbering restarted (its agent's outbox "
+        "recreated): its newer events count, not the old numbers (logged)",
+        labels=["site"],
+    )
+    for site, n in sorted(events.renumbered.items()):
+        renumbered.add_metric([site], n)
+    yield from (traps, alarm, suppressed, malformed, duplicates, lost, save_errors, renumbered)
 
 
 def _receiver_families(receivers: dict[str, dict[str, int]]) -> Iterator[Metric]:

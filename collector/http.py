@@ -12,6 +12,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from collector import statuspage
 from collector.inventory import Inventory
 from collector.maintenance.window import Window
+from collector.rootcause import CauseHold
 from collector.state import State
 
 StartResponse = Callable[..., Any]
@@ -47,10 +48,13 @@ def make_app(
     maintenance_api: WsgiApp | None = None,
     in_maintenance: Callable[[], Sequence[Window]] | None = None,
     inventory: Inventory | None = None,
+    alarms_app: WsgiApp | None = None,
+    cause_hold: CauseHold | None = None,
 ) -> WsgiApp:
     """The WSGI app; `metrics_app` serves /metrics; without `state` there is no status page (/
     answers 404); `maintenance_api` serves /api/maintenance (collector/maintenance/api.py) and
-    `in_maintenance` gives the windows in force, which the status page marks."""
+    `in_maintenance` gives the windows in force, which the status page marks; `alarms_app`
+    serves /metrics/alarms (only pantau_device_alarm, small enough to scrape every 5 s)."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -69,11 +73,14 @@ def make_app(
                 maintenance=windows,
                 inventory=inventory,
                 events=events.snapshot() if events is not None else None,
+                cause_hold=cause_hold,
             ).encode()
             start_response("200 OK", [*_PAGE_HEADERS, ("Content-Length", str(len(page)))])
             return [] if method == "HEAD" else [page]
         if path == "/metrics":
             return metrics_app(environ, start_response)
+        if path == "/metrics/alarms" and alarms_app is not None:
+            return alarms_app(environ, start_response)
         if maintenance_api is not None and (
             path == "/api/maintenance" or path.startswith("/api/maintenance/")
         ):

@@ -19,11 +19,12 @@ from collector.acks import Acker, announce
 from collector.amqp_intake import AmqpIntake
 from collector.availability import live as availability
 from collector.config import CollectorFile
-from collector.exposition import AvailabilityCollector, SelfMetrics, metrics_app
+from collector.exposition import AvailabilityCollector, SelfMetrics, alarms_app, metrics_app
 from collector.http import HttpServer, make_app
 from collector.intake import Inbound, Intake
 from collector.maintenance.wiring import build as build_maintenance
 from collector.pipeline import Pipeline, RejectedStore
+from collector.rootcause import CauseHold
 from collector.sink import InfluxSink
 from collector.state import State
 from pantau.systemd import Notifier, Supervisor
@@ -50,6 +51,8 @@ class Collector:
             if cfg.broker == "amqp" and cfg.amqp is not None
             else Intake(cfg.mqtt, self.inbox)
         )
+        if isinstance(self.intake, AmqpIntake):
+            self.intake.on_acquired = self.state.restart_sequences
         self.sink = InfluxSink(cfg.influx)
         # End-to-end acknowledgements to the sites (docs/delivery.md); off: agents fall back
         # to the broker's PUBACK.
@@ -88,15 +91,25 @@ class Collector:
         )
         if self.availability is not None:
             self.metrics.registry.register(AvailabilityCollector(self.availability))
+        # One memory of the dependents' causes for /metrics and the status page (rootcause.py).
+        cause_hold = CauseHold(cfg.inventory_cause_hold)
         self.http = HttpServer(
             cfg.http.address,
             make_app(
-                metrics_app(self.metrics, self.state, windows, inventory=cfg.loaded_inventory),
+                metrics_app(
+                    self.metrics,
+                    self.state,
+                    windows,
+                    inventory=cfg.loaded_inventory,
+                    cause_hold=cause_hold,
+                ),
                 self.ready,
                 self.state,
                 maintenance_api=self.maintenance.api if self.maintenance else None,
                 in_maintenance=windows.in_force if windows else None,
                 inventory=cfg.loaded_inventory,
+                alarms_app=alarms_app(self.state),
+                cause_hold=cause_hold,
             ),
         )
         self._ping_cache = (0.0, False)

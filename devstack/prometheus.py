@@ -72,8 +72,12 @@ class Prometheus(_ReadyServer):
         alertmanagers: Sequence[str] = (),
         external_url: str | None = None,
         user_assets: Path | None = None,
+        scrape_configs: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         super().__init__(workdir, port)
+        # whole scrape_configs entries (e.g. the shipped jobs, their targets replaced), after
+        # the ones `targets` makes
+        self.extra_scrape_configs = [dict(c) for c in scrape_configs]
         self.targets = {job: list(t) for job, t in targets.items()}
         # --web.external-url: `{{ $externalURL }}` in rule templates (runbook_url); default
         # http://<hostname>:9090 as Prometheus computes it.
@@ -103,8 +107,11 @@ class Prometheus(_ReadyServer):
             },
             "rule_files": local,
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": targets}]}
-                for job, targets in self.targets.items()
+                *(
+                    {"job_name": job, "static_configs": [{"targets": targets}]}
+                    for job, targets in self.targets.items()
+                ),
+                *self.extra_scrape_configs,
             ],
         }
         if self.alertmanagers:
@@ -185,7 +192,11 @@ class Prometheus(_ReadyServer):
     def targets_up(self) -> bool:
         """True once every configured target has been scraped successfully."""
         active = self.api("targets")["activeTargets"]
-        wanted = sum(len(t) for t in self.targets.values())
+        wanted = sum(len(t) for t in self.targets.values()) + sum(
+            len(sc.get("targets", ()))
+            for c in self.extra_scrape_configs
+            for sc in c.get("static_configs", ())
+        )
         return len(active) == wanted and all(t["health"] == "up" for t in active)
 
     def wait_for_alert(
@@ -250,13 +261,15 @@ def shortened_rules(source: Path, dest: Path, interval: str = "1s", for_: str = 
     """A copy of a rule file whose groups run every `interval` and whose alerts wait `for_`.
 
     The production `for:` (30 s to 15 min) is right for a NOC and useless for a test; the
-    expressions, labels and annotations stay exactly as shipped.
+    expressions, labels and annotations stay exactly as shipped. An alert without `for:`
+    keeps none: it fires at once by design (UpstreamRecovering must fire in the evaluation
+    that resolves the root it takes over from).
     """
     doc = yaml.safe_load(source.read_text())
     for group in doc["groups"]:
         group["interval"] = interval
         for rule in group["rules"]:
-            if "alert" in rule:
+            if "alert" in rule and "for" in rule:
                 rule["for"] = for_
     dest.write_text(yaml.safe_dump(doc, sort_keys=False))
     return dest
