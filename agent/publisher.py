@@ -19,8 +19,10 @@ not authorize by closing the connection (measured: docs/scaling.md). So a connec
 publishes in flight is a suspect: what was in flight is released (sent again, never taken as
 delivered), the next connection sends one item at a time until `window` items are PUBACKed,
 and an item that is alone in flight when the connection drops twice in a row is taken as
-refused: counted (`refused`), logged, the publisher `refusing`, and the item deferred
-(Outbox.defer, a growing delay) so it does not wedge the items behind it.
+refused: counted (`refused`), logged, the publisher `refusing`, the item deferred
+(Outbox.defer, a growing delay) and its topic held back: that topic's items are deferred unsent
+and one is tried again after the topic's own backoff, so they do not wedge the other topics'.
+The test is a real RabbitMQ user without write permission on one topic (docs/scaling.md).
 
 `broker.hosts` lists the addresses of one broker cluster: on a connection failure the agent
 goes on with the next; the reconnect backoff grows per round of all of them, not per host.

@@ -132,6 +132,7 @@ class Agent:
             confirm=self.publisher.confirm_mode,
             unconfirmed=stats.unconfirmed,
             forgotten_total=stats.forgotten_total,
+            unrouted_total=outbox.unrouted,
             # the receiver's drops (unknown_source, auth_failure, ...) that no event carries
             traps=dict(self.traps.counters) if self.traps is not None else {},
         )

@@ -37,6 +37,7 @@ import queue
 import random
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -52,7 +53,8 @@ log = logging.getLogger("pantau.collector.amqp")
 
 ROUTE = "pantau.route"
 UNROUTED = "pantau.unrouted"
-PARTITION = "pantau.part.{}"
+PARTITION_PREFIX = "pantau.part."
+PARTITION = PARTITION_PREFIX + "{}"
 SOURCE = "amq.topic"  # where RabbitMQ's MQTT plugin publishes
 # What the MQTT intake subscribes to, as AMQP topic patterns: the sites' acknowledgements
 # (pantau/<site>/ack), which collectors publish to amq.topic, must not come back to them.
@@ -102,6 +104,10 @@ class AmqpIntake:
         self._confirm: BlockingChannel | None = None
         self._next_host = 0
         self._connected = False  # the current attempt got as far as subscribing
+        # Called (AMQP thread) when this collector starts reading a partition on a connection,
+        # with which sites are in it: their sequence accounting restarts (State), because
+        # another collector may have read them meanwhile.
+        self.on_acquired: Callable[[Callable[[str], bool]], object] | None = None
 
     # -- the surface the service uses ------------------------------------------------------
     def start(self) -> None:
@@ -264,6 +270,10 @@ class AmqpIntake:
             # delivery does. (An active consumer of a silent partition is not seen.)
             self.reading.add(queue_name)
             log.info("reading queue=%s (this collector is its active consumer)", queue_name)
+            if self.on_acquired is not None and queue_name.startswith(PARTITION_PREFIX):
+                part = int(queue_name.removeprefix(PARTITION_PREFIX))
+                n = self.cfg.partitions
+                self.on_acquired(lambda site: partition_of(site, n) == part)
         self.inbox.put(Inbound(topic_of(method.routing_key), body, method.delivery_tag, 1, epoch))
 
     def _on_unrouted(

@@ -10,6 +10,7 @@ import pydantic
 
 from collector.availability.config import AvailabilityConfig
 from collector.inventory import Inventory, load_inventory
+from collector.rootcause import CAUSE_HOLD
 from pantau.settings import (
     ConfigError,
     LogConfig,
@@ -200,6 +201,10 @@ class CollectorFile(StrictModel):
     # The NOC's sites and links (collector/inventory.py, docs/inventory.md); relative to this
     # file's directory. Loaded and checked with this file: a bad inventory refuses the start.
     inventory: Path | None = None
+    # How long a dark site keeps its upstream cause (root="false") after that cause is back,
+    # so a site whose agent reconnects late is not paged as its own root (docs/inventory.md).
+    # Default: the agent's reconnect backoff max (60 s) plus a heartbeat (60 s).
+    inventory_cause_hold: float = pydantic.Field(CAUSE_HOLD, ge=0, le=86400)
     maintenance: MaintenanceConfig | None = None
     # InfluxQL read side for availability: reports, month-to-date metrics (docs/availability.md).
     availability: AvailabilityConfig | None = None

@@ -78,8 +78,10 @@ TRAP_RECEIVER_KINDS = (
     "polls_skipped",
     "engine_discovery",
     "socket_errors",
+    "duplicate_inform",
 )
-"""Its other counters (besides received and stored): pantau_agent_traps_receiver_total{kind}."""
+"""Its other counters (besides received and stored): pantau_agent_traps_receiver_total{kind}.
+`duplicate_inform`: an inform received again (a retry or a replay), acknowledged, not stored."""
 
 
 def check_event(
@@ -215,6 +217,7 @@ class EventsSnapshot:
     save_errors: int = 0
     raised: tuple[RaisedAlarm, ...] = ()  # by site, device, alarm
     recent: dict[str, tuple[RecentEvent, ...]] = field(default_factory=dict)  # newest first
+    renumbered: dict[str, int] = field(default_factory=dict)  # site → restarts seen, absent: 0
 
 
 class EventState:
@@ -230,6 +233,7 @@ class EventState:
         self.path: Path | None = None  # alarm_state_file
         self.save_errors = 0
         self.renumbered = 0  # events that showed a device's numbering restarted (logged)
+        self._renumbered_sites: dict[str, int] = {}  # the same by site, for /metrics
         self._save_lock = threading.Lock()  # the service's loop and the pipeline's writer save
         self._changed = False  # alarms changed since the last save
         self._recent: dict[str, list[RecentEvent]] = {}  # site → its newest events, oldest first
@@ -351,6 +355,9 @@ class EventState:
 
     def _renumbered(self, event: Event) -> None:
         self.renumbered += 1
+        by_site = self._renumbered_sites
+        if event.site in by_site or len(by_site) < self.max_devices:
+            by_site[event.site] = by_site.get(event.site, 0) + 1
         log.warning(
             "event numbers of a device restarted (its agent's outbox recreated?): its newer "
             "events count, not the old numbers site=%s device=%s seq=%d",
@@ -365,6 +372,7 @@ class EventState:
                 del self._devices[key]
                 self._changed = True
             self._recent.pop(site, None)
+            self._renumbered_sites.pop(site, None)
 
     # -- alarm_state_file -------------------------------------------------------------------
 
@@ -498,4 +506,5 @@ class EventState:
                     if alarm.raised
                 ),
                 recent={site: tuple(reversed(q)) for site, q in self._recent.items()},
+                renumbered=dict(self._renumbered_sites),
             )

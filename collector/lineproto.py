@@ -14,6 +14,8 @@ lines (same measurement, tags and timestamp), so duplicates collapse in the data
 
 from __future__ import annotations
 
+import re
+
 from pantau.wire import Gap, Kind, SampleSet, Status
 
 # Every element escapes the backslash itself, then its own separators, so that no backslash in a
@@ -28,6 +30,9 @@ _STRING = str.maketrans({"\\": "\\\\", '"': r"\"", "\n": "\\\\n", "\r": "\\\\r"}
 POLL_MEASUREMENT = "pantau_poll"
 SITE_MEASUREMENT = "pantau_site"
 GAP_MEASUREMENT = "pantau_gap"
+_TRAP_COUNTER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+"""Trap receiver counter names written as `traps_<name>` fields; others (no agent sends
+them) are left out rather than escaped into odd field keys."""
 
 
 def _tag_value(value: str) -> str:
@@ -145,8 +150,13 @@ def status_line(status: Status, received_ms: int) -> str:
             f"outbox_oldest_age_seconds={float(status.outbox_oldest_age_s)!r},"
             f"dropped_total={status.dropped_total}i,"
             f"forgotten_total={status.forgotten_total}i,"
+            f"unrouted_total={status.unrouted_total}i,"
             f"publish_latency_seconds={float(status.publish_latency_s)!r}"
         )
+        # the trap receiver's counters (Status.traps: at most 32, checked by collector.validate)
+        for name, count in sorted(status.traps.items()):
+            if _TRAP_COUNTER.match(name):
+                health += f",traps_{name}={count}i"
     return (
         f"{SITE_MEASUREMENT},site={_tag_value(status.site)} online={int(status.online)}i,"
         f'reason="{status.reason.translate(_STRING)}"{health} {ts}'

@@ -99,6 +99,13 @@ class SeqTracker:
         self.highest = max(self.highest, seq)
         return True
 
+    def restart(self) -> None:
+        """This collector reads the device's stream again after another one read it (a RabbitMQ
+        partition taken back, collector/amqp_intake.py): what it saw before says nothing of
+        the numbers the other one got, so the ranges start afresh (as after a restart of the
+        collector) and those numbers are not taken for holes; the counters stay."""
+        self.ranges.clear()
+
     def _count_lost(self, numbers: int) -> None:
         counted = min(numbers, self.max_gap)
         self.lost += counted

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from collector.events import EventState
@@ -297,6 +297,19 @@ class State:
         ):
             return SILENT, site.heard
         return "", 0.0
+
+    def restart_sequences(self, sites: Callable[[str], bool]) -> int:
+        """The sites `sites` picks are read by this collector again after another collector
+        read them: their sequence accounting starts afresh (SeqTracker.restart). Returns how
+        many devices."""
+        n = 0
+        with self._lock:
+            for name, site in self._sites.items():
+                if sites(name):
+                    for tracker in site.sequences.values():
+                        tracker.restart()
+                        n += 1
+        return n
 
     def _tracker(self, site_name: str, device: str, now: float) -> SeqTracker | None:
         site = self._site(site_name)

@@ -92,9 +92,10 @@ def body(
     sites: Mapping[str, SiteState],
     rank: Callable[[SiteState], int],
     site_html: SiteHtml,
+    link_notes: Mapping[str, str] | None = None,
 ) -> str:
     """Links first, then each district (the one with the worst site first), then the sites the
-    inventory does not list."""
+    inventory does not list. `link_notes`: HTML under a link's row (its maintenance windows)."""
     inv = topo.inventory
     if inv is None:
         return ""
@@ -109,7 +110,7 @@ def body(
             html_ = site_html(entry.name, site, cause_note(topo, entry.name))
             group.append((rank(site), entry.name, html_))
     order = sorted(districts, key=lambda d: min(r for r, _, _ in districts[d]))
-    out = [_links_html(topo)]
+    out = [_links_html(topo, link_notes or {})]
     for district in order:
         members = "".join(h for _, _, h in sorted(districts[district], key=lambda t: t[:2]))
         out.append(
@@ -137,18 +138,18 @@ def _never_html(name: str, uplink: str, topo: Topology) -> str:
     )
 
 
-def _links_html(topo: Topology) -> str:
+def _links_html(topo: Topology, notes: Mapping[str, str]) -> str:
     if not topo.links:
         return ""
     links = sorted(topo.links.values(), key=lambda s: _LINK_ORDER.get(s.state, 9))
-    items = "".join(_link_html(topo, s) for s in links)
+    items = "".join(_link_html(topo, s, notes.get(s.name, "")) for s in links)
     return (
         '<section class="site" id="links"><h2>Links</h2>'
         f'<ul class="linklist">{items}</ul></section>'
     )
 
 
-def _link_html(topo: Topology, status: LinkStatus) -> str:
+def _link_html(topo: Topology, status: LinkStatus, note: str = "") -> str:
     inv = topo.inventory
     entry = inv.link(status.name) if inv is not None else None
     kind = entry.kind if entry is not None else ""
@@ -167,6 +168,7 @@ def _link_html(topo: Topology, status: LinkStatus) -> str:
             f'<div class="note cause" data-cause="{_esc(cause.cause)}">unreachable via '
             f"{_esc(cause.cause)}</div>"
         )
+    parts.append(note)
     limits = entry.thresholds if entry is not None else Thresholds()
     ends = _end_html(status.a, limits) + _end_html(status.b, limits)
     parts.append(f'<ul class="ends">{ends}</ul></li>')

@@ -28,6 +28,7 @@ from collector.events import EventsSnapshot
 from collector.inventory import Inventory
 from collector.maintenance.window import Window
 from collector.names import DeviceNames
+from collector.rootcause import CauseHold
 from collector.state import (
     CONNECTION_LOST,
     DOWN,
@@ -444,6 +445,23 @@ footer{color:var(--mut);font-size:.8rem;padding:1rem;text-align:center}
 """
 
 
+def _marked_by(w: Window, inventory: Inventory | None) -> tuple[set[str], set[str]]:
+    """The sites and links a window in force marks: its site; for a link window, or a device
+    window taking links down (`cuts`), those links, the sites at their ends and every site
+    behind them (the window's `behind` and, with the inventory, the sites further down their
+    chains): all of them go dark or down during the work, as planned."""
+    sites = {w.site} if w.site is not None else set()
+    links = set(w.cuts) | ({w.link} if w.link else set())
+    sites |= set(w.behind)
+    if inventory is not None:
+        for name in links:
+            link = inventory.link(name)
+            if link is not None:
+                sites |= {e.site for e in (link.a, link.b) if e.site is not None}
+        sites |= {s.name for s in inventory.sites if links & set(inventory.upstream_chain(s.name))}
+    return sites, links
+
+
 def _maintenance_section(windows: Sequence[Window], now: float) -> str:
     """All windows in force, on top of the page (link windows belong to no one site)."""
     if not windows:
@@ -461,22 +479,24 @@ def render(
     maintenance: Sequence[Window] = (),
     inventory: Inventory | None = None,
     events: EventsSnapshot | None = None,
+    cause_hold: CauseHold | None = None,
 ) -> str:
     """The whole page for a `State.snapshot()`: dark sites first, then sites with a device or
     link down, then the rest; by name within each. `maintenance`: the windows in force, listed
     on top and marked on their sites. With an `inventory`: the links, then the sites by
     district (collector/statusdistricts.py). `events`: the alarms raised by trap and the
-    newest events, under each site's heading (collector/statusalarms.py)."""
+    newest events, under each site's heading (collector/statusalarms.py). `cause_hold`: the
+    collector's one CauseHold (collector/rootcause.py), shared with /metrics."""
     now = time.time() if now is None else now
     traps = statusalarms.sections(events, now)
     by_site: dict[str, list[Window]] = {}
-    for w in maintenance:  # a link's window marks the sites at both its ends
-        marked = {w.site} if w.site is not None else set()
-        link = inventory.link(w.link) if inventory is not None and w.link else None
-        if link is not None:
-            marked |= {e.site for e in (link.a, link.b) if e.site is not None}
+    by_link: dict[str, list[Window]] = {}
+    for w in maintenance:
+        marked, links = _marked_by(w, inventory)
         for name in sorted(marked):
             by_site.setdefault(name, []).append(w)
+        for name in sorted(links):
+            by_link.setdefault(name, []).append(w)
     devs = [d for s in sites.values() for d in s.devices.values()]
     n_down = sum(1 for d in devs if d.state == DOWN)
     n_unknown = sum(1 for d in devs if d.state == UNKNOWN)
@@ -489,12 +509,13 @@ def render(
     unknown += statusalarms.summary(events)
     css = _CSS + statusalarms.CSS
     if inventory is not None:
-        topo = build_topology(inventory, sites)
+        topo = build_topology(inventory, sites, cause_hold)
         body = statusdistricts.body(
             topo,
             sites,
             _rank,
             lambda n, s, note: _site_html(n, s, now, by_site.get(n, ()), note + traps.get(n, "")),
+            {name: _maintenance_html(ws, now) for name, ws in by_link.items()},
         )
         unknown += statusdistricts.summary(topo)
         css += statusdistricts.CSS

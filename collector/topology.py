@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from collector.inventory import Inventory
 from collector.links import LINK_STATES, READINGS, LinkStatus, link_states
-from collector.rootcause import Cause, link_causes, site_causes
+from collector.rootcause import Cause, CauseHold, link_causes, site_causes
 from collector.state import SiteState
 
 
@@ -25,21 +25,31 @@ class Topology:
     link_causes: dict[str, Cause]  # down links, and unknown ones something above explains
     never_seen: tuple[str, ...]  # inventory sites absent from current state
     unlisted: tuple[str, ...]  # sites in current state the inventory does not list
+    recovering: tuple[str, ...] = ()  # causes back up that dark sites are still held behind
 
 
-def build(inventory: Inventory | None, sites: Mapping[str, SiteState]) -> Topology:
+def build(
+    inventory: Inventory | None, sites: Mapping[str, SiteState], hold: CauseHold | None = None
+) -> Topology:
+    """`hold`: the collector's one CauseHold (collector/rootcause.py), shared by /metrics and
+    the status page; None: causes from current state only."""
     dark = {name for name, site in sites.items() if site.offline_reason}
     links = link_states(inventory, sites)
     states = {name: status.state for name, status in links.items()}
     listed = {s.name for s in inventory.sites} if inventory is not None else set()
     never = tuple(s.name for s in inventory.sites if s.name not in sites) if inventory else ()
+    causes = site_causes(inventory, dark, states, never)
+    recovering: tuple[str, ...] = ()
+    if hold is not None and inventory is not None:
+        causes, recovering = hold.apply(causes)
     return Topology(
         inventory,
         links,
-        site_causes(inventory, dark, states, never),
+        causes,
         link_causes(inventory, dark, states, never),
         never,
         tuple(sorted(n for n in sites if n not in listed)) if inventory is not None else (),
+        recovering,
     )
 
 
@@ -94,6 +104,14 @@ def families(topo: Topology) -> list[Family]:
         "1 for a site that sends but is not in the inventory",
         ("site",),
     )
+    recovering = Family(
+        "pantau_cause_recovering",
+        "1 for a site or link that is back while dark sites behind it are still held behind it "
+        "(inventory_cause_hold): the UpstreamRecovering alert keeps them inhibited",
+        ("cause",),
+    )
+    for name in topo.recovering:
+        recovering.add((name,), 1)
     sla = Family(
         "pantau_sla_target_ratio",
         "Service level the inventory holds a site or link to (0.999 for 99.9 %)",
@@ -217,6 +235,7 @@ def families(topo: Topology) -> list[Family]:
         never,
         unlisted,
         site_cause,
+        recovering,
         sla,
         link_info,
         state,

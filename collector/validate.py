@@ -237,4 +237,6 @@ def check_status(topic_site: str, payload: bytes, max_bytes: int) -> Status:
         0 <= n <= INT64_MAX for n in status.traps.values()
     ):
         raise Rejected("bad_value", "trap receiver counters: too many or out of range")
+    if not 0 <= status.unrouted_total <= INT64_MAX:
+        raise Rejected("bad_value", "unrouted_total out of range")
     return status

@@ -52,6 +52,11 @@ EXPECTED_ALERTS = {
     "LinkDegraded",
     "SLAAtRisk",
     "SLABreached",
+    # issue 14 follow-up: a recovering cause holds back its sites; silent failures made loud
+    "UpstreamRecovering",
+    "LinkSignalUnresolved",
+    "MaintenanceSilenceMissing",
+    "AvailabilityRefreshFailing",
     # issue 15: alarms raised by SNMP traps (docs/traps.md)
     "DeviceAlarmCritical",
     "DeviceAlarm",
@@ -63,6 +68,10 @@ SITE_ALERTS = EXPECTED_ALERTS - {
     "LinkDegraded",  # an inventory link, named by `link` and both ends
     "SLAAtRisk",  # a site or a link, named by `name`
     "SLABreached",
+    "UpstreamRecovering",  # a site or a link, named by `cause`
+    "LinkSignalUnresolved",  # a link end
+    "MaintenanceSilenceMissing",  # the collector
+    "AvailabilityRefreshFailing",
 }
 
 

@@ -103,6 +103,15 @@ def test_alerts_paging_counts_what_alertmanager_pages(tmp_path: Path):
         alert("SiteOffline", "s2", "critical", cause="pop", root="false"),
     ]
     promtool_expect(tmp_path, [(s, "1x5") for s in chain], expr, [("{}", 5.0)])
+    # the PoP is back, s1 and s2 still reconnecting: held back by UpstreamRecovering
+    recovering = [
+        *series,
+        alert("SiteOffline", "s1", "critical", cause="pop", root="false"),
+        alert("SiteOffline", "s2", "critical", cause="pop", root="false"),
+        'ALERTS{alertname="UpstreamRecovering", alertstate="firing", severity="info", '
+        'cause="pop"}',
+    ]
+    promtool_expect(tmp_path, [(s, "1x5") for s in recovering], expr, [("{}", 4.0)])
     # and it is the shipped inhibit rules that decide: each one is in the expression
     for rule in yaml.safe_load(ALERTMANAGER.read_text())["inhibit_rules"]:
         source = re.search(r'"(.+)"', rule["source_matchers"][0])

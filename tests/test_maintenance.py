@@ -381,15 +381,28 @@ def test_status_page_marks_the_sites_of_a_link_window(
     from pantau.wire import Status
 
     state = State(900.0)
-    for site in ("pop-a", "site-b"):
+    for site in ("pop-a", "site-b", "hiran", "kampung"):
         state.on_status(Status(v=1, site=site, online=True, ts_ms=int(time.time() * 1000)))
     link = manager.create({"link": "mw-a-b", "duration": 3600, "reason": "realign"})
+    vsat = manager.create({"link": "vsat-hiran", "duration": 3600, "reason": "hub work"})
     page = render(state.snapshot(), maintenance=manager.in_force(), inventory=inventory)
     sections = {
         site: page[page.index(f'data-site="{site}"') :].split("</section>")[0]
-        for site in ("pop-a", "site-b")
+        for site in ("pop-a", "site-b", "hiran", "kampung")
     }
-    assert all(f'data-window="{link.id}"' in text for text in sections.values())
+    assert all(f'data-window="{link.id}"' in sections[s] for s in ("pop-a", "site-b"))
+    # the link's own row in the links list, and the sites behind the link (kampung hangs off
+    # hiran, behind the VSAT link): all cut off by the work
+    rows = {
+        name: page[page.index(f'data-link="{name}"') :].split("</ul></li>")[0]
+        for name in ("mw-a-b", "vsat-hiran")
+    }
+    assert f'data-window="{link.id}"' in rows["mw-a-b"]
+    assert f'data-window="{vsat.id}"' in rows["vsat-hiran"]
+    assert f'data-window="{vsat.id}"' not in rows["mw-a-b"]
+    assert all(f'data-window="{vsat.id}"' in sections[s] for s in ("hiran", "kampung"))
+    assert f'data-window="{link.id}"' not in sections["kampung"]
+    assert f'data-window="{vsat.id}"' not in sections["pop-a"]
 
 
 # -- the CLI's own parsing ----------------------------------------------------------------------

@@ -21,8 +21,10 @@ Inventory (three sites one behind another, behind a PoP, the first by a microwav
     rc-pop (fiber) ──mw-pop-s1──► rc-s1 ──► rc-s2 ──► rc-s3        rc-never: never connects
 
 1. rc-pop goes dark, then the three behind it: four SiteOffline alerts, rc-pop's root="true",
-   the others root="false" with cause rc-pop; exactly one page, "Site rc-pop is dark". Back:
-   its resolution, and nothing for the others (never paged).
+   the others root="false" with cause rc-pop; exactly one page, "Site rc-pop is dark". Back
+   (the PoP first, the three 35 s after its alert resolved, as agents on their reconnect
+   backoff): its resolution, and nothing for the others (never paged; the collector holds
+   their cause and UpstreamRecovering holds them back).
 2. The hop's PoP-end radio reports its interface down, then the three sites behind it go dark:
    one LinkDown for the link (root="true", both ends named), the sites root="false" with cause
    mw-pop-s1; exactly one page, the link's. The radio's port does not page on its own (it is
@@ -456,7 +458,29 @@ def test_pop_back_resolves_once(stack: dict[str, Any]) -> None:
     hook: Webhook = stack["hook"]
     sites: Sites = stack["sites"]
     before = hook.count()
-    for name in (POP, *BEHIND):
+    sites[POP].connect()
+    # The sites behind come back late, as agents on their reconnect backoff do: after the
+    # PoP's alert resolved, long enough for a fresh root alert (`for:` + group_wait) or an
+    # uninhibited held one (a group_interval) to page. The collector holds their cause
+    # (inventory_cause_hold, default 120 s) and UpstreamRecovering keeps them held back.
+    procs.wait_until(
+        lambda: POP not in _firing(prom, "SiteOffline"), FOR_ + 30, "the PoP's alert resolved"
+    )
+    firing = _firing(prom, "SiteOffline")
+    assert {s: (a["cause"], a["root"]) for s, a in firing.items()} == {
+        s: (POP, "false") for s in BEHIND
+    }
+    assert any(
+        a["labels"]["alertname"] == "UpstreamRecovering"
+        and a["labels"].get("cause") == POP
+        and a["state"] == "firing"
+        for a in prom.alerts()
+    ), prom.alerts()
+    time.sleep(35)
+    assert {s: (a["cause"], a["root"]) for s, a in _firing(prom, "SiteOffline").items()} == {
+        s: (POP, "false") for s in BEHIND
+    }
+    for name in BEHIND:
         sites[name].connect()
     _quiet(prom, hook, "the chain back")
     pages = hook.pages(before)

@@ -10,7 +10,7 @@ import pytest
 
 from collector.inventory import Inventory, load_inventory
 from collector.links import DEGRADED, DOWN, UNKNOWN, UP
-from collector.rootcause import Cause, link_causes, site_causes
+from collector.rootcause import CAUSE_HOLD, Cause, CauseHold, link_causes, site_causes
 
 # pop ─fiber─ (no link) ; pop ─mw1─ s1 ─ s2 ─ s3 (s2, s3 hang off the site before them)
 #                              s1 ─mw2─ s4 ;  vsat: on its own
@@ -147,3 +147,149 @@ def test_far_end_link_has_no_upstream(tmp_path):
     assert causes(site_causes(inv, {"v"}, {"sat": DOWN})) == {"v": ("sat", False)}
     assert causes(link_causes(inv, {"v"}, {"sat": DOWN})) == {"sat": ("sat", True)}
     assert causes(site_causes(inv, {"v"}, {"sat": UNKNOWN})) == {"v": ("v", True)}
+
+
+# ---------------------------------------------------------------------------------------------
+# CauseHold: a dependent keeps its cause for a while after the cause is back (issue 14 follow-up)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_dependent_back_late_keeps_its_cause_for_the_hold(inv):
+    """The PoP comes back; s1's agent reconnects 50 s later (its backoff). Without the hold s1
+    is its own root from the PoP's first scrape online and pages; held, it stays root="false"
+    behind the PoP, and the PoP is named recovering (UpstreamRecovering inhibits by it)."""
+    clock = FakeClock()
+    hold = CauseHold(120, clock)
+    links = {"mw1": UNKNOWN, "mw2": UNKNOWN}
+    held, recovering = hold.apply(site_causes(inv, {"pop", "s1"}, links))
+    assert causes(held) == {"pop": ("pop", True), "s1": ("pop", False)}
+    assert recovering == ()  # the PoP is still dark: its own SiteOffline inhibits
+
+    clock.now += 10  # the PoP is back, s1 not yet: from the chain alone s1 is its own root
+    raw = site_causes(inv, {"s1"}, {"mw1": UP, "mw2": UNKNOWN})
+    assert causes(raw) == {"s1": ("s1", True)}
+    held, recovering = hold.apply(raw)
+    assert causes(held) == {"s1": ("pop", False)}
+    assert recovering == ("pop",)
+
+    clock.now += 50  # still within the hold
+    assert causes(hold.apply(raw)[0]) == {"s1": ("pop", False)}
+    # s1 back: nothing held, nothing recovering
+    assert hold.apply({}) == ({}, ())
+
+
+def test_hold_runs_out_and_the_site_is_its_own_root(inv):
+    """A site still dark `hold` seconds after the PoP is back is down on its own: it pages
+    (late by the hold), and the hold does not refresh itself."""
+    clock = FakeClock()
+    hold = CauseHold(120, clock)
+    hold.apply(site_causes(inv, {"pop", "s1"}, {"mw1": UNKNOWN}))
+    raw = site_causes(inv, {"s1"}, {"mw1": UP})
+    clock.now += 120
+    assert causes(hold.apply(raw)[0]) == {"s1": ("pop", False)}  # at the limit: held
+    clock.now += 0.5
+    assert hold.apply(raw) == ({"s1": Cause("s1", "s1")}, ())
+    clock.now -= 100  # even were the clock to step back: forgotten, not held again
+    assert hold.apply(raw)[0] == {"s1": Cause("s1", "s1")}
+
+
+def test_site_back_forgets_its_cause(inv):
+    """s1 reconnects after the PoP, then goes dark on its own within the hold: its own root
+    at once (its earlier cause is forgotten when it came back)."""
+    clock = FakeClock()
+    hold = CauseHold(120, clock)
+    hold.apply(site_causes(inv, {"pop", "s1"}, {"mw1": UNKNOWN}))
+    clock.now += 5
+    assert hold.apply({}) == ({}, ())  # everything back
+    clock.now += 5
+    assert hold.apply(site_causes(inv, {"s1"}, {"mw1": UP})) == ({"s1": Cause("s1", "s1")}, ())
+
+
+def test_a_link_cause_is_held_too(inv):
+    """The hop was the cause; it is up again, s1 and s2 not yet back: held behind mw1."""
+    clock = FakeClock()
+    hold = CauseHold(120, clock)
+    hold.apply(site_causes(inv, {"s1", "s2"}, {"mw1": DOWN}))
+    clock.now += 30
+    raw = site_causes(inv, {"s1", "s2"}, {"mw1": UP})
+    assert causes(raw) == {"s1": ("s1", True), "s2": ("s1", False)}
+    held, recovering = hold.apply(raw)
+    # s2 stops at s1, which is held: s2 is held behind mw1 as well, or nothing would
+    # inhibit it (s1's alert is root="false")
+    assert causes(held) == {"s1": ("mw1", False), "s2": ("mw1", False)}
+    assert recovering == ("mw1",)
+    clock.now += 30  # s1 back, s2 not yet: held behind s1 (its own recent cause)
+    held, recovering = hold.apply(site_causes(inv, {"s2"}, {"mw1": UP}))
+    assert causes(held) == {"s2": ("s1", False)}
+    assert recovering == ("s1",)
+
+
+def test_nothing_is_recovering_while_the_cause_is_down(inv):
+    """Sites dark behind a link that is still down: held by LinkDown's root alert, not by
+    UpstreamRecovering (which would say the link is back)."""
+    hold = CauseHold(120, FakeClock())
+    held, recovering = hold.apply(site_causes(inv, {"s1", "s2"}, {"mw1": DOWN}))
+    assert causes(held) == {"s1": ("mw1", False), "s2": ("mw1", False)}
+    assert recovering == ()
+
+
+def test_zero_hold_is_the_chain_alone(inv):
+    clock = FakeClock()
+    hold = CauseHold(0, clock)
+    hold.apply(site_causes(inv, {"pop", "s1"}, {"mw1": UNKNOWN}))
+    clock.now += 1
+    assert causes(hold.apply(site_causes(inv, {"s1"}, {"mw1": UP}))[0]) == {"s1": ("s1", True)}
+
+
+def test_default_hold_covers_the_agents_reconnect_backoff_and_a_heartbeat():
+    from agent.config_file import BrokerConfig, OutboxConfig
+
+    reconnect_max = BrokerConfig.model_fields["reconnect_max"].default
+    heartbeat = OutboxConfig.model_fields["heartbeat"].default
+    assert CAUSE_HOLD >= reconnect_max + heartbeat
+
+
+def test_topology_exports_the_held_cause_and_what_is_recovering(inv):
+    """/metrics and the status page build from one Topology: the held site keeps cause=pop,
+    root="false", and pantau_cause_recovering{cause="pop"} is 1 (the UpstreamRecovering
+    alert's source)."""
+    from collector.state import CONNECTION_LOST, SiteState
+    from collector.topology import build, families
+
+    clock = FakeClock()
+    hold = CauseHold(120, clock)
+    dark = SiteState(online=False, offline_reason=CONNECTION_LOST, offline_since=1.0)
+    online = SiteState(online=True)
+    build(inv, {"pop": dark, "s1": dark}, hold)
+    clock.now += 10
+    topo = build(inv, {"pop": online, "s1": dark}, hold)
+    by_name = {f.name: f.samples for f in families(topo)}
+    assert by_name["pantau_site_cause"] == [(("s1", "pop", "false"), 1)]
+    assert by_name["pantau_cause_recovering"] == [(("pop",), 1)]
+    # without the hold (a caller that passes none): the chain alone
+    topo = build(inv, {"pop": online, "s1": dark})
+    by_name = {f.name: f.samples for f in families(topo)}
+    assert by_name["pantau_site_cause"] == [(("s1", "s1", "true"), 1)]
+    assert by_name["pantau_cause_recovering"] == []
+
+
+def test_cause_hold_in_the_collector_config(tmp_path):
+    from collector.config import load_collector_config
+    from pantau.settings import ConfigError
+
+    cfg = tmp_path / "collector.yaml"
+    cfg.write_text("stale_after: 900\n")
+    assert load_collector_config(cfg).inventory_cause_hold == CAUSE_HOLD
+    cfg.write_text("stale_after: 900\ninventory_cause_hold: 300\n")
+    assert load_collector_config(cfg).inventory_cause_hold == 300
+    cfg.write_text("stale_after: 900\ninventory_cause_hold: -5\n")
+    with pytest.raises(ConfigError) as exc:
+        load_collector_config(cfg)
+    assert f"{cfg}:2:" in str(exc.value.errors) and "inventory_cause_hold" in str(exc.value.errors)

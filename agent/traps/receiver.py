@@ -12,11 +12,19 @@ defined with `poll: true`, asks the device's loop for a poll now (at most every
 `poll_min_interval` seconds per device). A full queue drops too (counted), so a flood of many
 devices costs bounded memory, and polling and publishing are never behind it by more than one
 store.
+
+An inform whose acknowledgement was late or lost comes again (net-snmp's snmpinform -r: the
+same request-id; SNMPv3 with a new msgID), and a recorded one can be sent again: within
+INFORM_WINDOW_S of the first, the same inform of the same device and sender (community, or
+SNMPv3 context engine ID and user) is no new event. It is acknowledged all the same, after the
+first one is stored (the queue keeps their order), so the sender stops retrying, and counted
+(`duplicate_inform`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
 import re
@@ -87,6 +95,52 @@ def v3_credentials(snmp: SnmpSettings) -> Credentials:
     )
 
 
+INFORM_WINDOW_S = 150.0
+"""How long an inform is remembered to recognize it when it comes again: USM's time window
+(RFC 3414 §3.2 7b), within which pysnmp accepts a recorded SNMPv3 inform sent again, and many
+times a sender's retries (net-snmp: 5 retries of 1 s by default)."""
+INFORM_KEYS = 10_000
+"""Informs remembered at most (oldest forgotten first, ~250 bytes each): each one stored costs
+one, so the rate limits bound them well below this in practice."""
+
+
+def inform_key(device: str, sender: bytes, trap: Trap) -> tuple[str, bytes, int, bytes]:
+    """What makes an inform the same one again: the device, who sent it (b"c:" + community,
+    or b"v3:" + context engine ID + b":" + user), its request-id, and its content (trap OID,
+    sysUpTime, varbinds; a retransmission is the same PDU, RFC 3416 §4.2.7), so a device that
+    restarted and numbers its requests from 1 again is not taken for a retransmission."""
+    content = repr((trap.trap_oid, trap.uptime, trap.varbinds)).encode()
+    return device, sender, trap.request_id, hashlib.blake2b(content, digest_size=16).digest()
+
+
+class InformMemory:
+    """Informs seen in the last `window_s` seconds (agent.traps.receiver docstring)."""
+
+    def __init__(self, window_s: float = INFORM_WINDOW_S, max_keys: int = INFORM_KEYS) -> None:
+        self.window_s = window_s
+        self.max_keys = max_keys
+        self._seen: dict[tuple[str, bytes, int, bytes], float] = {}  # key → first seen, in order
+
+    def first(self, key: tuple[str, bytes, int, bytes], now: float) -> bool:
+        """True the first time `key` comes within the window (remembered from now on)."""
+        while self._seen:  # in time order: stops at the first one still current
+            old, at = next(iter(self._seen.items()))
+            if now - at < self.window_s and len(self._seen) < self.max_keys:
+                break
+            del self._seen[old]
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+    def forget(self, key: tuple[str, bytes, int, bytes]) -> None:
+        """The inform was not stored (a full queue): its next retry is no duplicate."""
+        self._seen.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
 class TokenBucket:
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
@@ -137,9 +191,11 @@ class TrapReceiver(asyncio.DatagramProtocol):
         self.counters: Counter[str] = Counter()  # received, unknown_source, malformed, ...
         self.senders: dict[str, _Sender] = {}  # by IP address
         self._unknown_catalog = Catalog(p for d in self.devices for p in d.profiles)
+        # (sender, trap, its acknowledgement, source, True: an inform again, not stored again)
         self._queue: asyncio.Queue[
-            tuple[_Sender, Trap, Callable[[], bytes] | None, tuple[str, int]]
+            tuple[_Sender, Trap, Callable[[], bytes] | None, tuple[str, int], bool]
         ] = asyncio.Queue(cfg.queue)
+        self.informs = InformMemory()
         self.users = {u.user or "": v3_credentials(u) for u in cfg.users}  # from every device
         self.usm: UsmReceiver | None = None  # SNMPv3, when any user is configured
         self._transport: asyncio.DatagramTransport | None = None
@@ -324,7 +380,7 @@ class TrapReceiver(asyncio.DatagramProtocol):
             return
         if trap.inform:
             ack = partial(inform_response, data, trap)
-        self._enqueue(sender, trap, ack, (str(addr[0]), int(addr[1])))
+        self._enqueue(sender, trap, ack, (str(addr[0]), int(addr[1])), b"c:" + trap.community)
 
     def _enqueue(
         self,
@@ -332,10 +388,15 @@ class TrapReceiver(asyncio.DatagramProtocol):
         trap: Trap,
         ack: Callable[[], bytes] | None,
         addr: tuple[str, int],
+        origin: bytes = b"",  # who sent it (inform_key): b"c:" + community, b"v3:" ...
     ) -> None:
+        key = inform_key(sender.device, origin, trap) if trap.inform else None
+        again = key is not None and not self.informs.first(key, time.monotonic())
         try:
-            self._queue.put_nowait((sender, trap, ack, addr))
+            self._queue.put_nowait((sender, trap, ack, addr, again))
         except asyncio.QueueFull:
+            if key is not None and not again:
+                self.informs.forget(key)
             sender.suppressed += 1
             self.counters["queue_full"] += 1
 
@@ -363,7 +424,8 @@ class TrapReceiver(asyncio.DatagramProtocol):
                 exc.detail,
             )
             return
-        self._enqueue(sender, received.trap, received.ack, addr)
+        origin = b"v3:" + received.context_engine + b":" + received.user.encode()
+        self._enqueue(sender, received.trap, received.ack, addr, origin)
 
     def error_received(self, exc: Exception) -> None:
         self.counters["socket_errors"] += 1
@@ -372,8 +434,11 @@ class TrapReceiver(asyncio.DatagramProtocol):
 
     async def _store_loop(self) -> None:
         while True:
-            sender, trap, ack, addr = await self._queue.get()
-            self.store(sender, trap, ack, addr)
+            sender, trap, ack, addr, again = await self._queue.get()
+            if again:
+                self.acknowledge_again(sender, ack, addr)
+            else:
+                self.store(sender, trap, ack, addr)
             await asyncio.sleep(0)  # pollers and the publisher get their turn between stores
 
     def store(
@@ -405,15 +470,7 @@ class TrapReceiver(asyncio.DatagramProtocol):
         )
         self._deliver(event)
         self.counters["stored"] += 1
-        if ack is not None and self._transport is not None:
-            try:
-                self._transport.sendto(ack(), addr)
-                self.counters["informs_acknowledged"] += 1
-            except ValueError as exc:  # stored all the same: the sender tries again, counted once
-                self.counters["ack_failed"] += 1
-                self._warn.warning(
-                    "ack", "inform not acknowledged device=%s detail=%s", sender.device, exc
-                )
+        self._acknowledge(sender, ack, addr)
         log.info(
             "trap device=%s trap=%s severity=%s alarm=%s clears=%s",
             sender.device,
@@ -430,6 +487,35 @@ class TrapReceiver(asyncio.DatagramProtocol):
             else:
                 self.counters["polls_skipped"] += 1
         return event
+
+    def acknowledge_again(
+        self, sender: _Sender, ack: Callable[[], bytes] | None, addr: tuple[str, int]
+    ) -> None:
+        """An inform that came again (its first is stored: the queue is in order): answered,
+        so its sender stops retrying, and counted, but no new event."""
+        self.counters["duplicate_inform"] += 1
+        self._warn.warning(
+            f"again:{sender.device}",
+            "inform received again (a retry or a replay), acknowledged, not stored again "
+            "device=%s duplicate_inform_total=%d",
+            sender.device,
+            self.counters["duplicate_inform"],
+        )
+        self._acknowledge(sender, ack, addr)
+
+    def _acknowledge(
+        self, sender: _Sender, ack: Callable[[], bytes] | None, addr: tuple[str, int]
+    ) -> None:
+        if ack is None or self._transport is None:
+            return
+        try:
+            self._transport.sendto(ack(), addr)
+            self.counters["informs_acknowledged"] += 1
+        except ValueError as exc:  # stored all the same: the sender tries again, counted once
+            self.counters["ack_failed"] += 1
+            self._warn.warning(
+                "ack", "inform not acknowledged device=%s detail=%s", sender.device, exc
+            )
 
     def _next_seq(self, key: str) -> int:
         assert self.outbox is not None

@@ -173,11 +173,15 @@ class _Carrier(AbstractTransportDispatcher):  # type: ignore[misc]
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """A v3 trap or inform that passed USM; `ack` builds an inform's Response (None: a trap)."""
+    """A v3 trap or inform that passed USM; `ack` builds an inform's Response (None: a trap).
+    `context_engine`: its contextEngineID, the sending engine's own (net-snmp's snmpinform
+    sets it so) even for an inform, whose msgAuthoritativeEngineID is ours: with `user` it says
+    whose request-id an inform's is (the receiver's retransmission check)."""
 
     trap: Trap
     user: str
     ack: Callable[[], bytes] | None
+    context_engine: bytes = b""
 
 
 class UsmReceiver:
@@ -383,7 +387,7 @@ class UsmReceiver:
                     raise ValueError(f"no response to the inform: {exc}") from None
                 return bytes(msg)
 
-        return Received(trap, name, ack)
+        return Received(trap, name, ack, bytes(ctx_engine))
 
     def _register_sender(
         self, device: str, engine_id: bytes, creds: Credentials

@@ -209,6 +209,10 @@ class Status(msgspec.Struct, frozen=True, omit_defaults=True):
     # Published, unconfirmed sample sets the outbox budget removed (perhaps stored, perhaps
     # not: never counted as dropped; docs/delivery.md "Budget"). Persisted, like dropped_total.
     forgotten_total: int = 0
+    # Items the broker answered with PUBACK 16 "no matching subscribers" (no collector session:
+    # thrown away there, kept in the outbox and sent again), since the agent started. 0 from
+    # agents older than this field.
+    unrouted_total: int = 0
     # The trap receiver's running counters since the agent started (docs/traps.md: received,
     # stored, unknown_source, suppressed, auth_failure, ...): the drops that no event carries.
     # {} from agents without a receiver or older than this field.
