@@ -3,9 +3,10 @@
 Validating the YAML file (pydantic, with every error's file:line) loads about 10 MiB that a
 running agent would keep for as long as it runs and never use again: pydantic-core's library
 pages, its schema machinery, the models of the config and of 41 profiles, PyYAML
-(docs/performance.md, Footprint). So `run` starts `python -m agent.runtime CONFIG`, which
-validates exactly as `check-config` does and writes the plain objects of agent.config (or the
-list of errors) to its stdout, a pipe; the agent unpickles them and never imports pydantic.
+(docs/performance.md, Footprint). So `run` starts `python -I -c ... CONFIG` (main() below, on
+this process's sys.path), which validates exactly as `check-config` does and writes the plain
+objects of agent.config (or the list of errors) to its stdout, a pipe; the agent unpickles them
+and never imports pydantic.
 
 Secrets (communities, v3 keys, the MQTT password) are read by the validating process from their
 files or the environment, as before, and travel in that pipe only: never through a file or the
@@ -22,13 +23,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import agent
 from agent.config import AgentConfig
 from pantau.errors import ConfigError
 
-_ROOT = str(Path(agent.__file__).resolve().parent.parent)
-"""Where the `agent` package is imported from: the validating process imports the same one."""
 _SYSTEMD = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+_CHILD = (
+    "import sys; sys.path[:] = {path!r}\n"
+    "from agent.runtime import main; sys.exit(main(sys.argv[1:]))"
+)
+"""The validating process imports from exactly this process's path, nothing else: isolated
+(-I: no PYTHON* variables, no user site, and above all not the working directory, which
+`python -m` would put first, so that a `yaml.py` or an `agent/` of another version wherever
+`run` was started from would run there and be trusted here)."""
 
 
 class ValidatorFailed(RuntimeError):
@@ -40,9 +46,8 @@ def load_validated(path: Path) -> AgentConfig:
     """The config at `path`, validated in a process of its own: the plain AgentConfig, or
     ConfigError with every problem (the same lines `check-config` prints)."""
     env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
     done = subprocess.run(
-        [sys.executable, "-m", "agent.runtime", str(path)],
+        [sys.executable, "-I", "-c", _CHILD.format(path=sys.path), str(path)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         env=env,

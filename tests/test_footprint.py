@@ -228,3 +228,33 @@ def test_run_stops_when_its_validating_process_gives_no_answer(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("refused: validating ") and "exit status 1" in out.stdout
     assert "broken install" in out.stderr  # the validating process's traceback is shown
+
+
+def test_the_validating_process_imports_what_the_agent_imports_not_the_working_directory(
+    tmp_path,
+):
+    """`python -m` would put the working directory first on the validating process's path: a
+    `yaml.py` (or `agent/`, `pydantic.py`) wherever `run` is started from — a source checkout
+    of another version, /tmp — would run in it, and the agent would trust what it pickled. It
+    imports from exactly the agent's own path; `-P` starts the agent as its console script
+    does, without the working directory on its path."""
+    config = _config(tmp_path, ping=False)
+    config.write_text(config.read_text() + "unknown_key: 1\n")
+    hijack = "import sys; sys.stderr.write('imported from the working directory\\n'); sys.exit(3)\n"
+    for name in ("yaml.py", "pydantic.py"):
+        (tmp_path / name).write_text(hijack)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-P", "-m", "agent.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
+        )
+
+    checked, ran = cli("check-config", "-c", config.name), cli("run", "-c", config.name)
+    assert "working directory" not in checked.stderr + ran.stderr
+    assert checked.returncode == ran.returncode == 2, ran.stderr
+    assert ran.stderr == checked.stderr and "unknown_key" in ran.stderr
