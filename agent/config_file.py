@@ -583,13 +583,13 @@ def plain_traps(traps: TrapsConfig) -> TrapsSettings:
     return TrapsSettings(
         listen=traps.listen,
         accept_unknown=traps.accept_unknown,
-        communities=list(traps.communities),
+        communities=tuple(traps.communities),
         rate=traps.rate,
         burst=traps.burst,
         poll_min_interval=traps.poll_min_interval,
         max_datagram=traps.max_datagram,
         queue=traps.queue,
-        users=[plain_snmp(u) for u in traps.users],
+        users=tuple(plain_snmp(u) for u in traps.users),
         engine_id=traps.engine_id,
     )
 

@@ -37,22 +37,34 @@ _CHILD = (
 `run` was started from would run there and be trusted here)."""
 
 
+VALIDATE_TIMEOUT = 300.0
+"""Seconds the validating process may take (3,000 devices take ~2 s here): a secret "file"
+that is a FIFO nobody writes, or a hung NFS mount, must end in a clear failure (exit 1,
+systemd restarts), not in an agent that never starts and a child left behind."""
+
+
 class ValidatorFailed(RuntimeError):
     """The validating process ended without an answer (a bug there: its traceback is on
     stderr), or with one this process cannot read."""
 
 
-def load_validated(path: Path) -> AgentConfig:
+def load_validated(path: Path, timeout: float = VALIDATE_TIMEOUT) -> AgentConfig:
     """The config at `path`, validated in a process of its own: the plain AgentConfig, or
     ConfigError with every problem (the same lines `check-config` prints)."""
     env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD}
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", _CHILD.format(path=sys.path), str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        env=env,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", _CHILD.format(path=sys.path), str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            env=env,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:  # run() has killed it
+        raise ValidatorFailed(
+            f"validating {path} took longer than {timeout:.0f} s (a secret file that blocks?)"
+        ) from None
     if done.returncode != 0:
         raise ValidatorFailed(f"validating {path} failed (exit status {done.returncode})")
     try:
@@ -71,15 +83,23 @@ def main(argv: list[str]) -> int:
     """The validating process: one config path in, one pickled answer out on stdout."""
     from agent.config import load_agent_config
 
-    out = sys.stdout.buffer
-    sys.stdout = sys.stderr  # whatever else prints must not corrupt the answer
+    if os.isatty(1):
+        print(
+            "agent.runtime writes a pickle (secrets included) for pantau-agent run", file=sys.stderr
+        )
+        return 2
+    # The answer goes to a duplicate of fd 1; fd 1 itself (and sys.stdout) now lead to stderr,
+    # so that nothing else written there, by Python or by a library's C code, can corrupt it.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     answer: tuple[str, object]
     try:
         answer = ("ok", load_agent_config(Path(argv[0])))
     except ConfigError as exc:
         answer = ("invalid", exc.errors)
     out.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
-    out.flush()
+    out.close()
     return 0
 
 

@@ -107,13 +107,13 @@ class TrapsSettings:
 
     listen: str
     accept_unknown: bool
-    communities: list[str]
+    communities: tuple[str, ...]
     rate: float
     burst: int
     poll_min_interval: float
     max_datagram: int
     queue: int
-    users: list[SnmpSettings]
+    users: tuple[SnmpSettings, ...]
     engine_id: str | None
 
     @property

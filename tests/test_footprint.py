@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -258,3 +259,64 @@ def test_the_validating_process_imports_what_the_agent_imports_not_the_working_d
     assert "working directory" not in checked.stderr + ran.stderr
     assert checked.returncode == ran.returncode == 2, ran.stderr
     assert ran.stderr == checked.stderr and "unknown_key" in ran.stderr
+
+
+def test_a_validation_that_blocks_is_a_failed_start_not_a_hang(tmp_path):
+    """A community "file" that is a FIFO nobody writes blocks the validating process in
+    open(): `run` gives up after its timeout with a reason, and the child is gone."""
+    from agent.runtime import ValidatorFailed, load_validated
+
+    config = _config(tmp_path, ping=False)
+    fifo = tmp_path / "community"
+    os.mkfifo(fifo, 0o600)
+    text = config.read_text()
+    config.write_text(text.replace("community: uhp", f"community_file: {fifo}", 1))
+    assert f"community_file: {fifo}" in config.read_text()
+    with pytest.raises(ValidatorFailed, match=r"took longer than 2 s"):
+        load_validated(config, timeout=2.0)
+    left = subprocess.run(["pgrep", "-f", "from agent.runtime import main"], capture_output=True)
+    assert left.returncode == 1, left.stdout  # no validating process left behind
+
+
+def test_the_answer_survives_output_written_to_fd_1_and_is_refused_to_a_terminal(tmp_path):
+    """The pickle goes to a duplicate of fd 1; fd 1 itself is stderr by then, so a library
+    writing there (C code, not sys.stdout) cannot corrupt it; and run by hand at a terminal,
+    the validating process refuses rather than printing the secrets."""
+    config = _config(tmp_path, ping=False)
+    code = (
+        "import os, sys, pickle\n"
+        "import agent.config_file as cf\n"
+        "real = cf.load_agent_config\n"
+        "def noisy(path):\n"
+        "    os.write(1, b'noise from C code\\n')\n"
+        "    return real(path)\n"
+        "import agent.config\n"
+        "agent.config.load_agent_config = noisy\n"
+        "from agent.runtime import main\n"
+        f"sys.exit(main([{str(config)!r}]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    kind, cfg = pickle.loads(out.stdout)
+    assert kind == "ok" and isinstance(cfg, AgentConfig)
+    assert b"noise from C code" in out.stderr
+    # at a terminal: refused (a pty stands in for one)
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its stdout is the pty
+        os.chdir(REPO)
+        child = f"import sys; from agent.runtime import main; sys.exit(main([{str(config)!r}]))"
+        os.execv(sys.executable, [sys.executable, "-c", child])
+    chunks = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks += data
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 2
+    assert b"writes a pickle" in chunks
