@@ -108,8 +108,7 @@ def test_alerts_paging_counts_what_alertmanager_pages(tmp_path: Path):
         *series,
         alert("SiteOffline", "s1", "critical", cause="pop", root="false"),
         alert("SiteOffline", "s2", "critical", cause="pop", root="false"),
-        'ALERTS{alertname="UpstreamRecovering", alertstate="firing", severity="info", '
-        'cause="pop"}',
+        'ALERTS{alertname="UpstreamRecovering", alertstate="firing", severity="info", cause="pop"}',
     ]
     promtool_expect(tmp_path, [(s, "1x5") for s in recovering], expr, [("{}", 4.0)])
     # and it is the shipped inhibit rules that decide: each one is in the expression
