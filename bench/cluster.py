@@ -17,6 +17,17 @@ the slower `pantau.unrouted` path once, see collector/amqp_intake.py). Six parti
 All of it shares this machine's cores: with 3 broker nodes, VictoriaMetrics, the publishers
 and up to 3 collectors on 2 cores, the figures show where the bottleneck is on one machine, not
 what 3 machines would carry. Run: `.venv/bin/python bench/cluster.py` (`--quick`: small).
+Per setup it prints the broker nodes' CPU together, the busiest node's, and the cluster's CPU
+per sample set (the figures docs/scaling.md sizes the broker machines with).
+
+Why test publishers and not real agents: the bench looks for the collectors' and the broker's
+ceiling (~1,000 sample sets/s and more). A real agent sends at its polling rate (each sample set
+an SNMP walk of a device, here of snmpsim on the same two cores) and one agent process with 50
+devices takes ~33 MiB: reaching the ceiling would take hundreds of agents on this machine, whose
+SNMP polling would measure snmpsim, not the path under test. The publishers send exactly the
+agent's messages (pantau.wire encoding, MQTT QoS 1, the agent's topics); what real agents add
+(outbox, broker.hosts failover, end-to-end acknowledgements) is what tests/test_cluster_agents.py
+checks on the same cluster, where rates do not matter.
 """
 
 from __future__ import annotations
@@ -143,6 +154,10 @@ def run(
         "messages_per_s": plan.messages / seconds,
         "collector_cores": sum(cpu1[0]) / seconds - sum(cpu0[0]) / seconds,
         "broker_cores": sum(cpu1[1]) / seconds - sum(cpu0[1]) / seconds,
+        # the busiest node (a quorum queue's leader works more than its followers): what one
+        # broker machine must carry
+        "node_cores_max": max(b - a for a, b in zip(cpu0[1], cpu1[1], strict=True)) / seconds,
+        "broker_ms_per_msg": (sum(cpu1[1]) - sum(cpu0[1])) * 1000 / plan.messages,
         "machine_busy": (busy1[0] - busy0[0]) / (busy1[1] - busy0[1]),
     }
 
@@ -256,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'setup':34} {'samples/s':>10} {'msgs/s':>8} {'collector cores':>16} "
-        f"{'broker cores':>13} {'machine busy':>13}"
+        f"{'broker cores':>13} {'machine busy':>13} {'busiest node':>15} {'broker ms/msg':>12}"
     )
     for label in dict.fromkeys(r["setup"] for r in rows):
         mine = [r for r in rows if r["setup"] == label]
@@ -264,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{label:34} {med['samples_per_s']:10.0f} {med['messages_per_s']:8.0f} "
             f"{med['collector_cores']:16.2f} {med['broker_cores']:13.2f} "
-            f"{med['machine_busy']:13.0%}"
+            f"{med['machine_busy']:13.0%} {med['node_cores_max']:15.2f} "
+            f"{med['broker_ms_per_msg']:12.3f}"
         )
     return 0
 

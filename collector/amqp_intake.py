@@ -14,6 +14,9 @@ collectors subscribe, one reads a partition at a time, so a site's whole stream 
 heartbeat, sample sets, gap records) reaches one collector and sequence accounting stays exact.
 When that collector dies, its unacknowledged messages return to the queue and the next subscriber
 takes over. A message is acknowledged only after the pipeline says its points are in InfluxDB.
+A collector that stops reading a partition (connection or channel closed, consumer cancelled)
+hands its sites out of its current state (`on_released`); one that starts reading a partition
+takes them back with their sequence accounting restarted (`on_acquired`).
 
 Why sites are bound one by one and not through the consistent-hash exchange: that exchange
 hashes the whole routing key, so a device's gap records, its sample sets and its site's status
@@ -107,7 +110,12 @@ class AmqpIntake:
         # Called (AMQP thread) when this collector starts reading a partition on a connection,
         # with which sites are in it: their sequence accounting restarts (State), because
         # another collector may have read them meanwhile.
-        self.on_acquired: Callable[[Callable[[str], bool]], object] | None = None
+        self.on_acquired: Callable[[int, Callable[[str], bool]], object] | None = None
+        # Called (AMQP thread) when this collector stops reading a partition (its connection
+        # or channel closed, or the broker cancelled its consumer): the next subscriber reads
+        # it now, so its sites leave this collector's current state (State.release_sites,
+        # which returns them).
+        self.on_released: Callable[[int, Callable[[str], bool]], list[str]] | None = None
 
     # -- the surface the service uses ------------------------------------------------------
     def start(self) -> None:
@@ -190,6 +198,8 @@ class AmqpIntake:
                 log.warning("AMQP connection failed: %s", exc)
             finally:
                 self.subscribed.clear()
+                for name in sorted(self.reading):
+                    self._release(name, "connection closed")
                 self.consuming.clear()
                 self.reading.clear()
                 self._queues.clear()
@@ -210,6 +220,7 @@ class AmqpIntake:
         ch = conn.channel()
         self._declare(ch)
         ch.basic_qos(prefetch_count=self.cfg.prefetch)
+        ch.add_on_cancel_callback(self._on_cancel)
         confirm = conn.channel()
         confirm.confirm_delivery()
         self.epoch += 1
@@ -272,9 +283,37 @@ class AmqpIntake:
             log.info("reading queue=%s (this collector is its active consumer)", queue_name)
             if self.on_acquired is not None and queue_name.startswith(PARTITION_PREFIX):
                 part = int(queue_name.removeprefix(PARTITION_PREFIX))
-                n = self.cfg.partitions
-                self.on_acquired(lambda site: partition_of(site, n) == part)
+                self.on_acquired(part, self._sites_of(part))
         self.inbox.put(Inbound(topic_of(method.routing_key), body, method.delivery_tag, 1, epoch))
+
+    def _sites_of(self, part: int) -> Callable[[str], bool]:
+        n = self.cfg.partitions
+        return lambda site: partition_of(site, n) == part
+
+    def _on_cancel(self, frame: Any) -> None:
+        """The broker cancelled a consumer (its queue deleted or unavailable): not ours now."""
+        name = self._queues.pop(frame.method.consumer_tag, None)
+        log.warning("consumer cancelled by the broker queue=%s", name or "?")
+        if name is not None:
+            self._release(name, "consumer cancelled by the broker")
+            self.consuming.discard(name)
+
+    def _release(self, name: str, why: str) -> None:
+        """This collector no longer reads queue `name`: its sites leave current state."""
+        if name not in self.reading:
+            return
+        self.reading.discard(name)
+        if self.on_released is None or not name.startswith(PARTITION_PREFIX):
+            return
+        part = int(name.removeprefix(PARTITION_PREFIX))
+        gone = self.on_released(part, self._sites_of(part))
+        log.info(
+            "stopped reading queue=%s (%s): %d sites left this collector's current state: %s",
+            name,
+            why,
+            len(gone),
+            " ".join(gone[:20]) + (" …" if len(gone) > 20 else ""),
+        )
 
     def _on_unrouted(
         self,

@@ -52,7 +52,8 @@ class Collector:
             else Intake(cfg.mqtt, self.inbox)
         )
         if isinstance(self.intake, AmqpIntake):
-            self.intake.on_acquired = self.state.restart_sequences
+            self.intake.on_acquired = self.state.acquire_sites
+            self.intake.on_released = self.state.release_sites
         self.sink = InfluxSink(cfg.influx)
         # End-to-end acknowledgements to the sites (docs/delivery.md); off: agents fall back
         # to the broker's PUBACK.

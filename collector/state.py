@@ -162,12 +162,17 @@ class State:
         # Decommissioned by forget_site, newest last (at most max_sites): sample sets and gap
         # records still in flight do not bring such a site back; its next status does.
         self._forgotten: dict[str, None] = {}
+        # Shares of the sites another collector reads now (broker: amqp, release_sites): their
+        # messages still in this collector's pipeline do not bring them back.
+        self._released: dict[object, Callable[[str], bool]] = {}
 
     def _site(self, name: str) -> SiteState | None:
         site = self._sites.get(name)
         if site is None:
             if name in self.decommissioned or name in self._forgotten:
                 return None  # decommissioned: left out of current state
+            if any(released(name) for released in self._released.values()):
+                return None  # another collector's now
             if len(self._sites) >= self.max_sites:
                 self.sites_cut += 1
                 return None
@@ -269,6 +274,8 @@ class State:
         with self._lock:
             site = self._sites.get(site_name)
             hb = site.last_online if site is not None else None
+            if hb is None and any(released(site_name) for released in self._released.values()):
+                return  # in flight when its share went to another collector, which reads it
             if hb is None:
                 raise Rejected("unknown_site", f"names from {site_name!r} before its status")
             devices = hb.devices
@@ -297,6 +304,28 @@ class State:
         ):
             return SILENT, site.heard
         return "", 0.0
+
+    def release_sites(self, share: object, sites: Callable[[str], bool]) -> list[str]:
+        """Another collector reads the sites `sites` picks now (this one lost their partition,
+        `share`, with its broker connection): they leave this collector's current state, which
+        would otherwise show them online, as last seen, until `silent_after`. Their messages
+        still in this collector's pipeline are ignored by state (they are written, and the
+        broker delivers them again to the new reader) until `acquire_sites(share, …)`. Their
+        loss counters go with them: the new reader counts from there. Returns the sites."""
+        with self._lock:
+            self._released[share] = sites
+            gone = [name for name in self._sites if sites(name)]
+            for name in gone:
+                del self._sites[name]
+        return gone
+
+    def acquire_sites(self, share: object, sites: Callable[[str], bool]) -> int:
+        """This collector reads the share `share` (the sites `sites` picks) again, or for the
+        first time: state follows them again, their sequence accounting restarted
+        (restart_sequences). Returns how many devices restarted."""
+        with self._lock:
+            self._released.pop(share, None)
+        return self.restart_sequences(sites)
 
     def restart_sequences(self, sites: Callable[[str], bool]) -> int:
         """The sites `sites` picks are read by this collector again after another collector

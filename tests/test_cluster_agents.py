@@ -166,7 +166,8 @@ def test_a_topic_the_broker_refuses_is_counted_deferred_and_does_not_wedge_the_o
 
 # -- real agents on the three-node cluster --------------------------------------------------
 
-CLUSTER_SITES = ["cl-1", "cl-2", "cl-3"]  # partitions 3, 0 or 1, 2 of 4: both collectors read
+CLUSTER_SITES = ["cl-1", "cl-2", "cl-3"]  # partitions 3, 0, 2 of 4: each collector reads one
+PARTITIONS_WITH_SITES = {0, 2, 3}
 
 
 class OnlineWatch(threading.Thread):
@@ -240,9 +241,13 @@ def test_real_agents_lose_nothing_when_a_node_and_a_collector_die(tmp_path: Path
         VictoriaMetrics(tmp_path / "vm") as victoria,  # no dedup: every write is counted
     ):
         n1, n2, n3 = cluster.nodes
-        c1 = Collector(tmp_path, 1, [n3.amqp_port, n1.amqp_port, n2.amqp_port], victoria.url)
-        c2 = Collector(tmp_path, 2, [n1.amqp_port, n2.amqp_port, n3.amqp_port], victoria.url)
-        collectors = [c1, c2]
+        # the issue's 2–3 collectors: three, each with one site's partition at home (cl-2,
+        # cl-3, cl-1); collector-1 on node 3, the node killed below
+        amqp = [n.amqp_port for n in (n3, n1, n2, n3, n1)]
+        c1 = Collector(tmp_path, 1, amqp[0:3], victoria.url, home=[0, 1])
+        c2 = Collector(tmp_path, 2, amqp[1:4], victoria.url, home=[2])
+        c3 = Collector(tmp_path, 3, amqp[2:5], victoria.url, home=[3])
+        collectors = [c1, c2, c3]
         ports = cluster.mqtt_ports
         agents = []
         for i, site in enumerate(CLUSTER_SITES):  # site i connects to node i first
@@ -293,8 +298,24 @@ def test_real_agents_lose_nothing_when_a_node_and_a_collector_die(tmp_path: Path
             time.sleep(3)
             watch.start()
             t_start = time.monotonic()
+            # each collector reads its home partition with a site, waiting on the others
+            assert [reading(c) for c in collectors] == [{0}, {2}, {3}], [
+                readyz(c) for c in collectors
+            ]
+            procs.wait_until(lambda: "cl-2" in site_online_of(c1), 10, "cl-2 on collector-1")
 
             n3.kill()  # cl-3's node, collector-1's node
+            # collector-1 loses its connection, so partition 0: cl-2 leaves its current state
+            # at once (another collector reads it now; no stale "online" until silent_after)
+            released = (
+                "stopped reading queue=pantau.part.0 (connection closed): 1 sites left this "
+                "collector's current state: cl-2"
+            )
+            procs.wait_until(lambda: released in c1.proc.log(), 20, "collector-1 released cl-2")
+            assert "cl-2" not in site_online_of(c1)
+            procs.wait_until(
+                lambda: any("cl-2" in site_online_of(c) for c in (c2, c3)), 20, "cl-2 read again"
+            )
             t_node = time.monotonic()
             procs.wait_until(
                 lambda: agents[2].log().count("connected to broker") >= 2,
@@ -309,15 +330,17 @@ def test_real_agents_lose_nothing_when_a_node_and_a_collector_die(tmp_path: Path
             victim = reader(collectors)
             victim.proc.kill()
             t_collector = time.monotonic()
-            survivor = next(c for c in collectors if c is not victim)
-            # it says which partitions it holds: every one with a site (partition 1 has none)
+            survivors = [c for c in collectors if c is not victim]
+            # they say which partitions they hold: between them every one with a site, each
+            # read by one (partition 1 has no site: waiting everywhere)
             procs.wait_until(
-                lambda: "partitions reading: 0 2 3; waiting: 1)" in readyz(survivor),
+                lambda: set().union(*map(reading, survivors)) == PARTITIONS_WITH_SITES,
                 20,
-                "the survivor reading every partition with a site",
+                "the survivors reading every partition with a site",
             )
-            held = partition_gauge(survivor)
-            assert held == {"0": 1.0, "1": 0.0, "2": 1.0, "3": 1.0}, held
+            held = [partition_gauge(c) for c in survivors]
+            for p in "0123":
+                assert sum(h[p] for h in held) == (p != "1"), held
             time.sleep(2)
             victim.start()
             time.sleep(8)
@@ -374,14 +397,20 @@ def test_real_agents_lose_nothing_when_a_node_and_a_collector_die(tmp_path: Path
                 f"+{t_collector - t_start:.1f}s)"
             )
             assert unseen < 10.0, unseen
-            # the agents say goodbye on stop: offline on a collector that reads them
+            # the agents say goodbye on stop: offline on the collector that reads them, and
+            # on that one only (the others released the site when they lost its partition)
             procs.wait_until(
                 lambda: all(
-                    any(site_online_of(c).get(s) == 0 for c in collectors) for s in CLUSTER_SITES
+                    [site_online_of(c).get(s) for c in collectors].count(0.0) == 1
+                    for s in CLUSTER_SITES
                 ),
                 20,
                 "every stopped site offline",
             )
+            shown = {
+                s: [c.name for c in collectors if s in site_online_of(c)] for s in CLUSTER_SITES
+            }
+            assert all(len(names) == 1 for names in shown.values()), shown
             assert sum("next_host=" in a.log() for a in agents) >= 1  # someone moved on
         finally:
             for c in collectors:
@@ -398,6 +427,13 @@ def site_online_of(c) -> dict[str, float]:
 
 def readyz(c) -> str:
     return procs.http_get(f"http://127.0.0.1:{c.http}/readyz", 2)[1]
+
+
+def reading(c) -> set[int]:
+    """The partitions /readyz says the collector reads ("partitions reading: 0 2; …")."""
+    _, found, rest = readyz(c).partition("partitions reading: ")
+    text = rest.split(";", 1)[0]
+    return set() if not found or text == "none" else {int(p) for p in text.split()}
 
 
 def partition_gauge(c) -> dict[str, float]:

@@ -179,7 +179,14 @@ class Site(threading.Thread):
 
 
 class Collector:
-    def __init__(self, tmp: Path, n: int, amqp_ports: list[int], victoria: str) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        n: int,
+        amqp_ports: list[int],
+        victoria: str,
+        home: list[int] | None = None,
+    ) -> None:
         self.name = f"collector-{n}"
         self.http = free_port()
         cfg = procs.collector_config(
@@ -191,7 +198,7 @@ class Collector:
             amqp={
                 "hosts": [f"127.0.0.1:{p}" for p in amqp_ports],
                 "partitions": 4,
-                "home": [0, 1] if n == 1 else [2, 3],
+                "home": home if home is not None else [0, 1] if n == 1 else [2, 3],
                 "standby_delay": 5,
                 "reconnect_min": 0.2,
                 "reconnect_max": 2,
