@@ -17,7 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devstack import procs
-from devstack.servers import Mosquitto, free_port
+from devstack.servers import Mosquitto, free_port, tcp_port_open, wait_for
 from pantau.wire import SampleSet, encode_sample_set
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -105,6 +105,10 @@ class SecureBroker:
 
     def __enter__(self) -> SecureBroker:
         self.server.start()
+        # Mosquitto is "ready" when its plain listener answers; the TLS listeners (loading
+        # certificates and the CRL) may be bound a moment later on a loaded machine.
+        for port in (self.tls_port, self.cert_port):
+            wait_for(lambda p=port: tcp_port_open(p), 10, f"mosquitto TLS listener {port}")
         return self
 
     def __exit__(self, *exc: object) -> None:
