@@ -19,7 +19,7 @@ What was seen on this machine (2 cores, shared): the first node starts alone, th
 told by `cluster_formation.classic_config` to join it at their first boot and start together;
 the three serve about 27 s after the start. A node killed with SIGKILL comes back with its data
 in about 5 s and rejoins on its own. `rabbitmqctl` costs 1–2 s of Erlang start-up per call, so
-the readiness check is the node's MQTT and AMQP ports (the MQTT listener opens after the core,
+the readiness check is the node's MQTT (and MQTT TLS, with `tls`) and AMQP ports (the MQTT listener opens after the core,
 the plugins and the cluster join). After a SIGKILL the script this module started is reaped at
 once but beam.smp, its child, lets go of its ports a moment later (and, orphaned, stays a
 zombie where PID 1 does not reap): kill() waits for the ports to close. The consistent-hash
@@ -40,6 +40,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -67,6 +68,16 @@ def _epmd() -> str:
             raise RuntimeError("epmd not found; install it: apt-get install erlang-base")
         found = str(lib[-1])
     return found
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for the nodes' MQTT TLS listener (ssl_options.*): the CA that signed the
+    certificate, the certificate (its names are what agents check) and its key."""
+
+    ca: Path
+    cert: Path
+    key: Path
 
 
 _LIVE: set[RabbitCluster] = set()
@@ -131,6 +142,9 @@ class RabbitNode:
         self.amqp_port = listen_port()
         self.mqtt_port = listen_port()
         self.dist_port = listen_port()
+        # MQTT over TLS (the agents' listener in deploy/rabbitmq/rabbitmq.conf), when the
+        # cluster was given a certificate
+        self.mqtts_port = listen_port() if cluster.tls is not None else None
         self.log_path = self.dir / "stdout.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -161,6 +175,16 @@ class RabbitNode:
     def _prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         seed = self.cluster.nodes[0].name
+        tls = ""
+        if self.cluster.tls is not None:
+            tls = (
+                f"mqtt.listeners.ssl.default = {HOST}:{self.mqtts_port}\n"
+                f"ssl_options.cacertfile = {self.cluster.tls.ca}\n"
+                f"ssl_options.certfile = {self.cluster.tls.cert}\n"
+                f"ssl_options.keyfile = {self.cluster.tls.key}\n"
+                "ssl_options.verify = verify_none\n"
+                "ssl_options.fail_if_no_peer_cert = false\n"
+            )
         (self.dir / "rabbitmq.conf").write_text(
             f"""\
 # written by devstack/rabbitmq.py
@@ -176,7 +200,7 @@ cluster_formation.classic_config.nodes.1 = {seed}
 # behaviour under test
 disk_free_limit.absolute = 1MB
 vm_memory_high_watermark.relative = 0.9
-{self.cluster.extra_conf}
+{tls}{self.cluster.extra_conf}
 """
         )
         (self.dir / "advanced.config").write_text("[].\n")
@@ -202,7 +226,11 @@ vm_memory_high_watermark.relative = 0.9
         return self
 
     def ready(self) -> bool:
-        return tcp_port_open(self.mqtt_port) and tcp_port_open(self.amqp_port)
+        return (
+            tcp_port_open(self.mqtt_port)
+            and tcp_port_open(self.amqp_port)
+            and (self.mqtts_port is None or tcp_port_open(self.mqtts_port))
+        )
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
@@ -237,6 +265,7 @@ vm_memory_high_watermark.relative = 0.9
         while (
             tcp_port_open(self.mqtt_port)
             or tcp_port_open(self.amqp_port)
+            or (self.mqtts_port is not None and tcp_port_open(self.mqtts_port))
             or self.name.split("@")[0] in self.cluster.epmd_names()
             or not _bindable(self.dist_port)
         ):
@@ -292,12 +321,15 @@ vm_memory_high_watermark.relative = 0.9
 class RabbitCluster:
     """N RabbitMQ nodes clustered on loopback, with their own epmd and Erlang cookie."""
 
-    def __init__(self, workdir: Path, size: int = 3, extra_conf: str = "") -> None:
+    def __init__(
+        self, workdir: Path, size: int = 3, extra_conf: str = "", tls: TlsFiles | None = None
+    ) -> None:
         if size < 1:
             raise ValueError("a cluster has at least one node")
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.extra_conf = extra_conf
+        self.tls = tls
         self.epmd_port = listen_port()
         self._epmd: subprocess.Popen[bytes] | None = None
         self.nodes: list[RabbitNode] = []
@@ -387,6 +419,11 @@ class RabbitCluster:
     @property
     def mqtt_ports(self) -> list[int]:
         return [n.mqtt_port for n in self.nodes]
+
+    @property
+    def mqtts_ports(self) -> list[int]:
+        """The nodes' MQTT TLS ports (a cluster started with `tls`)."""
+        return [n.mqtts_port for n in self.nodes if n.mqtts_port is not None]
 
     @property
     def amqp_ports(self) -> list[int]:
