@@ -10,8 +10,6 @@ a server name (the MQTT listener needs one, and JetStream). All nodes list all r
 from __future__ import annotations
 
 import atexit
-import contextlib
-import os
 import signal
 import subprocess
 import time
@@ -20,7 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from devstack.rabbitmq import listen_port
-from devstack.servers import HOST, tcp_port_open
+from devstack.servers import HOST, signal_group, tcp_port_open
 
 BINARY = "/usr/sbin/nats-server"
 
@@ -121,9 +119,7 @@ cluster {{ name: pantau, listen: {HOST}:{self.route_port}, routes: [{routes}] }}
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
         proc.wait(timeout=20)
         self._proc = None
 

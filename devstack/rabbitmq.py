@@ -45,7 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from devstack.servers import HOST, tcp_port_open
+from devstack.servers import HOST, signal_group, tcp_port_open
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 EPMD = "/usr/bin/epmd"
@@ -88,12 +88,6 @@ def _kill_leftovers() -> None:
     """A test that crashed past its fixture leaves no node behind (as devstack/servers.py)."""
     for cluster in list(_LIVE):
         cluster.close()
-
-
-def _kill_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
 
 
 _TAKEN: set[int] = set()
@@ -250,7 +244,7 @@ vm_memory_high_watermark.relative = 0.9
         proc = self._proc
         if proc is None:
             return
-        _kill_group(proc, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
         proc.wait(timeout=20)
         self._proc = None
         self._wait_ports_closed()
@@ -278,11 +272,11 @@ vm_memory_high_watermark.relative = 0.9
         proc = self._proc
         if proc is None:
             return
-        _kill_group(proc, signal.SIGTERM)
+        signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc, signal.SIGKILL)
+            signal_group(proc, signal.SIGKILL)
             proc.wait(timeout=20)
         self._proc = None
         self._wait_ports_closed()
@@ -435,7 +429,7 @@ class RabbitCluster:
         for node in self.nodes:
             node.kill()
         if self._epmd is not None:
-            _kill_group(self._epmd, signal.SIGKILL)
+            signal_group(self._epmd, signal.SIGKILL)
             self._epmd.wait(timeout=10)
             self._epmd = None
 

@@ -200,7 +200,8 @@ def _find_binary(path: str | Path, package: str) -> str:
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal a server's whole process group (it was started as its own session leader)."""
     # Only while the leader is unreaped: its PID (== PGID) cannot have been reused yet.
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -210,7 +211,7 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 @atexit.register
 def _kill_leftovers() -> None:
     for proc in list(_LIVE.values()):
-        _signal_group(proc, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
     _LIVE.clear()
@@ -303,11 +304,11 @@ class _Server:
         proc = self._proc
         if proc is None:
             return
-        _signal_group(proc, signal.SIGTERM)
+        signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
+            signal_group(proc, signal.SIGKILL)
             proc.wait(timeout=10)
         self._forget()
 
@@ -316,7 +317,7 @@ class _Server:
         proc = self._proc
         if proc is None:
             return
-        _signal_group(proc, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
         proc.wait(timeout=10)
         self._forget()
 
