@@ -152,6 +152,15 @@ class Inventory(StrictModel):
     def link(self, name: str) -> LinkEntry | None:
         return self._links.get(name)
 
+    def links_ending_at(self, site: str | None, device: str | None) -> tuple[str, ...]:
+        """The links one of whose ends is this device at this site: what work on the device
+        takes down (maintenance silences, availability's cut-off sites), in inventory order."""
+        return tuple(
+            k.name
+            for k in self.links
+            if any(e.site == site and e.device == device for e in (k.a, k.b))
+        )
+
     def site_sla(self, name: str) -> float | None:
         """The site's target in percent: its own, else the default, else None (no target)."""
         site = self.site(name)

@@ -126,11 +126,7 @@ def cut_off(window: Window, inventory: Inventory) -> tuple[tuple[str, ...], tupl
     if window.scope == "link":
         cuts: tuple[str, ...] = (window.link,) if inventory.link(window.link) else ()
     elif window.scope == "device":
-        cuts = tuple(
-            k.name
-            for k in inventory.links
-            if any(e.site == window.site and e.device == window.device for e in (k.a, k.b))
-        )
+        cuts = inventory.links_ending_at(window.site, window.device)
     else:
         cuts = ()
     if not cuts:

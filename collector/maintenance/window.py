@@ -55,6 +55,8 @@ class Inventory(Protocol):
 
     def link(self, name: str) -> Any: ...
 
+    def links_ending_at(self, site: str | None, device: str | None) -> tuple[str, ...]: ...
+
 
 Matchers = list[tuple[str, str]]
 
@@ -338,13 +340,7 @@ def parse_request(
     behind: tuple[str, ...] = ()
     if inventory is not None:
         if device is not None:
-            cuts = tuple(
-                sorted(
-                    k.name
-                    for k in inventory.links
-                    if any(e.site == site and e.device == device for e in (k.a, k.b))
-                )
-            )
+            cuts = tuple(sorted(inventory.links_ending_at(site, device)))
         behind = tuple(sorted(s.name for s in inventory.sites if s.upstream in cuts))
     return Window(
         id=new_id(taken),
