@@ -36,7 +36,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from devstack.prometheus import (
     shortened_rules,
 )
 from devstack.servers import Mosquitto, SnmpSim, VictoriaMetrics, free_port
+from tests.support.webhook import Webhook, matches
 
 pytestmark = pytest.mark.servers
 
@@ -123,67 +123,6 @@ class UdpCut:
                     peer.send(data)
                 else:  # snmpsim's answer back to the agent
                     self.sock.sendto(data, key.data)
-
-
-class Webhook:
-    """An HTTP receiver recording each Alertmanager notification with its arrival time."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        received, lock = self.received, self.lock
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with lock:
-                    received.append(
-                        {"at": time.time(), "path": self.path, "body": json.loads(body)}
-                    )
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Webhook:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def notifications(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.received)
-
-    def wait(self, what: str, timeout: float, **match: str) -> tuple[dict[str, Any], dict]:
-        """The first notification (and alert in it) holding an alert whose status and labels
-        match `match` (status=..., alertname=..., ...)."""
-        found: list[tuple[dict[str, Any], dict]] = []
-
-        def seen() -> bool:
-            for n in self.notifications():
-                for alert in n["body"]["alerts"]:
-                    if _matches(alert, match):
-                        found.append((n, alert))
-                        return True
-            return False
-
-        procs.wait_until(seen, timeout, what)
-        return found[0]
-
-
-def _matches(alert: dict[str, Any], match: dict[str, str]) -> bool:
-    return all(
-        (alert["status"] if k == "status" else alert["labels"].get(k)) == v
-        for k, v in match.items()
-    )
 
 
 def _ts(rfc3339: str) -> float:
@@ -326,7 +265,7 @@ def test_second_critical_pages_within_a_minute_of_its_for(stack) -> None:
     ghost_pages = [
         n
         for n in hook.notifications()
-        if any(_matches(a, {"device": "ghost", "status": "firing"}) for a in n["body"]["alerts"])
+        if any(matches(a, {"device": "ghost", "status": "firing"}) for a in n["body"]["alerts"])
     ]
     assert len(ghost_pages) == 1
 

@@ -44,7 +44,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +72,7 @@ from pantau.wire import (
     metrics_topic,
     status_topic,
 )
+from tests.support import webhook
 
 pytestmark = pytest.mark.servers
 
@@ -235,58 +235,18 @@ class Sites:
 # the receiver
 
 
-class Webhook:
-    """An HTTP receiver recording each Alertmanager notification (path and body)."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        received, lock = self.received, self.lock
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with lock:
-                    received.append(
-                        {"at": time.time(), "path": self.path, "body": json.loads(body)}
-                    )
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Webhook:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+class Webhook(webhook.Webhook):
+    """The shared receiver, plus the pages (noc-pager) among its notifications."""
 
     def pages(self, since: int = 0) -> list[tuple[str, list[dict[str, str]]]]:
         """(status, [labels of each alert]) of every page (noc-pager) from notification
         `since` on."""
-        with self.lock:
-            got = list(self.received[since:])
+        got = self.notifications()[since:]
         return [
             (n["body"]["status"], [a["labels"] for a in n["body"]["alerts"]])
             for n in got
             if n["path"] == "/pantau/page"
         ]
-
-    def dump(self, path: Path) -> None:
-        """Every notification, for the post-mortem of a failed assertion."""
-        with self.lock:
-            path.write_text(json.dumps(self.received, indent=1))
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.received)
 
 
 # ---------------------------------------------------------------------------------------------
